@@ -1,0 +1,28 @@
+"""Packaging: `kernels/` ships as `steerfast.kernels` and `csrc/` as package data.
+
+The C++ ops are compiled just in time (torch.utils.cpp_extension.load with ninja, cached),
+so installing never builds against torch and never needs a second torch in an isolated
+build environment.
+"""
+from setuptools import setup
+
+setup(
+    packages=[
+        "steerfast",
+        "steerfast.ops",
+        "steerfast.runtime",
+        "steerfast.recipes",
+        "steerfast.data",
+        "steerfast.kernels",
+        "steerfast.csrc",
+    ],
+    package_dir={
+        "steerfast": "steerfast",
+        "steerfast.kernels": "kernels",
+        "steerfast.csrc": "csrc",
+    },
+    package_data={
+        "steerfast.data": ["*.jsonl"],
+        "steerfast.csrc": ["*.cpp", "*.h"],
+    },
+)

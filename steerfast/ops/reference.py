@@ -1,0 +1,74 @@
+"""Torch reference of the steering ops: the test oracle and the fallback backend.
+
+Shapes (the whole contract; the C++ and Triton kernels implement exactly this):
+    y, x    (N, D) activation rows, fp32 / fp16 / bf16, contiguous
+    slots   (N,)   int32 or int64: the table entry of each row, -1 = row untouched
+    mask    (E, D) fp32 scale mask, delta (E,) fp32 strength   -- both given or both None
+    bias    (E, D) fp32 additive vector, coef (E,) fp32 strength -- both given or both None
+Arithmetic in fp32, the result stored in the activation's dtype.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+def steer_rows_ref_(
+    y: Tensor,
+    slots: Tensor,
+    mask: Optional[Tensor],
+    delta: Optional[Tensor],
+    bias: Optional[Tensor],
+    coef: Optional[Tensor],
+) -> Tensor:
+    """Scale and shift selected rows of ``y`` in place.
+
+    Semantics:
+        for r in range(N):
+            s = slots[r]
+            if s < 0: continue
+            a = float32(y[r])
+            if mask is not None: a = a * (1 + delta[s] * mask[s])
+            if bias is not None: a = a + coef[s] * bias[s]
+            y[r] = a.to(y.dtype)
+    """
+    sel = (slots >= 0).unsqueeze(1)
+    idx = slots.clamp(min=0).long()
+    a = y.float()
+    if mask is not None:
+        a = a * (1.0 + delta[idx].unsqueeze(1) * mask[idx])
+    if bias is not None:
+        a = a + coef[idx].unsqueeze(1) * bias[idx]
+    y.copy_(torch.where(sel, a.to(y.dtype), y))
+    return y
+
+
+def steer_linear_ref(
+    x: Tensor,
+    weight: Tensor,
+    lin_bias: Optional[Tensor],
+    slots: Tensor,
+    in_mask: Optional[Tensor],
+    in_delta: Optional[Tensor],
+    out_mask: Optional[Tensor],
+    out_delta: Optional[Tensor],
+    out_bias: Optional[Tensor],
+    out_coef: Optional[Tensor],
+) -> Tensor:
+    """Prologue scale, linear, epilogue scale/shift in one call; ``x`` is not modified.
+
+    Semantics:
+        x' = x.clone(); steer_rows_(x', slots, in_mask, in_delta, None, None)
+        y  = x' @ weight.T + lin_bias
+        steer_rows_(y, slots, out_mask, out_delta, out_bias, out_coef)
+        return y
+    """
+    xs = x
+    if in_mask is not None:
+        xs = steer_rows_ref_(x.clone(), slots, in_mask, in_delta, None, None)
+    y = torch.nn.functional.linear(xs, weight, lin_bias)
+    if out_mask is not None or out_bias is not None:
+        steer_rows_ref_(y, slots, out_mask, out_delta, out_bias, out_coef)
+    return y

@@ -1,0 +1,4 @@
+from .actadd import actadd
+from .caa import caa
+
+__all__ = ["actadd", "caa"]

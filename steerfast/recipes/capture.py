@@ -1,0 +1,75 @@
+"""Reading activations during plain (unsteered) forward passes, for recipes."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterable, Iterator, Sequence
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..adapters import get_adapter
+from ..errors import PlanError
+
+
+@contextmanager
+def residual_input(model: nn.Module, layer: int) -> Iterator[list]:
+    """Collects the residual stream entering `layer` ((B, T, D) per forward) into a list."""
+    adapter = get_adapter(model)
+    n = adapter.num_layers(model)
+    if not 0 <= layer < n:
+        raise PlanError(f"layer {layer} out of range; the model has {n} layers (0..{n - 1})")
+    seen: list[Tensor] = []
+
+    def pre(mod, args, kwargs):
+        hidden = args[0] if args else kwargs["hidden_states"]
+        seen.append(hidden.detach())
+
+    handle = adapter.layer_modules(model)[layer].register_forward_pre_hook(pre, with_kwargs=True)
+    try:
+        yield seen
+    finally:
+        handle.remove()
+
+
+def tokenize_texts(tokenizer, texts: Sequence[str]) -> list[list[int]]:
+    ids = [tokenizer(t, add_special_tokens=True)["input_ids"] for t in texts]
+    for text, row in zip(texts, ids):
+        if not row:
+            raise PlanError(f"text {text!r} tokenizes to nothing")
+    return ids
+
+
+def left_padded(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[Tensor, Tensor, Tensor]:
+    """(input_ids, attention_mask, position_ids), left padded: every row's last token at -1."""
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
+        mask[i, width - len(r):] = 1
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    return ids.to(device), mask.to(device), pos.to(device)
+
+
+def batches(items: Sequence, size: int, desc: str, progress: bool = True) -> Iterable[Sequence]:
+    starts = range(0, len(items), size)
+    for s in tqdm(starts, desc=desc, disable=not progress, leave=False):
+        yield items[s:s + size]
+
+
+@torch.no_grad()
+def last_token_residual(model, tokenizer, texts: Sequence[str], layer: int, batch_size: int = 16,
+                        desc: str = "forward", progress: bool = True) -> Tensor:
+    """(len(texts), D) residual stream entering `layer` at each text's last token (fp32)."""
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    rows = tokenize_texts(tokenizer, texts)
+    out = []
+    with residual_input(model, layer) as seen:
+        for chunk in batches(rows, batch_size, desc, progress):
+            ids, mask, pos = left_padded(chunk, pad, device)
+            seen.clear()
+            model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
+            out.append(seen[0][:, -1].float())
+    return torch.cat(out)

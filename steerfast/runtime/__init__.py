@@ -1,0 +1,3 @@
+from .patch import PatchHandle, patch
+
+__all__ = ["patch", "PatchHandle"]
