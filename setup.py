@@ -12,6 +12,7 @@ setup(
         "steerfast.ops",
         "steerfast.runtime",
         "steerfast.recipes",
+        "steerfast.evaluate",
         "steerfast.data",
         "steerfast.kernels",
         "steerfast.csrc",
