@@ -34,5 +34,5 @@ def wilson_interval(correct: int, total: int, z: float = 1.959964) -> tuple[floa
 
 
 def beats(a: Accuracy, b: Accuracy) -> bool:
-    """a is better than b beyond both 95% intervals (a's lower bound above b's upper bound)."""
-    return a.interval[0] > b.interval[1]
+    """a beats b beyond b's 95% interval: a's accuracy is above the upper bound of b's."""
+    return a.value > b.interval[1]
