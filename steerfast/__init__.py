@@ -2,8 +2,8 @@
 from .errors import ModelNotFoundError, PlanError, SteeringError, UnsupportedModelError
 from .hooks import apply_hooks
 from .plan import Intervention, SteeringPlan
-from .runtime import PatchHandle, patch
+from .runtime import PatchHandle, SteeringBank, patch
 
 __version__ = "0.1.0"
-__all__ = ["patch", "PatchHandle", "apply_hooks", "SteeringPlan", "Intervention", "SteeringError",
+__all__ = ["patch", "PatchHandle", "SteeringBank", "apply_hooks", "SteeringPlan", "Intervention", "SteeringError",
            "PlanError", "UnsupportedModelError", "ModelNotFoundError"]

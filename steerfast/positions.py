@@ -42,19 +42,18 @@ class CallInfo:
     """Row geometry of one forward call of the decoder stack.
 
     mask: (B, past + T) attention mask of the whole sequence so far (1 = real token).
-    prompt_len: padded prompt length P (columns < P are prompt, >= P generated).
+    prompt_len: 0-dim tensor, padded prompt length P (columns < P are prompt, >= P generated).
     prompt_real: (B,) number of real prompt tokens per row.
     """
     batch: int
     past: int
     length: int
     mask: Tensor
-    prompt_len: int
+    prompt_len: Tensor
     prompt_real: Tensor
 
-    def select(self, policy: str) -> tuple[Tensor, Tensor]:
-        """(selected (B, T) bool, entry offset (B, T) long) for a policy string."""
-        name, n = parse_policy(policy)
+    def masks(self) -> dict[str, Tensor]:
+        """Base (B, T) masks of this call, shared by every policy, plus the real position."""
         T, past = self.length, self.past
         mask = self.mask.bool()
         cur = mask[:, past:past + T]
@@ -63,56 +62,63 @@ class CallInfo:
         in_prompt = col < self.prompt_len
         prompt_last = cur & in_prompt & (real_pos == (self.prompt_real - 1).unsqueeze(1))
         generated = cur & ~in_prompt
-        zero = torch.zeros_like(real_pos)
-        if name == "prefix":
-            return cur & in_prompt & (real_pos < n), real_pos.clamp(min=0)
-        if name == "prompt_last":
-            sel = prompt_last
-        elif name == "last":
-            sel = prompt_last | (generated & (col == past + T - 1))
-        elif name == "from_prompt_end":
-            sel = prompt_last | generated
-        else:
-            sel = cur
-        return sel, zero
+        return {
+            "prefix": cur & in_prompt,          # further limited to real_pos < n
+            "prompt_last": prompt_last,
+            "last": prompt_last | (generated & (col == past + T - 1)),
+            "from_prompt_end": prompt_last | generated,
+            "all": cur,
+            "real_pos": real_pos.clamp(min=0),
+        }
 
-    def row_entries(self, policy: str) -> Tensor:
-        """(B*T,) int32 table entry per row of the flattened activation; -1 = untouched."""
-        sel, offset = self.select(policy)
-        return torch.where(sel, offset, -1).reshape(-1).to(torch.int32)
+    def select(self, policy: str) -> tuple[Tensor, Tensor]:
+        """(selected (B, T) bool, entry offset (B, T) long) for a policy string."""
+        name, n = parse_policy(policy)
+        m = self.masks()
+        if name == "prefix":
+            return m["prefix"] & (m["real_pos"] < n), m["real_pos"]
+        return m[name], torch.zeros_like(m["real_pos"])
 
 
 class CallTracker:
     """Turns the arguments of each decoder-stack forward into a CallInfo.
 
     A call with no past is a prompt (prefill); the tracker remembers its length so later
-    calls (decode steps with a KV cache) know which columns are generated.
+    calls (decode steps with a KV cache) know which columns are generated. Plain attribute
+    reads only, so it traces under torch.compile.
     """
 
     def __init__(self, forward_fn):
-        self._sig = inspect.signature(forward_fn)
-        self.prompt_len = 0
+        self._names = [n for n, p in inspect.signature(forward_fn).parameters.items()
+                       if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        self.prompt_len: Optional[Tensor] = None
         self.prompt_real: Optional[Tensor] = None
         self.info: Optional[CallInfo] = None
 
+    def _arg(self, args, kwargs, name):
+        if name in kwargs:
+            return kwargs[name]
+        if name in self._names:
+            i = self._names.index(name)
+            if i < len(args):
+                return args[i]
+        return None
+
     def begin(self, args, kwargs) -> CallInfo:
-        bound = self._sig.bind_partial(*args, **kwargs).arguments
-        extra = bound.get("kwargs", {})
-        get = lambda k: bound.get(k, extra.get(k))  # noqa: E731
-        ids, embeds = get("input_ids"), get("inputs_embeds")
-        ref = ids if ids is not None else embeds
+        ids = self._arg(args, kwargs, "input_ids")
+        ref = ids if ids is not None else self._arg(args, kwargs, "inputs_embeds")
         if ref is None:
             raise PlanError("steered forward needs input_ids or inputs_embeds")
         B, T = ref.shape[0], ref.shape[1]
-        mask = get("attention_mask")
+        mask = self._arg(args, kwargs, "attention_mask")
         if mask is not None and mask.dim() == 2:
             past = mask.shape[1] - T
         else:
-            cache = get("past_key_values")
-            past = int(cache.get_seq_length()) if cache is not None else 0
+            cache = self._arg(args, kwargs, "past_key_values")
+            past = cache.get_seq_length() if cache is not None else 0
             mask = torch.ones(B, past + T, dtype=torch.long, device=ref.device)
         if past == 0 or self.prompt_real is None or self.prompt_real.shape[0] != B:
-            self.prompt_len = T
+            self.prompt_len = torch.full((), T, dtype=torch.long, device=ref.device)
             self.prompt_real = mask[:, :T].long().sum(1)
         self.info = CallInfo(B, past, T, mask, self.prompt_len, self.prompt_real)
         return self.info

@@ -1,3 +1,4 @@
+from .bank import SteeringBank
 from .patch import PatchHandle, patch
 
-__all__ = ["patch", "PatchHandle"]
+__all__ = ["patch", "PatchHandle", "SteeringBank"]

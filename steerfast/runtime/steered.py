@@ -1,9 +1,12 @@
 """The steered forwards that replace `forward` on patched modules.
 
-They only look up the row -> entry maps computed once per call (SteeringState) and call
-the ops; no position logic and no per-layer Python beyond a dict lookup.
+They read the row maps computed once per call (SteeringState) and call the ops; no
+position logic, no per-layer Python beyond a list lookup.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -11,42 +14,54 @@ from torch import Tensor, nn
 
 from .. import ops
 from ..errors import SteeringError
-from .tables import Application, ModuleTables
+
+
+@dataclass
+class SideTables:
+    """One lane's tables at one side of a module: (S*E, D) and (S*E,) fp32, None if unused."""
+    mask: Optional[Tensor]
+    delta: Optional[Tensor]
+    bias: Optional[Tensor]
+    coef: Optional[Tensor]
+
+
+@dataclass
+class ModuleTables:
+    """Per lane (index = lane), None where no loaded slot steers that side in that lane."""
+    inputs: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
 
 
 class SteeringState:
-    """Row -> entry maps ((B*T,) int32, -1 = untouched) of the current forward call, per policy."""
+    """Row maps ((B*T,) int32 per lane, -1 = untouched) of the current forward call."""
 
     def __init__(self):
-        self.slots: dict[str, Tensor] = {}
+        self.maps: list[Tensor] = []
 
-    def rows(self, policy: str, n_rows: int) -> Tensor:
-        slots = self.slots.get(policy)
-        if slots is None or slots.shape[0] != n_rows:
-            raise SteeringError(
-                "a steered module was called outside a forward of the patched model "
-                f"(expected row map for {policy!r} with {n_rows} rows)")
-        return slots
+    def lane(self, index: int, n_rows: int) -> Tensor:
+        if index >= len(self.maps) or self.maps[index].shape[0] != n_rows:
+            raise SteeringError("a steered module was called outside a forward of the patched "
+                                f"model (no row map for lane {index} with {n_rows} rows)")
+        return self.maps[index]
 
 
-def _apply(state: SteeringState, y2: Tensor, apps: list[Application]) -> None:
-    for app in apps:
-        ops.steer_rows_(y2, state.rows(app.policy, y2.shape[0]), *app.args())
+def _apply(state: SteeringState, rows: Tensor, lanes: list) -> None:
+    for index, t in enumerate(lanes):
+        if t is not None:
+            ops.steer_rows_(rows, state.lane(index, rows.shape[0]), t.mask, t.delta, t.bias, t.coef)
 
 
 def steered_linear_forward(module: nn.Linear, state: SteeringState, tables: ModuleTables):
-    weight_holder = module
-
     def forward(x: Tensor) -> Tensor:
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
         if tables.inputs:
-            # the projection's input is a temporary of the HF block; edit it in place unless
-            # autograd may still need the unedited value
+            # the projection's input is a temporary of the HF block: edit it in place unless
+            # autograd may still need the unedited value or reshape did not give a view
             if torch.is_grad_enabled() or not x2.is_contiguous() or x2.data_ptr() != x.data_ptr():
                 x2 = x2.contiguous().clone()
             _apply(state, x2, tables.inputs)
-        y = F.linear(x2, weight_holder.weight, weight_holder.bias)
+        y = F.linear(x2, module.weight, module.bias)
         _apply(state, y, tables.outputs)
         return y.view(*lead, y.shape[-1])
 
@@ -58,8 +73,7 @@ def steered_embedding_forward(module: nn.Embedding, state: SteeringState, tables
 
     def forward(input_ids: Tensor) -> Tensor:
         y = original(module, input_ids)
-        y2 = y.view(-1, y.shape[-1])
-        _apply(state, y2, tables.outputs)
+        _apply(state, y.view(-1, y.shape[-1]), tables.outputs)
         return y
 
     return forward
