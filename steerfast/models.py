@@ -128,4 +128,19 @@ def tiny_model(arch: str = "llama", seed: int = 0, dtype=torch.float32, **overri
     return model
 
 
-__all__ = ["load", "tiny_model", "DEFAULT_MODEL", "cache_dir"]
+
+
+def tiny_tokenizer():
+    """A character-level tokenizer whose ids fit the tiny models' vocabulary (128)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = [chr(c) for c in range(32, 127)]                      # printable ASCII
+    vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, **{c: i + 3 for i, c in enumerate(chars)}}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
+    core.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>",
+                                   bos_token="<bos>")
+
+
+__all__ = ["load", "tiny_model", "tiny_tokenizer", "DEFAULT_MODEL", "cache_dir"]

@@ -100,7 +100,15 @@ class SteeringPlan:
 
     def with_strength(self, strength: float) -> "SteeringPlan":
         """A copy with every intervention's strength set to `strength` (tensors shared)."""
-        ivs = [Intervention(iv.layer, iv.site, iv.kind, iv.tensor, iv.positions, strength)
+        return self._replace(strength=strength)
+
+    def with_positions(self, positions: str) -> "SteeringPlan":
+        """A copy with every intervention steering at `positions` (tensor rows must fit)."""
+        return self._replace(positions=positions)
+
+    def _replace(self, **change) -> "SteeringPlan":
+        ivs = [Intervention(iv.layer, iv.site, iv.kind, iv.tensor,
+                            change.get("positions", iv.positions), change.get("strength", iv.strength))
                for iv in self.interventions]
         return SteeringPlan(ivs, self.method, dict(self.model), dict(self.meta))
 

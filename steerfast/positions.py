@@ -94,6 +94,7 @@ class CallTracker:
         self.prompt_len: Optional[Tensor] = None
         self.prompt_real: Optional[Tensor] = None
         self.info: Optional[CallInfo] = None
+        self.seen = 0
 
     def _arg(self, args, kwargs, name):
         if name in kwargs:
@@ -116,7 +117,18 @@ class CallTracker:
         else:
             cache = self._arg(args, kwargs, "past_key_values")
             past = cache.get_seq_length() if cache is not None else 0
-            mask = torch.ones(B, past + T, dtype=torch.long, device=ref.device)
+            if isinstance(past, Tensor):
+                # an initialised static cache counts its tokens on the device: reading that
+                # would sync, so continue our own count (a fresh cache reports a plain 0)
+                past = self.seen
+            if mask is not None and mask.dim() == 4:
+                # HF hands static-cache calls a 4D (B, 1, T, K) mask: the call's last query
+                # sees every real token so far, which recovers the 2D padding mask
+                last = mask[:, 0, -1, :past + T]
+                mask = last if last.dtype == torch.bool else last == 0
+            else:
+                mask = torch.ones(B, past + T, dtype=torch.long, device=ref.device)
+        self.seen = past + T
         if past == 0 or self.prompt_real is None or self.prompt_real.shape[0] != B:
             self.prompt_len = torch.full((), T, dtype=torch.long, device=ref.device)
             self.prompt_real = mask[:, :T].long().sum(1)

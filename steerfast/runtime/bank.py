@@ -54,6 +54,7 @@ class SteeringBank:
         self.lane_n = torch.zeros((0, slots), dtype=torch.long, device=self.device)
         self._row_slot: Optional[Tensor] = None     # None = every row uses slot 0
         self._uniform = False
+        self.single_plan = False           # set by patch(): one plan on every row
         self.active = True
 
         base = model.get_submodule(self.adapter.base)
@@ -111,6 +112,17 @@ class SteeringBank:
         plan.validate(self.model)
         with self.lock:
             self.plans[slot] = plan
+            self._rebuild()
+
+    def load_all(self, plans: dict) -> None:
+        """Several slots at once ({slot: plan or None}), one rebuild."""
+        for slot, plan in plans.items():
+            self._check_slot(slot)
+            if plan is not None:
+                plan.validate(self.model)
+        with self.lock:
+            for slot, plan in plans.items():
+                self.plans[slot] = plan
             self._rebuild()
 
     def unload(self, slot: int) -> None:

@@ -55,4 +55,5 @@ def patch(model: nn.Module, plan: SteeringPlan) -> PatchHandle:
         bank.revert()
         raise
     bank.assign_all(0)
+    bank.single_plan = True
     return PatchHandle(bank, plan)

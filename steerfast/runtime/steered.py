@@ -57,9 +57,9 @@ def steered_linear_forward(module: nn.Linear, state: SteeringState, tables: Modu
         x2 = x.reshape(-1, x.shape[-1])
         if tables.inputs:
             # the projection's input is a temporary of the HF block: edit it in place unless
-            # autograd may still need the unedited value or reshape did not give a view
-            if torch.is_grad_enabled() or not x2.is_contiguous() or x2.data_ptr() != x.data_ptr():
-                x2 = x2.contiguous().clone()
+            # autograd may still need the unedited value (a contiguous x reshapes to a view)
+            if torch.is_grad_enabled() or not x.is_contiguous():
+                x2 = x2.clone(memory_format=torch.contiguous_format)
             _apply(state, x2, tables.inputs)
         y = F.linear(x2, module.weight, module.bias)
         _apply(state, y, tables.outputs)
