@@ -1,41 +1,70 @@
 """The ops seam: every steered forward calls these; they dispatch to a backend.
 
-Backends: "fused" (torch.ops.steerfast.*: C++ on CPU, Triton on CUDA) and "reference"
-(steerfast.ops.reference). `set_backend` switches for comparison; "auto" picks fused when
-the compiled ops are available.
+Backends: "fused" (torch.ops.steerfast.*: C++ on CPU, Triton on CUDA, the reference on other
+devices) and "reference" (steerfast.ops.reference, plain torch). `set_backend` switches for
+comparison; "auto" (the default) picks fused when the compiled ops are available.
+
+The backend is a module-level flag read at call time, so under torch.compile it is a guarded
+constant: switching it recompiles, changing slot or strength tensor values never does.
 """
 from __future__ import annotations
 
 from typing import Optional
 
+import torch
 from torch import Tensor
 
-from . import reference
+from . import library, reference
 
-_BACKEND = "reference"
+_ROWS = torch.ops.steerfast.steer_rows_.default
+_LINEAR = torch.ops.steerfast.steer_linear.default
+
+_REQUESTED = "auto"
+_FUSED = False
+
+
+def _fused_possible() -> bool:
+    return library.fused_available() or library.triton_available()
 
 
 def set_backend(name: str) -> None:
-    global _BACKEND
+    global _REQUESTED, _FUSED
     if name not in ("reference", "fused", "auto"):
         raise ValueError(f"unknown ops backend {name!r}; choose 'reference', 'fused' or 'auto'")
-    if name == "fused":
-        raise RuntimeError("the fused ops are not available in this build")
-    _BACKEND = "reference"
+    if name == "fused" and not _fused_possible():
+        raise RuntimeError(
+            f"the fused ops are not available in this build: {library.fallback_reason()}")
+    _REQUESTED = name
+    _FUSED = name == "fused" or (name == "auto" and _fused_possible())
 
 
 def get_backend() -> str:
-    return _BACKEND
+    """The resolved backend: "fused" or "reference"."""
+    return "fused" if _FUSED else "reference"
+
+
+# the compiled kernels take these activation dtypes; anything else (e.g. an fp64 model used
+# for exact comparisons) runs the reference, decided on the dtype alone (no tensor values)
+FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
 def steer_rows_(y: Tensor, slots: Tensor, mask: Optional[Tensor], delta: Optional[Tensor],
                 bias: Optional[Tensor], coef: Optional[Tensor]) -> None:
-    reference.steer_rows_ref_(y, slots, mask, delta, bias, coef)
+    if _FUSED and y.dtype in FUSED_DTYPES:
+        _ROWS(y, slots, mask, delta, bias, coef)
+    else:
+        reference.steer_rows_ref_(y, slots, mask, delta, bias, coef)
 
 
 def steer_linear(x: Tensor, weight: Tensor, lin_bias: Optional[Tensor], slots: Tensor,
                  in_mask: Optional[Tensor], in_delta: Optional[Tensor], out_mask: Optional[Tensor],
                  out_delta: Optional[Tensor], out_bias: Optional[Tensor],
                  out_coef: Optional[Tensor]) -> Tensor:
+    if _FUSED and x.dtype in FUSED_DTYPES:
+        return _LINEAR(x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta,
+                       out_bias, out_coef)
     return reference.steer_linear_ref(x, weight, lin_bias, slots, in_mask, in_delta,
                                       out_mask, out_delta, out_bias, out_coef)
+
+
+set_backend("auto")
