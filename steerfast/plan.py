@@ -122,10 +122,10 @@ class SteeringPlan:
         """Raise PlanError if the plan does not fit `model`; touches nothing."""
         adapter = get_adapter(model)
         cfg = model.config
-        for key in ("model_type", "hidden_size", "num_hidden_layers"):
+        for key in ("hidden_size", "num_hidden_layers"):   # model_type may differ (same shapes)
             want = self.model.get(key)
             have = getattr(cfg, key, None)
-            if want is not None and key != "model_type" and want != have:
+            if want is not None and want != have:
                 raise PlanError(f"plan was made for {key}={want}, the model has {key}={have}")
         n_layers = adapter.num_layers(model)
         for i, iv in enumerate(self.interventions):
