@@ -13,6 +13,7 @@ setup(
         "steerfast.runtime",
         "steerfast.recipes",
         "steerfast.evaluate",
+        "steerfast.bench",
         "steerfast.data",
         "steerfast.kernels",
         "steerfast.csrc",

@@ -13,11 +13,16 @@ def main(argv=None) -> int:
     demo.add_argument("--prompts", type=int, default=4)
     demo.add_argument("--tokens", type=int, default=32)
     demo.add_argument("--rounds", type=int, default=5)
+    from . import bench_cli
+
+    bench_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run_demo
 
         run_demo(args.model, args.prompts, args.tokens, args.rounds)
+    elif args.command == "bench":
+        return bench_cli.run(args)
     return 0
 
 

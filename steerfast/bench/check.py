@@ -1,0 +1,73 @@
+"""`steerfast bench --check`: compare a results dict with the committed thresholds.
+
+Rules (thresholds in benchmarks/thresholds.json):
+1. decode_b1_all_layers: in every eager decode group at batch 1, for each listed site config
+   (all layers steered) and kind (fused), kind[s] / unsteered (median of per-round paired
+   ratios) must not exceed
+   max_ratio. A missing or failed cell there is a violation too (nothing to vouch for).
+2. fused_vs_hooks: in every group, for each site config with both cells present,
+   fused[s] / hooks[s] - 1 (median of per-round paired ratios) must not exceed
+   noise_factor x the group's noise (the spread of its repeated unsteered rounds: the A/A
+   pair unsteered#2 / unsteered, measured in the same run).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+DEFAULT_THRESHOLDS = Path(__file__).resolve().parents[2] / "benchmarks" / "thresholds.json"
+
+
+def load_thresholds(path=None) -> dict:
+    p = Path(path) if path else DEFAULT_THRESHOLDS
+    return json.loads(p.read_text())
+
+
+def check(results: dict, thresholds: dict) -> list[str]:
+    """Violations, one line each; empty when every threshold holds."""
+    bad: list[str] = []
+    rule = thresholds.get("decode_b1_all_layers")
+    if rule:
+        limit = float(rule["max_ratio"])
+        seen = False
+        for g in results.get("groups", []):
+            if g.get("phase") != "decode" or g.get("batch") != 1 or g.get("engine", "eager") != "eager":
+                continue
+            for kind in rule.get("kinds", ["fused"]):
+                for s in rule.get("sites", ["all-add"]):
+                    name = f"{kind}[{s}]"
+                    row = g.get("variants", {}).get(name)
+                    if row is None:
+                        continue
+                    seen = True
+                    if row.get("status") != "ok" or "ratio" not in row:
+                        bad.append(f"{g['id']} {name}: {row.get('status')} ({row.get('reason', '')}) "
+                                   f"-- the decode batch-1 all-layers threshold cannot be checked")
+                    elif row["ratio"] > limit:
+                        bad.append(f"{g['id']} {name}: steered/unsteered = {row['ratio']:.4f} "
+                                   f"> {limit} (decode, batch 1, all layers)")
+        if not seen:
+            bad.append("no decode batch-1 all-layers fused cell in the results: "
+                       "the 1.03 threshold cannot be checked")
+    rule = thresholds.get("fused_vs_hooks")
+    if rule:
+        factor = float(rule.get("noise_factor", 1.0))
+        for g in results.get("groups", []):
+            noise = g.get("noise")
+            if noise is None or noise != noise:  # NaN: no unsteered pair
+                continue
+            for name, row in g.get("variants", {}).items():
+                if row.get("kind") not in rule.get("kinds", ["fused"]) or row.get("status") != "ok":
+                    continue
+                hooks = g["variants"].get(f"hooks[{row.get('sites')}]")
+                if not hooks or hooks.get("status") != "ok" or "median" not in hooks:
+                    continue
+                vs = row.get("ratio_vs_hooks")
+                excess = (vs if vs is not None else row["median"] / hooks["median"]) - 1.0
+                if excess > factor * noise:
+                    bad.append(f"{g['id']} {name}: fused/hooks = {1 + excess:.4f}, slower than hooks "
+                               f"by {100 * excess:.1f}% > noise {100 * factor * noise:.1f}%")
+    return bad
+
+
+__all__ = ["check", "load_thresholds", "DEFAULT_THRESHOLDS"]
