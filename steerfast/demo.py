@@ -5,13 +5,14 @@ import textwrap
 
 import torch
 
-from . import apply_hooks, patch
+from . import apply_hooks, ops, patch
 from .data import neutral_prompts, sentiment_pairs
 from .models import load
 from .recipes import actadd, caa
 from .timing import interleaved
 
-DEMO_LAYER = 8
+ACTADD_LAYER, ACTADD_COEFF = 6, 5.0     # the settings tests/test_default_model.py checks with VADER
+CAA_LAYER, CAA_COEFF = 10, 12.0
 
 
 def _generate(model, tok, prompts, max_new_tokens, min_new_tokens=0):
@@ -31,10 +32,11 @@ def run_demo(model_name: str = "smollm2-135m-instruct", n_prompts: int = 4, max_
              rounds: int = 5, width: int = 38) -> dict:
     model, tok = load(model_name)
     tok.padding_side = "left"
-    love = actadd(model, tok, "Love", "Hate", DEMO_LAYER, coeff=5.0)
-    sentiment = caa(model, tok, sentiment_pairs(), DEMO_LAYER, coeff=4.0)
-    plans = {"ActAdd Love-Hate c=+5": love, "CAA sentiment c=+4": sentiment,
-             "CAA sentiment c=-4": sentiment.with_strength(-4.0)}
+    love = actadd(model, tok, "Love", "Hate", ACTADD_LAYER, coeff=ACTADD_COEFF)
+    sentiment = caa(model, tok, sentiment_pairs(), CAA_LAYER, coeff=CAA_COEFF)
+    plans = {f"ActAdd Love-Hate c=+{ACTADD_COEFF:g}": love,
+             f"CAA sentiment c=+{CAA_COEFF:g}": sentiment,
+             f"CAA sentiment c=-{CAA_COEFF:g}": sentiment.with_strength(-CAA_COEFF)}
     prompts = neutral_prompts()[:n_prompts]
     columns = {"unsteered": _generate(model, tok, prompts, max_new_tokens)}
     for name, plan in plans.items():
@@ -55,11 +57,13 @@ def run_demo(model_name: str = "smollm2-135m-instruct", n_prompts: int = 4, max_
             return gen()
 
     times = interleaved({"unsteered": gen, "hooks": hooked,
-                         "patched": lambda: _steered(model, sentiment, gen)}, rounds=rounds)
-    base = times["unsteered"]["median"]
-    print(f"\ndecode latency, batch 1, {max_new_tokens} tokens, CAA at layer {DEMO_LAYER} "
-          f"(median of {rounds} interleaved rounds):")
+                         "patched": lambda: _steered(model, sentiment, gen)},
+                        rounds=rounds, rotate=True, clock="cpu")
+    base_wall, base_cpu = times["unsteered"]["wall"]["median"], times["unsteered"]["cpu"]["median"]
+    print(f"\ndecode latency, batch 1, {max_new_tokens} tokens, CAA at layer {CAA_LAYER}, "
+          f"ops backend {ops.get_backend()} (median of {rounds} interleaved rounds; the ratio uses "
+          "this thread's CPU time, which other processes' load does not inflate):")
     for name, t in times.items():
-        print(f"  {name:<10} {1000 * t['median'] / max_new_tokens:7.2f} ms/token   "
-              f"x{t['median'] / base:.3f} of unsteered")
+        print(f"  {name:<10} {1000 * t['wall']['median'] / max_new_tokens:8.2f} ms/token wall   "
+              f"x{t['wall']['median'] / base_wall:.3f} wall   x{t['cpu']['median'] / base_cpu:.3f} CPU")
     return {"columns": columns, "times": times}

@@ -140,3 +140,34 @@ def test_double_patch_and_unsupported_model():
     gpt2 = tiny_model("gpt2", n_embd=64, n_layer=2, n_head=4, vocab_size=128)
     with pytest.raises(steerfast.UnsupportedModelError, match="supported: llama, mistral, qwen2, qwen3"):
         steerfast.patch(gpt2, plan)
+
+
+@pytest.mark.parametrize("arch", ["llama", "qwen3"])
+def test_decode_logits_equal_hooks_and_use_whole_tensor_ops(arch, monkeypatch):
+    """Decode steps of a one-plan patch run the dense realisations (DESIGN §7): no row op,
+    biases riding the projection; every step's logits still equal the hook oracle."""
+    import steerfast.ops
+    from steerfast.runtime import steered
+
+    model = tiny_model(arch, seed=15)
+    plan = random_plan(model, seed=16)
+    plan = plan + SteeringPlan([
+        Intervention(2, "mlp.neurons", "add", torch.randn(model.config.intermediate_size), "last", 0.5),
+        Intervention(2, "attn.out", "scale", (torch.rand(model.config.hidden_size) > 0.5).float(),
+                     "from_prompt_end", 0.7)])
+    ids, mask, _ = left_pad(ROWS)
+    kw = dict(attention_mask=mask, max_new_tokens=6, min_new_tokens=6, do_sample=False, pad_token_id=0,
+              output_logits=True, return_dict_in_generate=True)
+    calls = []
+    real_op = steered.ops.steer_rows_
+    monkeypatch.setattr(steered.ops, "steer_rows_", lambda y, *a: (calls.append(y.shape[0]), real_op(y, *a)))
+    with torch.no_grad():
+        with steerfast.patch(model, plan):
+            fused = model.generate(ids, **kw)
+        with steerfast.apply_hooks(model, plan):
+            hooked = model.generate(ids, **kw)
+    assert torch.equal(fused.sequences, hooked.sequences)
+    for a, b in zip(fused.logits, hooked.logits):
+        assert (a - b).abs().max().item() <= 1e-5
+    prefill_rows = ids.shape[0] * ids.shape[1]
+    assert calls and all(n == prefill_rows for n in calls), "decode steps must not call the row op"

@@ -17,12 +17,13 @@ from ..adapters import INPUT_SITES, get_adapter
 from ..errors import SteeringError
 from ..plan import SteeringPlan
 from ..positions import CallTracker, parse_policy
-from .compose import compose
+from .compose import compose, dense_affine
 from .rows import POLICY_CODES, row_maps
 from .steered import (ModuleTables, SideTables, SteeringState, steered_embedding_forward,
                       steered_linear_forward)
 
 _HANDLE_ATTR = "_steerfast_handle"
+DENSE_POLICIES = ("last", "from_prompt_end", "all")
 
 
 def _lanes(plan: SteeringPlan) -> list[str]:
@@ -52,8 +53,9 @@ class SteeringBank:
         self.entries = 1
         self.lane_code = torch.full((0, slots), -1, dtype=torch.long, device=self.device)
         self.lane_n = torch.zeros((0, slots), dtype=torch.long, device=self.device)
-        self._row_slot: Optional[Tensor] = None     # None = every row uses slot 0
+        self._row_slot: Optional[Tensor] = None
         self._uniform = False
+        self._uniform_slot = 0
         self.single_plan = False           # set by patch(): one plan on every row
         self.active = True
 
@@ -64,8 +66,11 @@ class SteeringBank:
 
         def stack_forward(*args, **kwargs):
             info = tracker.begin(args, kwargs)
-            bank.state.maps = row_maps(info, bank._slots_for(info.batch), bank.lane_code,
-                                       bank.lane_n, bank.entries)
+            # a decode step (one new, real token per row) of a one-plan bank: whole-tensor ops
+            bank.state.dense = bank._uniform and info.past > 0 and info.length == 1
+            if not bank.state.dense:
+                bank.state.maps = row_maps(info, bank._slots_for(info.batch), bank.lane_code,
+                                           bank.lane_n, bank.entries)
             return base_forward(*args, **kwargs)
 
         self._replace_forward(base, stack_forward)
@@ -88,6 +93,7 @@ class SteeringBank:
         self._check_slot(slot)
         self._uniform_slot = slot
         self._uniform = True
+        self._build_dense()
 
     def _slots_for(self, batch: int) -> Tensor:
         if self._uniform:
@@ -172,6 +178,33 @@ class SteeringBank:
         else:
             self._zero()
         self._fill(groups)
+        self._build_dense()
+
+    def _build_dense(self) -> None:
+        """Decode-phase realisations of the uniform slot's plan (DESIGN §7)."""
+        for mt in self._tables.values():
+            mt.dense_in = mt.dense_out = None
+        plan = self.plans[self._uniform_slot] if self._uniform else None
+        if plan is None:
+            return
+        per_side: dict[tuple, tuple] = {}
+        for lane, policy in enumerate(_lanes(plan)):
+            if parse_policy(policy)[0] not in DENSE_POLICIES:
+                continue        # prefix / prompt_last select no row of a decode step
+            for iv in plan.interventions:
+                if iv.positions == policy:
+                    module = self.adapter.site_module(self.model, iv.layer, iv.site)
+                    side = "in" if iv.site in INPUT_SITES else "out"
+                    per_side.setdefault((id(module), side), (module, {}))[1].setdefault(lane, []).append(iv)
+        for (mid, side), (module, lanes) in per_side.items():
+            dense = dense_affine([compose(ivs) for _, ivs in sorted(lanes.items())], self.device)
+            if side == "in":
+                self._tables[mid].dense_in = dense
+            else:
+                if dense.scale is None and isinstance(module, nn.Linear):
+                    shift = dense.shift.to(module.weight.dtype)
+                    dense.linear_bias = shift if module.bias is None else module.bias + shift
+                self._tables[mid].dense_out = dense
 
     def _allocate(self, lanes, entries, keys) -> None:
         self.entries = entries

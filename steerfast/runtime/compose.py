@@ -48,3 +48,27 @@ def compose(ivs: Sequence[Intervention]) -> Affine:
             g = g + iv.strength * t
     ones = torch.ones(f.shape[0], dtype=torch.float32)
     return Affine((f - 1).float(), ones, g.float(), ones.clone())
+
+
+def dense_affine(parts: Sequence[Affine], device):
+    """Lanes applied one after another on every row, as one (scale, shift) pair of (D,) fp32.
+
+    A single part keeps the ops' own fp32 arithmetic: scale = 1 + delta*mask, shift = coef*bias.
+    """
+    from .steered import Dense
+
+    def one(aff: Affine):
+        scale = None if aff.mask is None else 1.0 + aff.delta[0] * aff.mask[0]
+        shift = None if aff.bias is None else aff.coef[0] * aff.bias[0]
+        return scale, shift
+
+    scale, shift = one(parts[0])
+    for aff in parts[1:]:
+        s2, b2 = one(aff)
+        if s2 is not None:
+            scale = s2 if scale is None else scale * s2
+            shift = None if shift is None else shift * s2
+        if b2 is not None:
+            shift = b2 if shift is None else shift + b2
+    to = lambda t: None if t is None else t.to(device).contiguous()  # noqa: E731
+    return Dense(to(scale), to(shift))

@@ -26,17 +26,42 @@ class SideTables:
 
 
 @dataclass
+class Dense:
+    """The whole-call realisation of one side: x -> x * scale + shift on every row.
+
+    bias_only marks an output side with only a shift, which rides the projection's own
+    bias (`linear_bias`, in the weight's dtype): zero extra ops.
+    """
+    scale: Optional[Tensor]
+    shift: Optional[Tensor]
+    linear_bias: Optional[Tensor] = None
+
+
+@dataclass
 class ModuleTables:
-    """Per lane (index = lane), None where no loaded slot steers that side in that lane."""
+    """Per lane (index = lane), None where no loaded slot steers that side in that lane.
+
+    dense_in / dense_out: the decode-phase realisation when one plan steers every row
+    (see SteeringState.dense); None = that side is untouched in decode.
+    """
     inputs: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
+    dense_in: Optional[Dense] = None
+    dense_out: Optional[Dense] = None
 
 
 class SteeringState:
-    """Row maps ((B*T,) int32 per lane, -1 = untouched) of the current forward call."""
+    """What the steered modules read in the current forward call.
+
+    maps: row maps ((B*T,) int32 per lane, -1 = untouched).
+    dense: True in a decode step (one new token per row, KV cache) of a one-plan patch:
+    every policy then selects either every row or none, so each side is a plain
+    whole-tensor op (or rides the projection's bias) and no row maps are needed.
+    """
 
     def __init__(self):
         self.maps: list[Tensor] = []
+        self.dense = False
 
     def lane(self, index: int, n_rows: int) -> Tensor:
         if index >= len(self.maps) or self.maps[index].shape[0] != n_rows:
@@ -51,8 +76,34 @@ def _apply(state: SteeringState, rows: Tensor, lanes: list) -> None:
             ops.steer_rows_(rows, state.lane(index, rows.shape[0]), t.mask, t.delta, t.bias, t.coef)
 
 
+def _dense_(rows: Tensor, d: Dense) -> Tensor:
+    if d.scale is not None and d.shift is not None:
+        return rows.copy_(torch.addcmul(d.shift, rows, d.scale))
+    if d.scale is not None:
+        return rows.mul_(d.scale)
+    return rows.add_(d.shift)
+
+
+def _dense_linear(module: nn.Linear, tables: ModuleTables, x: Tensor) -> Tensor:
+    lead = x.shape[:-1]
+    x2 = x.reshape(-1, x.shape[-1])
+    if tables.dense_in is not None:
+        if torch.is_grad_enabled() or not x.is_contiguous():
+            x2 = x2.clone(memory_format=torch.contiguous_format)
+        _dense_(x2, tables.dense_in)
+    out = tables.dense_out
+    if out is not None and out.linear_bias is not None:
+        return F.linear(x2, module.weight, out.linear_bias).view(*lead, -1)
+    y = F.linear(x2, module.weight, module.bias)
+    if out is not None:
+        _dense_(y, out)
+    return y.view(*lead, y.shape[-1])
+
+
 def steered_linear_forward(module: nn.Linear, state: SteeringState, tables: ModuleTables):
     def forward(x: Tensor) -> Tensor:
+        if state.dense:
+            return _dense_linear(module, tables, x)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
         if tables.inputs:
@@ -73,7 +124,11 @@ def steered_embedding_forward(module: nn.Embedding, state: SteeringState, tables
 
     def forward(input_ids: Tensor) -> Tensor:
         y = original(module, input_ids)
-        _apply(state, y.view(-1, y.shape[-1]), tables.outputs)
+        if state.dense:
+            if tables.dense_out is not None:
+                _dense_(y.view(-1, y.shape[-1]), tables.dense_out)
+        else:
+            _apply(state, y.view(-1, y.shape[-1]), tables.outputs)
         return y
 
     return forward
