@@ -131,3 +131,22 @@ def test_stream_yields_the_generated_text():
     full = generate(model, tok, ["the cat"], [caa], max_new_tokens=8, do_sample=False)[0]
     assert "".join(pieces).replace(" ", "") == full.replace(" ", "")
     assert len(pieces) >= 2
+
+
+def test_small_batches_run_the_fused_linear(monkeypatch):
+    """Bank decode steps (M <= 8 rows) go through ops.steer_linear and still equal alone-runs."""
+    from steerfast.runtime import steered
+
+    model, tok = tiny_model("llama", seed=26), tiny_tokenizer()
+    caa, actadd, sadi, neurons, laai, _ = _plans(model)
+    steer = [Steer(caa), Steer(sadi), None, Steer(neurons)]
+    calls = []
+    real = steered.ops.steer_linear
+    monkeypatch.setattr(steered.ops, "steer_linear", lambda x, *a: (calls.append(x.shape[0]), real(x, *a))[1])
+    kw = dict(max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    _, batch = generate(model, tok, PROMPTS[:4], steer, return_ids=True, **kw)
+    assert calls and max(calls) <= steered.SMALL_M
+    width = batch.shape[1] - 4
+    for i, s in enumerate(steer):
+        _, alone = generate(model, tok, [PROMPTS[i]], [s], return_ids=True, **kw)
+        assert torch.equal(batch[i, width:], alone[0, -4:])

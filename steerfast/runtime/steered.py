@@ -100,12 +100,28 @@ def _dense_linear(module: nn.Linear, tables: ModuleTables, x: Tensor) -> Tensor:
     return y.view(*lead, y.shape[-1])
 
 
+SMALL_M = 8   # up to this many rows the fused linear (a GEMV-shaped Triton kernel on GPU) runs
+
+
+def _fusable(tables: ModuleTables) -> bool:
+    """One lane, and no additive part on the input side (the fused linear has none)."""
+    lanes = max(len(tables.inputs), len(tables.outputs))
+    return lanes == 1 and (not tables.inputs or tables.inputs[0].bias is None)
+
+
 def steered_linear_forward(module: nn.Linear, state: SteeringState, tables: ModuleTables):
     def forward(x: Tensor) -> Tensor:
         if state.dense:
             return _dense_linear(module, tables, x)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
+        if x2.shape[0] <= SMALL_M and _fusable(tables):
+            pro = tables.inputs[0] if tables.inputs else SideTables(None, None, None, None)
+            epi = tables.outputs[0] if tables.outputs else SideTables(None, None, None, None)
+            y = ops.steer_linear(x2.contiguous(), module.weight, module.bias,
+                                 state.lane(0, x2.shape[0]), pro.mask, pro.delta,
+                                 epi.mask, epi.delta, epi.bias, epi.coef)
+            return y.view(*lead, y.shape[-1])
         if tables.inputs:
             # the projection's input is a temporary of the HF block: edit it in place unless
             # autograd may still need the unedited value (a contiguous x reshapes to a view)
