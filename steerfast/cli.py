@@ -13,9 +13,10 @@ def main(argv=None) -> int:
     demo.add_argument("--prompts", type=int, default=4)
     demo.add_argument("--tokens", type=int, default=32)
     demo.add_argument("--rounds", type=int, default=5)
-    from . import bench_cli
+    from . import bench_cli, sadi_cli
 
     bench_cli.add_parser(sub)
+    sadi_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run_demo
@@ -23,6 +24,8 @@ def main(argv=None) -> int:
         run_demo(args.model, args.prompts, args.tokens, args.rounds)
     elif args.command == "bench":
         return bench_cli.run(args)
+    elif args.command in ("sadi-eval", "sadi-heatmap"):
+        return sadi_cli.run(args)
     return 0
 
 

@@ -1,0 +1,252 @@
+"""SADI (Wang, Yang, Peng, arXiv 2410.12299): semantics-adaptive dynamic intervention.
+
+1. Contrastive pairs (prompt + correct answer, prompt + wrong answer): one batched forward
+   per side, activations read at the last real token of every sequence, at every layer.
+2. Mean difference over pairs (running sums: memory does not grow with the pair count).
+   Scores per element type:
+       head    input of o_proj viewed (H, d_head), averaged over d_head -> (L, H)
+       neuron  output of the MLP activation act(gate)                  -> (L, I)
+       hidden  output of down_proj                                     -> (L, D)
+3. Binary mask: global top-K over every (layer, unit) by signed score (no abs).
+4. Steering: A' = A + δ·(M ⊙ A) on the input's own activation at the steered positions
+   (default the prompt's last token), as "scale" interventions with strength δ.
+
+δ convention: the official code multiplies the masked entries by a factor s; here
+A' = (1 + δ)·A on masked entries, so s = 1 + δ (official s = 5 means δ = 4).
+Scaling act(gate)[j] scales (act(gate)·up)[j] by the same factor, so a neuron mask lands on
+site mlp.neurons (the down_proj input). Unlike the official code, which overwrites the whole
+last-token vector with a scaled copy recorded from an unsteered run, each masked entry here
+scales the steered run's own value (the paper's formula); unmasked entries are untouched.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence, Union
+
+import torch
+from torch import Tensor
+
+from ..adapters import get_adapter, head_layout
+from ..errors import PlanError
+from ..plan import Intervention, SteeringPlan, model_hint
+from ..positions import parse_policy
+from .capture import batches, left_padded
+
+ELEMENTS = ("head", "neuron", "hidden")
+SITE_OF = {"head": "attn.heads", "neuron": "mlp.neurons", "hidden": "mlp.out"}
+STEER_POSITIONS = ("prompt_last", "from_prompt_end")
+
+Text = Union[str, Sequence[int]]
+
+
+@dataclass
+class SadiScores:
+    """Mean differences (positive - negative) at the last token, fp32 on CPU.
+
+    scores[e]: (L, U) ranking scores per element type.
+    site_diff[e]: (L, site_dim) mean difference of the steered site's own activation
+    (o_proj input, down_proj input, down_proj output): the fixed-vector baseline adds these.
+    residual: (L, D) mean difference of the residual stream entering each layer, i.e. CAA's
+    vector for every layer from the same forward passes.
+    """
+    scores: dict[str, Tensor]
+    site_diff: dict[str, Tensor]
+    residual: Tensor
+    pairs: int
+    head_dim: int
+
+    def units(self, element: str) -> int:
+        return self.scores[_check_element(element)].numel()
+
+
+@dataclass
+class SadiResult:
+    plan: SteeringPlan
+    scores: SadiScores
+    units: list[tuple[int, int]] = field(default_factory=list)   # (layer, unit), best first
+
+
+def _check_element(element: str) -> str:
+    if element not in ELEMENTS:
+        raise PlanError(f"unknown SADI element {element!r}; expected one of {', '.join(ELEMENTS)}")
+    return element
+
+
+def _check_strength(delta: float, name: str = "δ") -> float:
+    try:
+        value = float(delta)
+    except (TypeError, ValueError) as exc:
+        raise PlanError(f"{name} must be a number, got {delta!r}") from exc
+    if not math.isfinite(value):
+        raise PlanError(f"{name} must be finite, got {delta!r}")
+    return value
+
+
+def _rows(tokenizer, texts: Sequence[Text], side: str) -> list[list[int]]:
+    rows = []
+    for i, t in enumerate(texts):
+        if isinstance(t, str):
+            if tokenizer is None:
+                raise PlanError("text pairs need a tokenizer")
+            row = tokenizer(t, add_special_tokens=True)["input_ids"]
+        else:
+            row = [int(x) for x in t]
+        if not row:
+            raise PlanError(f"pair {i}: the {side} side {t!r} tokenizes to nothing")
+        rows.append(row)
+    return rows
+
+
+class _LastTokenSums:
+    """Forward hooks that add each layer's last-token activations into running fp32 sums."""
+
+    def __init__(self, model):
+        adapter = get_adapter(model)
+        self.layers = adapter.layer_modules(model)
+        self.act_name = adapter.mlp_act
+        L = len(self.layers)
+        attn = adapter.projection(model, 0, "attn")
+        mlp = adapter.projection(model, 0, "mlp")
+        dev = attn.weight.device
+        self.sums = {
+            "heads": torch.zeros(L, attn.in_features, device=dev),
+            "act": torch.zeros(L, mlp.in_features, device=dev),
+            "neurons": torch.zeros(L, mlp.in_features, device=dev),
+            "hidden": torch.zeros(L, mlp.out_features, device=dev),
+            "residual": torch.zeros(L, mlp.out_features, device=dev),   # entering each layer
+        }
+        self.adapter, self.model = adapter, model
+        self._handles = []
+
+    def _add(self, key: str, layer: int, t: Tensor) -> None:
+        # left padding: the last real token of every row sits at index -1
+        self.sums[key][layer] += t[:, -1].float().sum(0)
+
+    def __enter__(self):
+        for i, layer in enumerate(self.layers):
+            o_proj = self.adapter.projection(self.model, i, "attn")
+            down = self.adapter.projection(self.model, i, "mlp")
+            act = layer.get_submodule(self.act_name)
+            self._handles += [
+                layer.register_forward_pre_hook(
+                    lambda m, a, kw, i=i: self._add("residual", i, a[0] if a else kw["hidden_states"]),
+                    with_kwargs=True),
+                o_proj.register_forward_pre_hook(lambda m, a, i=i: self._add("heads", i, a[0])),
+                act.register_forward_hook(lambda m, a, out, i=i: self._add("act", i, out)),
+                down.register_forward_pre_hook(lambda m, a, i=i: self._add("neurons", i, a[0])),
+                down.register_forward_hook(lambda m, a, out, i=i: self._add("hidden", i, out)),
+            ]
+        return self
+
+    def __exit__(self, *exc):
+        for h in self._handles:
+            h.remove()
+        self._handles = []
+
+    def take(self) -> dict[str, Tensor]:
+        out = {k: v.clone() for k, v in self.sums.items()}
+        for v in self.sums.values():
+            v.zero_()
+        return out
+
+
+@torch.no_grad()
+def mean_differences(model, tokenizer, pairs: Sequence[tuple[Text, Text]], batch_size: int = 16,
+                     progress: bool = True) -> SadiScores:
+    """Mean last-token activation differences of the pairs at every layer and element type.
+
+    Pairs are (positive, negative) texts, or token-id lists (then tokenizer may be None).
+    """
+    if not pairs:
+        raise PlanError("SADI needs at least one (positive, negative) pair")
+    if batch_size < 1:
+        raise PlanError(f"batch_size must be >= 1, got {batch_size}")
+    pos = _rows(tokenizer, [p for p, _ in pairs], "positive")
+    neg = _rows(tokenizer, [n for _, n in pairs], "negative")
+    device = next(model.parameters()).device
+    pad = getattr(tokenizer, "pad_token_id", None) or 0
+    sides = []
+    with _LastTokenSums(model) as acc:
+        for name, rows in (("positive", pos), ("negative", neg)):
+            for chunk in batches(rows, batch_size, f"SADI {name}", progress):
+                ids, mask, position_ids = left_padded(chunk, pad, device)
+                model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
+                      use_cache=False, logits_to_keep=1)
+            sides.append(acc.take())
+    n = len(pairs)
+    diff = {k: ((sides[0][k] - sides[1][k]) / n).cpu() for k in sides[0]}
+    heads, head_dim = head_layout(model)
+    L = diff["heads"].shape[0]
+    scores = {"head": diff["heads"].view(L, heads, head_dim).mean(-1),
+              "neuron": diff["act"], "hidden": diff["hidden"]}
+    site_diff = {"head": diff["heads"], "neuron": diff["neurons"], "hidden": diff["hidden"]}
+    return SadiScores(scores, site_diff, diff["residual"], n, head_dim)
+
+
+def top_k(scores: Tensor, k: int) -> list[tuple[int, int]]:
+    """Global top-k (layer, unit) of an (L, U) score matrix by signed value, best first."""
+    total = scores.numel()
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= total:
+        raise PlanError(f"K must be an int in 1..{total} (the number of units), got {k!r}")
+    idx = torch.topk(scores.flatten(), k).indices
+    U = scores.shape[1]
+    return [(int(i) // U, int(i) % U) for i in idx]
+
+
+def _masks(model, element: str, units: Sequence[tuple[int, int]], head_dim: int) -> dict[int, Tensor]:
+    adapter = get_adapter(model)
+    site = SITE_OF[element]
+    width = 1 if element != "head" else head_dim
+    masks: dict[int, Tensor] = {}
+    for layer, unit in units:
+        if layer not in masks:
+            masks[layer] = torch.zeros(adapter.site_dim(model, layer, site))
+        masks[layer][unit * width:(unit + 1) * width] = 1.0
+    return masks
+
+
+def _check_positions(positions: str) -> str:
+    name, _ = parse_policy(positions)
+    if name not in STEER_POSITIONS:
+        raise PlanError(f"SADI steers at {' or '.join(STEER_POSITIONS)}, got {positions!r}")
+    return positions
+
+
+def mask_plan(model, element: str, units: Sequence[tuple[int, int]], delta: float,
+              positions: str = "prompt_last", head_dim: int | None = None,
+              method: str = "sadi", meta: dict | None = None) -> SteeringPlan:
+    """Scale interventions (one per touched layer) for a binary mask over (layer, unit)."""
+    site = SITE_OF[_check_element(element)]
+    delta = _check_strength(delta)
+    _check_positions(positions)
+    if not units:
+        raise PlanError("a SADI mask needs at least one unit")
+    head_dim = head_dim or head_layout(model)[1]
+    ivs = [Intervention(layer, site, "scale", m, positions, delta)
+           for layer, m in sorted(_masks(model, element, units, head_dim).items())]
+    info = {"element": element, "units": [list(u) for u in units], "delta": delta,
+            "official_multiplier": 1.0 + delta, "positions": positions}
+    return SteeringPlan(ivs, method, model_hint(model), {**info, **(meta or {})})
+
+
+def sadi(model, tokenizer, pairs: Sequence[tuple[Text, Text]], element: str = "head", k: int = 4,
+         delta: float = 4.0, positions: str = "prompt_last", scores: SadiScores | None = None,
+         batch_size: int = 16, progress: bool = True) -> SadiResult:
+    """A SADI plan (SADI-Head / -Neuron / -Hidden) from contrastive pairs.
+
+    Pass `scores` from an earlier `mean_differences` to skip the forward passes (sweeps).
+    """
+    _check_element(element)
+    delta = _check_strength(delta)
+    _check_positions(positions)
+    if scores is None:
+        scores = mean_differences(model, tokenizer, pairs, batch_size, progress)
+    units = top_k(scores.scores[element], k)
+    plan = mask_plan(model, element, units, delta, positions, scores.head_dim,
+                     f"sadi-{element}", {"k": k, "pairs": scores.pairs})
+    return SadiResult(plan, scores, units)
+
+
+__all__ = ["ELEMENTS", "SITE_OF", "SadiScores", "SadiResult", "mean_differences", "top_k",
+           "mask_plan", "sadi"]
