@@ -13,10 +13,11 @@ def main(argv=None) -> int:
     demo.add_argument("--prompts", type=int, default=4)
     demo.add_argument("--tokens", type=int, default=32)
     demo.add_argument("--rounds", type=int, default=5)
-    from . import bench_cli, sadi_cli
+    from . import bench_cli, laai_cli, sadi_cli
 
     bench_cli.add_parser(sub)
     sadi_cli.add_parser(sub)
+    laai_cli.add_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run_demo
@@ -26,6 +27,8 @@ def main(argv=None) -> int:
         return bench_cli.run(args)
     elif args.command in ("sadi-eval", "sadi-heatmap"):
         return sadi_cli.run(args)
+    elif args.command == "laai-eval":
+        return laai_cli.run(args)
     return 0
 
 

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from .adapters import INPUT_SITES, get_adapter
+from .ops.reference import math_dtype
 from .plan import Intervention, SteeringPlan
 from .positions import CallTracker
 
@@ -16,7 +17,7 @@ from .positions import CallTracker
 def _edit(tracker: CallTracker, iv: Intervention, t: Tensor) -> Tensor:
     sel, offset = tracker.info.select(iv.positions)
     vec = iv.tensor.to(t.device)[offset.clamp(max=iv.entries - 1)]      # (B, T, D)
-    a = t.float()
+    a = t.to(math_dtype(t.dtype))
     a = a * (1.0 + iv.strength * vec) if iv.kind == "scale" else a + iv.strength * vec
     return torch.where(sel.unsqueeze(-1), a.to(t.dtype), t)
 

@@ -5,7 +5,7 @@ Shapes (the whole contract; the C++ and Triton kernels implement exactly this):
     slots   (N,)   int32 or int64: the table entry of each row, -1 = row untouched
     mask    (E, D) fp32 scale mask, delta (E,) fp32 strength   -- both given or both None
     bias    (E, D) fp32 additive vector, coef (E,) fp32 strength -- both given or both None
-Arithmetic in fp32, the result stored in the activation's dtype.
+Arithmetic in fp32 (fp64 for fp64 activations), the result stored in the activation's dtype.
 """
 from __future__ import annotations
 
@@ -13,6 +13,11 @@ from typing import Optional
 
 import torch
 from torch import Tensor
+
+
+def math_dtype(dtype: torch.dtype) -> torch.dtype:
+    """fp32 for fp32 and the half types, fp64 for fp64 (an exact-comparison model stays exact)."""
+    return torch.promote_types(dtype, torch.float32)
 
 
 def steer_rows_ref_(
@@ -36,7 +41,7 @@ def steer_rows_ref_(
     """
     sel = (slots >= 0).unsqueeze(1)
     idx = slots.clamp(min=0).long()
-    a = y.float()
+    a = y.to(math_dtype(y.dtype))
     if mask is not None:
         a = a * (1.0 + delta[idx].unsqueeze(1) * mask[idx])
     if bias is not None:
