@@ -52,17 +52,28 @@ def run_demo(model_name: str = "smollm2-135m-instruct", n_prompts: int = 4, max_
     one = [prompts[0]]
     gen = lambda: _generate(model, tok, one, max_new_tokens, max_new_tokens)  # noqa: E731
 
-    def hooked():
-        with apply_hooks(model, sentiment):
-            return gen()
+    live = []   # the steering of the case about to run, applied untimed by `before`
 
-    times = interleaved({"unsteered": gen, "hooks": hooked,
-                         "patched": lambda: _steered(model, sentiment, gen)},
-                        rounds=rounds, rotate=True, clock="cpu")
+    def before(name):
+        while live:
+            live.pop().__exit__(None, None, None)
+        if name == "hooks":
+            live.append(apply_hooks(model, sentiment))
+        elif name == "patched":
+            live.append(patch(model, sentiment))
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)     # all compute on this thread, so its CPU time is the forward's
+    try:
+        times = interleaved({"unsteered": gen, "hooks": gen, "patched": gen}, rounds=rounds,
+                            before=before, rotate=True, clock="cpu")
+    finally:
+        before("unsteered")
+        torch.set_num_threads(threads)
     base_wall, base_cpu = times["unsteered"]["wall"]["median"], times["unsteered"]["cpu"]["median"]
     print(f"\ndecode latency, batch 1, {max_new_tokens} tokens, CAA at layer {CAA_LAYER}, "
-          f"ops backend {ops.get_backend()} (median of {rounds} interleaved rounds; the ratio uses "
-          "this thread's CPU time, which other processes' load does not inflate):")
+          f"ops backend {ops.get_backend()}, 1 torch thread (median of {rounds} interleaved rounds; "
+          "the CPU ratio uses this thread's CPU time, which other processes' load does not inflate):")
     for name, t in times.items():
         print(f"  {name:<10} {1000 * t['wall']['median'] / max_new_tokens:8.2f} ms/token wall   "
               f"x{t['wall']['median'] / base_wall:.3f} wall   x{t['cpu']['median'] / base_cpu:.3f} CPU")
