@@ -42,9 +42,10 @@ def _eval(args) -> int:
             results = json.load(f)
         cfg = sweep.SweepConfig(**results["config"])
     header = (f"# SADI on the shipped MC tasks ({args.model})\n\n"
-              f"Accuracy (%) with Wilson 95% interval on the first {cfg.test_items or 'all'} "
-              f"test items; K, δ, layer and coefficients chosen on the first "
-              f"{cfg.dev_items or 'all'} dev items. Calibration: "
+              f"Accuracy (%) with Wilson 95% interval on {_prefix(cfg.test_items)} test "
+              f"items; K, δ, layer and coefficients chosen on {_prefix(cfg.dev_items)} dev "
+              f"items. Command: `steerfast sadi-eval --calib-pairs {cfg.calib_pairs} "
+              f"--dev-items {cfg.dev_items} --test-items {cfg.test_items}`. Calibration: "
               f"{cfg.calib_pairs} calib pairs per task. SADI steers the prompt's last token "
               f"(`prompt_last`) with A' = (1 + δ)·A on the masked units (the official code's "
               f"multiplier s = 1 + δ); CAA adds c·v from the prompt's end on. Options are scored "
@@ -84,6 +85,10 @@ def _heatmap(args) -> int:
         print(f"  L{l:<3} H{h:<3} {s:+.5f}")
     print(f"wrote {args.out}")
     return 0
+
+
+def _prefix(n: int) -> str:
+    return f"the first {n}" if n else "all the"
 
 
 def run(args: argparse.Namespace) -> int:
