@@ -15,6 +15,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from transformers import DynamicCache
 
@@ -168,29 +169,12 @@ def _bench_setup():
     return cases(model, eight_plans(model))
 
 
-def test_bank_batch8_decode(benchmark):
+@pytest.mark.parametrize("case", ["bank batch 8, 8 configs", "unsteered batch 8", "8 x batch 1"])
+def test_decode_step(benchmark, case):
     bank, table = _bench_setup()
     try:
         with torch.no_grad():
-            benchmark(table["decode"]["bank batch 8, 8 configs"])
-    finally:
-        bank.revert()
-
-
-def test_unsteered_batch8_decode(benchmark):
-    bank, table = _bench_setup()
-    try:
-        with torch.no_grad():
-            benchmark(table["decode"]["unsteered batch 8"])
-    finally:
-        bank.revert()
-
-
-def test_singles_batch1_decode(benchmark):
-    bank, table = _bench_setup()
-    try:
-        with torch.no_grad():
-            benchmark(table["decode"]["8 x batch 1"])
+            benchmark(table["decode"][case])
     finally:
         bank.revert()
 

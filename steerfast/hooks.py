@@ -43,8 +43,11 @@ def apply_hooks(model: nn.Module, plan: SteeringPlan) -> HookHandle:
     plan.validate(model)
     base = model.get_submodule(adapter.base)
     tracker = CallTracker(base.forward)
-    handles = [base.register_forward_pre_hook(
-        lambda mod, args, kwargs: tracker.begin(args, kwargs) and None, with_kwargs=True)]
+
+    def begin(mod, args, kwargs):
+        tracker.begin(args, kwargs)
+
+    handles = [base.register_forward_pre_hook(begin, with_kwargs=True)]
     for iv in plan.interventions:
         module = adapter.site_module(model, iv.layer, iv.site)
         if iv.site in INPUT_SITES:
