@@ -1,4 +1,6 @@
 from .actadd import actadd
 from .caa import caa
+from .laai import laai
+from .sadi import sadi
 
-__all__ = ["actadd", "caa"]
+__all__ = ["actadd", "caa", "sadi", "laai"]
