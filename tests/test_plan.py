@@ -68,3 +68,21 @@ def test_bad_interventions(kwargs, match):
 def test_empty_plan():
     with pytest.raises(steerfast.PlanError, match="at least one"):
         SteeringPlan([])
+
+
+def test_recipe_bad_inputs():
+    from steerfast.models import tiny_tokenizer
+    from steerfast.recipes import actadd, caa
+
+    model, tok = tiny_model("llama"), tiny_tokenizer()
+    with pytest.raises(steerfast.PlanError, match="at least one"):
+        caa(model, tok, [], layer=1)
+    with pytest.raises(steerfast.PlanError, match="non-empty"):
+        actadd(model, tok, "", "hate", layer=1)
+    with pytest.raises(steerfast.PlanError, match="out of range"):
+        caa(model, tok, [("good", "bad")], layer=7, progress=False)
+    with pytest.raises(steerfast.PlanError, match="tokenizes to nothing"):
+        caa(model, tok, [("good", "")], layer=1, progress=False)
+    plan = actadd(model, tok, "love it", "hate", layer=1)   # right-padded to equal length
+    assert plan.interventions[0].tensor.shape == (7, model.config.hidden_size)
+    assert plan.interventions[0].positions == "prefix:7"
