@@ -85,8 +85,6 @@ def _prepare(model, tokenizer, prompts: Sequence[str], steer: Optional[Sequence[
         if s is not None and key(s) not in configs:
             configs[key(s)] = len(configs)
             plans[configs[key(s)]] = s.resolved()
-    for plan in plans.values():
-        plan.validate(model)
     row_slots = [-1 if s is None else configs[key(s)] for s in specs]
     return plans, row_slots
 

@@ -178,26 +178,21 @@ class SteeringBank:
         else:
             self._zero()
         self._fill(groups)
-        self._build_dense()
+        self._build_dense(groups)
 
-    def _build_dense(self) -> None:
+    def _build_dense(self, groups=None) -> None:
         """Decode-phase realisations of the uniform slot's plan (DESIGN §7)."""
         for mt in self._tables.values():
             mt.dense_in = mt.dense_out = None
-        plan = self.plans[self._uniform_slot] if self._uniform else None
-        if plan is None:
+        if not self._uniform or self.plans[self._uniform_slot] is None:
             return
         per_side: dict[tuple, tuple] = {}
-        for lane, policy in enumerate(_lanes(plan)):
-            if parse_policy(policy)[0] not in DENSE_POLICIES:
-                continue        # prefix / prompt_last select no row of a decode step
-            for iv in plan.interventions:
-                if iv.positions == policy:
-                    module = self.adapter.site_module(self.model, iv.layer, iv.site)
-                    side = "in" if iv.site in INPUT_SITES else "out"
-                    per_side.setdefault((id(module), side), (module, {}))[1].setdefault(lane, []).append(iv)
-        for (mid, side), (module, lanes) in per_side.items():
-            dense = dense_affine([compose(ivs) for _, ivs in sorted(lanes.items())], self.device)
+        for slot, lane, policy, module, side, aff in groups if groups is not None else self._groups():
+            # prefix / prompt_last select no row of a decode step; groups come in lane order
+            if slot == self._uniform_slot and parse_policy(policy)[0] in DENSE_POLICIES:
+                per_side.setdefault((id(module), side), (module, []))[1].append(aff)
+        for (mid, side), (module, parts) in per_side.items():
+            dense = dense_affine(parts, self.device)
             if side == "in":
                 self._tables[mid].dense_in = dense
             else:
