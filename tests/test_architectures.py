@@ -194,3 +194,24 @@ def test_register_architecture_describes_a_new_model():
     finally:
         from steerfast.adapters import REGISTRY
         REGISTRY.pop("my_llama")
+
+
+@pytest.mark.parametrize("arch", ["gemma2", "gpt2", "mixtral"])
+def test_sadi_capture_reads_the_same_sites(arch):
+    """SADI-Hidden's calibration reads the residual delta the runtime steers (post-norm outputs
+    on gemma2, Conv1D on gpt2, the MoE block on mixtral); SADI-Neuron is refused on fused experts."""
+    from steerfast.models import tiny_tokenizer
+    from steerfast.recipes import sadi
+
+    model, tok = tiny_model(arch, seed=3), tiny_tokenizer()
+    pairs = [("ab c", "ab d"), ("x y z", "x y w"), ("hello", "help")]
+    plan = sadi(model, tok, pairs, element="hidden", k=3, delta=1.0, progress=False).plan
+    ids, mask, pos = left_pad(ROWS)
+    with steerfast.patch(model, plan):
+        fused = logits(model, ids, mask, pos)
+    with steerfast.apply_hooks(model, plan):
+        hooked = logits(model, ids, mask, pos)
+    assert (fused - hooked)[mask.bool()].abs().max().item() <= 1e-5
+    if arch == "mixtral":
+        with pytest.raises(PlanError, match="fused experts"):
+            sadi(model, tok, pairs, element="neuron", k=3, progress=False)
