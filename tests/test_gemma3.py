@@ -55,7 +55,7 @@ def test_patched_equals_hooks(gemma, caa_plan, which):
     with steerfast.apply_hooks(model, plan):
         hooked = _logits(model, enc)
     real = enc["attention_mask"].bool()
-    assert (fused - hooked)[real].abs().max().item() <= 1e-5 * max(1.0, plain.abs().max().item() / 100)
+    assert (fused - hooked)[real].abs().max().item() <= 1e-5
     assert (fused - plain)[real].abs().max().item() > 0.1
     assert torch.equal(_logits(model, enc), plain)
 
@@ -103,11 +103,11 @@ def _sentiment(model, tok, prompts, plan):
 
 def test_caa_moves_sentiment_both_ways(gemma, caa_plan):
     model, tok = gemma
-    prompts = neutral_prompts()[:20]
+    prompts = neutral_prompts()[:24]
     base = _sentiment(model, tok, prompts, None)
     up = _sentiment(model, tok, prompts, caa_plan.with_strength(CAA_COEFF))
     down = _sentiment(model, tok, prompts, caa_plan.with_strength(-CAA_COEFF))
-    print(f"Gemma 3 270M CAA layer {CAA_LAYER} c=±{CAA_COEFF}, VADER compound mean over 20 prompts: "
+    print(f"Gemma 3 270M CAA layer {CAA_LAYER} c=±{CAA_COEFF}, VADER compound mean over 24 prompts: "
           f"-c {down:.3f}  unsteered {base:.3f}  +c {up:.3f}")
     assert up > base + 0.1
     assert down < base - 0.05

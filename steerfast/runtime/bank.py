@@ -10,6 +10,7 @@ tables: a forward sees one consistent set of tables.
 """
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Callable, Optional
 
@@ -27,6 +28,17 @@ from .steered import (ModuleTables, SideTables, SteeringState, fast_linear_forwa
 
 _HANDLE_ATTR = "_steerfast_handle"
 DENSE_POLICIES = ("last", "from_prompt_end", "all")
+
+
+def _normal_tensors(method):
+    """Tensors the bank keeps and edits in place later are made outside inference mode: an
+    inference tensor (a bank built or loaded under torch.inference_mode) cannot be updated,
+    nor saved for backward, once the mode is left."""
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with torch.inference_mode(False):
+            return method(*args, **kwargs)
+    return wrapper
 
 
 def lane_layout(keys_and_policies) -> tuple[list[str], list[int]]:
@@ -56,6 +68,7 @@ def lane_layout(keys_and_policies) -> tuple[list[str], list[int]]:
 class SteeringBank:
     """Patch `model` once, then load plans into slots and assign slots to batch rows."""
 
+    @_normal_tensors
     def __init__(self, model: nn.Module, slots: int = 8):
         if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise SteeringError(f"slots must be a positive int, got {slots!r}")
@@ -119,6 +132,7 @@ class SteeringBank:
         return base_forward(*args, **kwargs)
 
     # --- rows -> slots -------------------------------------------------------------------
+    @_normal_tensors
     def assign(self, row_slots) -> None:
         """Slot per batch row for the following forwards (-1 = unsteered), copied in place."""
         t = torch.as_tensor(row_slots)
@@ -134,6 +148,7 @@ class SteeringBank:
                 self._row_slot = t.to(self.device, copy=True)
             self._uniform = False
 
+    @_normal_tensors
     def assign_all(self, slot: int) -> None:
         """Every row of every batch uses `slot`, whatever the batch size."""
         self._check_slot(slot)
@@ -216,6 +231,7 @@ class SteeringBank:
                 out.append((slot, lane, policies[lane], site.module, side, aff))
         return out
 
+    @_normal_tensors
     def _rebuild(self) -> None:
         groups = self._groups()
         lanes = 1 + max([g[1] for g in groups] or [-1])
