@@ -74,6 +74,8 @@ def detail_tables(results: dict) -> str:
                 note = f"compile {r['compile_s']} s " + note
             if "max_abs_diff_vs_fused" in r:
                 note = f"max abs Δ vs fused patch {r['max_abs_diff_vs_fused']:.2e} " + note
+            if "realisations" in r:
+                note = "modules fast/wrapped {fast}/{wrapped} ".format(**r["realisations"]) + note
             if r.get("status") != "ok":
                 out.append(f"| {name} | {r.get('status')} | | | | | | {note} |")
                 continue

@@ -93,13 +93,6 @@ def build_variant(base: nn.Module, name: str, plans: PlanCache, batch: int) -> V
             v.status, v.reason = "missing", f"{kind} not importable: {st.reason}"
             return v
         v.info["version"] = st.version
-    if kind == "bank":
-        try:
-            import steerfast
-            bank_cls = getattr(steerfast, "SteeringBank")
-        except AttributeError:
-            v.status, v.reason = "missing", "steerfast.SteeringBank does not exist in this build"
-            return v
     clone = clone_sharing_weights(base)
     try:
         if kind in ("unsteered", "unsteered#2"):
@@ -108,14 +101,18 @@ def build_variant(base: nn.Module, name: str, plans: PlanCache, batch: int) -> V
             v.undo = apply_hooks(clone, plans.plan(sites)).remove
         elif kind in ("reference", "fused"):
             import steerfast
-            v.undo = steerfast.patch(clone, plans.plan(sites)).revert
+            handle = steerfast.patch(clone, plans.plan(sites))
+            v.undo = handle.revert
+            v.info["realisations"] = _realisations(handle.describe())
         elif kind == "bank":
-            bank = bank_cls(clone, slots=BANK_SLOTS)
+            from steerfast import SteeringBank
+            bank = SteeringBank(clone, slots=BANK_SLOTS)
             for slot in range(min(BANK_SLOTS, max(batch, 1))):
                 bank.load(slot, plans.plan(sites, seed=slot))
             bank.assign(list(range(batch)) if batch <= BANK_SLOTS else
                         [i % BANK_SLOTS for i in range(batch)])
             v.undo = bank.revert
+            v.info["realisations"] = _realisations(bank.describe())
             v.info["slots"] = BANK_SLOTS
             v.info["distinct_slots_per_row"] = batch > 1
         elif kind in PEERS:
@@ -129,6 +126,14 @@ def build_variant(base: nn.Module, name: str, plans: PlanCache, batch: int) -> V
         return v
     v.model = clone
     return v
+
+
+def _realisations(rows: list[dict]) -> dict:
+    """How many patched modules run the fast and the wrapped realisation (docs/architectures.md)."""
+    out = {"fast": 0, "wrapped": 0}
+    for r in rows:
+        out[r["realisation"]] += 1
+    return out
 
 
 def select_backend(v: Variant) -> None:
