@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from . import library, reference
+from .autograd import SteerLinear, SteerRows, needs_grad
 
 _ROWS = torch.ops.steerfast.steer_rows_.default
 _LINEAR = torch.ops.steerfast.steer_linear.default
@@ -48,23 +49,44 @@ def get_backend() -> str:
 FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def steer_rows_(y: Tensor, slots: Tensor, mask: Optional[Tensor], delta: Optional[Tensor],
-                bias: Optional[Tensor], coef: Optional[Tensor]) -> None:
-    if _FUSED and y.dtype in FUSED_DTYPES:
+def _rows_kernel(y, slots, mask, delta, bias, coef) -> None:
+    if y.dtype in FUSED_DTYPES:
         _ROWS(y, slots, mask, delta, bias, coef)
     else:
         reference.steer_rows_ref_(y, slots, mask, delta, bias, coef)
+
+
+def _linear_kernel(*args) -> Tensor:
+    if args[0].dtype in FUSED_DTYPES:
+        return _LINEAR(*args)
+    return reference.steer_linear_ref(*args)
+
+
+# The compiled kernels have no derivative: with grad enabled and an input that requires grad,
+# the fused backend runs them inside an autograd.Function with the exact backward
+# (steerfast/ops/autograd.py). The reference backend is plain torch and differentiates itself.
+def steer_rows_(y: Tensor, slots: Tensor, mask: Optional[Tensor], delta: Optional[Tensor],
+                bias: Optional[Tensor], coef: Optional[Tensor]) -> None:
+    if not _FUSED:
+        reference.steer_rows_ref_(y, slots, mask, delta, bias, coef)
+    elif needs_grad(y, mask, delta, bias, coef):
+        SteerRows.apply(_rows_kernel, y, slots, mask, delta, bias, coef)
+    else:
+        _rows_kernel(y, slots, mask, delta, bias, coef)
 
 
 def steer_linear(x: Tensor, weight: Tensor, lin_bias: Optional[Tensor], slots: Tensor,
                  in_mask: Optional[Tensor], in_delta: Optional[Tensor], out_mask: Optional[Tensor],
                  out_delta: Optional[Tensor], out_bias: Optional[Tensor],
                  out_coef: Optional[Tensor]) -> Tensor:
-    if _FUSED and x.dtype in FUSED_DTYPES:
-        return _LINEAR(x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta,
-                       out_bias, out_coef)
-    return reference.steer_linear_ref(x, weight, lin_bias, slots, in_mask, in_delta,
-                                      out_mask, out_delta, out_bias, out_coef)
+    args = (x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta, out_bias,
+            out_coef)
+    if not _FUSED:
+        return reference.steer_linear_ref(*args)
+    if needs_grad(x, weight, lin_bias, in_mask, in_delta, out_mask, out_delta, out_bias,
+                  out_coef):
+        return SteerLinear.apply(_linear_kernel, *args)
+    return _linear_kernel(*args)
 
 
 set_backend("auto")
