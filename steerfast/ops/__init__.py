@@ -25,10 +25,13 @@ _FUSED = False
 
 
 def _fused_possible() -> bool:
+    """Builds the C++ kernels if they were not tried yet."""
     return library.fused_available() or library.triton_available()
 
 
 def set_backend(name: str) -> None:
+    """"fused" builds the C++ kernels now (refused if that fails); "auto" (the default, set at
+    import) picks fused when a compiler is there, and they build on their first CPU call."""
     global _REQUESTED, _FUSED
     if name not in ("reference", "fused", "auto"):
         raise ValueError(f"unknown ops backend {name!r}; choose 'reference', 'fused' or 'auto'")
@@ -36,11 +39,15 @@ def set_backend(name: str) -> None:
         raise RuntimeError(
             f"the fused ops are not available in this build: {library.fallback_reason()}")
     _REQUESTED = name
-    _FUSED = name == "fused" or (name == "auto" and _fused_possible())
+    _FUSED = name == "fused" or (name == "auto" and (library.cpp_possible() or
+                                                     library.triton_available()))
 
 
 def get_backend() -> str:
-    """The resolved backend: "fused" or "reference"."""
+    """The resolved backend: "fused" or "reference" (builds the C++ kernels if not tried)."""
+    global _FUSED
+    if _FUSED and _REQUESTED == "auto" and not _fused_possible():
+        _FUSED = False       # the build failed: call the reference directly
     return "fused" if _FUSED else "reference"
 
 
