@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import steerfast
-from steerfast.adapters import REGISTRY
-from steerfast.errors import ModelNotFoundError
+from steerfast.adapters import REGISTRY, get_adapter
+from steerfast.errors import ModelNotFoundError, SteeringError
 from steerfast.generate import Steer, generate
 from steerfast.models import tiny_model, tiny_tokenizer
 from steerfast.plan import Intervention, SteeringPlan
@@ -64,11 +64,24 @@ ARCHS = _buildable()
 
 
 def _site_dim(model, site):
-    if site == "attn.heads":
-        return model.model.layers[0].self_attn.o_proj.in_features
-    if site == "mlp.neurons":
-        return model.config.intermediate_size
-    return model.config.hidden_size
+    return get_adapter(model).site_dim(model, 0, site)
+
+
+@functools.lru_cache(maxsize=None)
+def _sites(arch) -> tuple:
+    """The sites this architecture can express (e.g. no mlp.neurons on an MoE block)."""
+    out = []
+    for site in SITES:
+        try:
+            _site_dim(_model(arch), site)
+        except SteeringError:
+            continue
+        out.append(site)
+    return tuple(out)
+
+
+def _layers(arch) -> int:
+    return get_adapter(_model(arch)).num_layers(_model(arch))
 
 
 def make_plan(model, specs) -> SteeringPlan:
@@ -84,14 +97,15 @@ def make_plan(model, specs) -> SteeringPlan:
 
 
 @st.composite
-def plan_specs(draw, layers):
+def plan_specs(draw, arch):
+    layers, sites = _layers(arch), _sites(arch)
     n = draw(st.integers(1, 6))
     specs = []
     for _ in range(n):
         if specs and draw(st.booleans()):      # repeated site: another edit where one already is
             site, layer = draw(st.sampled_from([(s[0], s[1]) for s in specs]))
         else:
-            site = draw(st.sampled_from(SITES))
+            site = draw(st.sampled_from(sites))
             layer = draw(st.integers(0, layers - 1))
         kind = draw(st.sampled_from(["add", "scale"]))
         policy = draw(st.sampled_from(POLICIES))
@@ -155,7 +169,7 @@ def batch_vs_alone(arch, row_specs, texts, cache) -> float:
 @given(data=st.data())
 def test_patched_equals_hooks(data):
     arch = data.draw(st.sampled_from(ARCHS), label="arch")
-    specs = data.draw(plan_specs(_model(arch).config.num_hidden_layers), label="plan")
+    specs = data.draw(plan_specs(arch), label="plan")
     texts = data.draw(prompts, label="prompts")
     cache = data.draw(st.sampled_from(CACHES), label="cache")
     diff = patched_vs_hooks(arch, specs, texts, cache)
@@ -166,21 +180,20 @@ def test_patched_equals_hooks(data):
 @given(data=st.data())
 def test_batch_equals_each_request_alone(data):
     arch = data.draw(st.sampled_from(ARCHS), label="arch")
-    layers = _model(arch).config.num_hidden_layers
     texts = data.draw(prompts, label="prompts")
-    row_specs = [data.draw(st.none() | plan_specs(layers), label=f"row {i}") for i in range(len(texts))]
+    row_specs = [data.draw(st.none() | plan_specs(arch), label=f"row {i}") for i in range(len(texts))]
     cache = data.draw(st.sampled_from(CACHES), label="cache")
     diff = batch_vs_alone(arch, row_specs, texts, cache)
     assert diff <= TOL, f"batch vs alone: max |logit diff| {diff:.3g}"
 
 
-def _random_specs(rng, layers):
+def _random_specs(rng, arch):
     specs = []
     for _ in range(rng.randint(1, 6)):
         if specs and rng.random() < 0.5:
             site, layer = rng.choice([(s[0], s[1]) for s in specs])
         else:
-            site, layer = rng.choice(SITES), rng.randrange(layers)
+            site, layer = rng.choice(_sites(arch)), rng.randrange(_layers(arch))
         specs.append((site, layer, rng.choice(["add", "scale"]), rng.choice(POLICIES),
                       rng.choice([-1.5, -0.5, 0.5, 1.0, 2.0]), rng.randrange(10_000)))
     return specs
@@ -194,14 +207,13 @@ def count(n: int, seed: int = 0) -> None:
         bad = []
         for case in range(n):
             arch, cache = rng.choice(ARCHS), rng.choice(CACHES)
-            layers = _model(arch).config.num_hidden_layers
             texts = ["".join(rng.choice(letters) for _ in range(rng.randint(1, 7)))
                      for _ in range(rng.randint(1, 3))]
             if name == "patched_vs_hooks":
-                specs = _random_specs(rng, layers)
+                specs = _random_specs(rng, arch)
                 diff = patched_vs_hooks(arch, specs, texts, cache)
             else:
-                specs = [None if rng.random() < 0.25 else _random_specs(rng, layers) for _ in texts]
+                specs = [None if rng.random() < 0.25 else _random_specs(rng, arch) for _ in texts]
                 diff = batch_vs_alone(arch, specs, texts, cache)
             if diff > TOL:
                 bad.append((diff, arch, cache, texts, specs))
