@@ -165,7 +165,7 @@ def batch_vs_alone(arch, row_specs, texts, cache) -> float:
     return worst
 
 
-@settings(max_examples=30, **SETTINGS)
+@settings(max_examples=20, **SETTINGS)
 @given(data=st.data())
 def test_patched_equals_hooks(data):
     arch = data.draw(st.sampled_from(ARCHS), label="arch")
@@ -176,7 +176,7 @@ def test_patched_equals_hooks(data):
     assert diff <= TOL, f"patched vs hooks: max |logit diff| {diff:.3g}"
 
 
-@settings(max_examples=15, **SETTINGS)
+@settings(max_examples=10, **SETTINGS)
 @given(data=st.data())
 def test_batch_equals_each_request_alone(data):
     arch = data.draw(st.sampled_from(ARCHS), label="arch")
