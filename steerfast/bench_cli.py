@@ -1,11 +1,7 @@
 """`steerfast bench`: run the benchmark matrix, write JSON + Markdown + PNG, check thresholds.
 
-The lead wires it into steerfast/cli.py:
-    from . import bench_cli
-    bench_cli.add_parser(sub)            # in main(), beside the other subcommands
-    ...
-    if args.command == "bench": return bench_cli.run(args)
-Standalone: python -m steerfast.bench_cli [--quick] [--check] ...
+Ratios to the unsteered model from one run (docs/benchmarks.md has the method).
+Also runs standalone: python -m steerfast.bench_cli [--quick] [--check] ...
 """
 from __future__ import annotations
 

@@ -3,13 +3,17 @@
     generate(model, tok, ["a", "b", "c"], steer=[Steer(caa_plan, 4.0), None, Steer(sadi_plan)],
              max_new_tokens=32)
 
-Requests with the same (plan, strength, positions) share a slot of the model's SteeringBank
-(a temporary one is made and reverted if the model has none). Calls sharing a bank are
-serialised by its lock: two threads get exactly what they would get one after the other.
+Requests with the same (plan, strength, positions) share a slot of the model's SteeringBank.
+With no live bank a temporary one is made and reverted; on a live bank the call uses its free
+slots (or a slot already holding the same plan) and restores the slots and row assignment it
+changed. Calls on one model are serialised (a per-model lock, then the bank's lock): threads
+get exactly what they would get one after the other.
 """
 from __future__ import annotations
 
+import math
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence, Union
 
@@ -17,6 +21,7 @@ import torch
 
 from .errors import SteeringError
 from .plan import SteeringPlan
+from .positions import parse_policy
 from .runtime.bank import _HANDLE_ATTR, SteeringBank
 
 
@@ -26,6 +31,19 @@ class Steer:
     plan: SteeringPlan
     strength: Optional[float] = None
     positions: Optional[str] = None
+
+    def __post_init__(self):
+        if self.plan is None:
+            raise SteeringError("Steer(None): pass None itself (not Steer(None)) for an unsteered request")
+        if not isinstance(self.plan, SteeringPlan):
+            raise SteeringError(f"Steer needs a SteeringPlan, got {type(self.plan).__name__} "
+                                f"({self.plan!r:.60}); build one with a recipe or SteeringPlan.load()")
+        if self.strength is not None:
+            if isinstance(self.strength, bool) or not isinstance(self.strength, (int, float)) \
+                    or not math.isfinite(self.strength):
+                raise SteeringError(f"Steer strength must be a finite number, got {self.strength!r}")
+        if self.positions is not None:
+            parse_policy(self.positions)
 
     def resolved(self) -> SteeringPlan:
         plan = self.plan
@@ -47,29 +65,118 @@ def _as_steer(spec: SteerSpec) -> Optional[Steer]:
     raise SteeringError(f"steer entries must be None, a SteeringPlan or a Steer, got {type(spec).__name__}")
 
 
-def _row_factor(gen_kwargs: dict) -> int:
-    """How many rows HF generate makes of each input row."""
-    beams = int(gen_kwargs.get("num_beams", 1) or 1)
-    return beams if beams > 1 else int(gen_kwargs.get("num_return_sequences", 1) or 1)
+def _row_factor(model, gen_kwargs: dict) -> int:
+    """How many rows HF generate makes of each input row, from the effective generation
+    config: keyword arguments over `generation_config=` over `model.generation_config`."""
+    config = gen_kwargs.get("generation_config") or getattr(model, "generation_config", None)
+
+    def setting(name: str) -> int:
+        value = gen_kwargs.get(name)
+        if value is None:
+            value = getattr(config, name, None)
+        return int(value or 1)
+
+    beams = setting("num_beams")
+    return beams if beams > 1 else setting("num_return_sequences")
+
+
+_MODEL_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
+
+
+def _model_lock(model) -> threading.RLock:
+    """One lock per model (kept off the model, so copy.deepcopy of it still works)."""
+    with _MODEL_LOCKS_GUARD:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.RLock()
+        return lock
 
 
 class _BankLease:
-    """The model's live bank, or a temporary one sized for this call."""
+    """The model's live bank, or a temporary one sized for this call.
 
-    def __init__(self, model, needed: int):
+    Holds the model's lock from construction to close(): a temporary bank is never seen by
+    another call, and a live bank's slots are lent and given back one call at a time.
+    """
+
+    def __init__(self, model, plans: dict[int, SteeringPlan]):
+        self._lock = _model_lock(model)
+        self._lock.acquire()
+        try:
+            self._open(model, plans)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open(self, model, plans: dict[int, SteeringPlan]) -> None:
         live = getattr(model, _HANDLE_ATTR, None)
         if live is not None and live.single_plan:
             raise SteeringError("model is patched with a single plan (patch()); revert it first, "
                                 "or make a SteeringBank(model, slots=S) for per-request steering")
         self.owned = live is None
-        self.bank = live if live is not None else SteeringBank(model, slots=max(1, needed))
-        if needed > self.bank.slots:
-            raise SteeringError(f"{needed} distinct steering configurations, the bank has "
-                                f"{self.bank.slots} slots")
+        self.bank = live if live is not None else SteeringBank(model, slots=max(1, len(plans)))
+        self.lent: list[int] = []                  # live-bank slots this call filled
+        self.restore_rows = None
+        if self.owned:
+            self.slot_of = {c: c for c in plans}
+            self.loads = dict(plans)
+            return
+        self.slot_of, self.loads = {}, {}
+        free = [s for s, p in enumerate(self.bank.plans) if p is None]
+        for config, plan in plans.items():
+            same = [s for s, p in enumerate(self.bank.plans) if p is plan]
+            if same:
+                self.slot_of[config] = same[0]
+            elif free:
+                self.slot_of[config] = free.pop(0)
+                self.loads[self.slot_of[config]] = plan
+            else:
+                used = [s for s, p in enumerate(self.bank.plans) if p is not None]
+                raise SteeringError(
+                    f"{len(plans)} distinct steering configurations, the live bank has "
+                    f"{self.bank.slots} slots and {len(used)} of them ({used}) hold your "
+                    f"plans; make the bank larger or unload some")
+        self.lent = sorted(self.loads)
+        self.restore_rows = _row_state(self.bank)
+
+    def load(self) -> None:
+        """Put this call's plans in their slots (every slot, for a temporary bank)."""
+        if self.owned:
+            self.bank.load_all({s: self.loads.get(s) for s in range(self.bank.slots)})
+        elif self.loads:
+            self.bank.load_all(self.loads)
 
     def close(self) -> None:
-        if self.owned:
-            self.bank.revert()
+        try:
+            if self.owned:
+                self.bank.revert()
+            else:
+                if self.lent:
+                    self.bank.load_all({s: None for s in self.lent})
+                _restore_rows(self.bank, self.restore_rows)
+        finally:
+            self._lock.release()
+
+
+def _row_state(bank):
+    """The user's row assignment of a live bank, to put back after the call."""
+    if getattr(bank, "_uniform", False):
+        return ("all", bank._uniform_slot)
+    rows = getattr(bank, "_row_slot", None)
+    return ("rows", None if rows is None else rows.detach().clone())
+
+
+def _restore_rows(bank, state) -> None:
+    if state is None:
+        return
+    kind, value = state
+    if kind == "all":
+        bank.assign_all(value)
+    elif value is not None:
+        bank.assign(value)
+    else:
+        bank._row_slot = None
 
 
 def _prepare(model, tokenizer, prompts: Sequence[str], steer: Optional[Sequence[SteerSpec]]):
@@ -108,13 +215,14 @@ def generate(model, tokenizer, prompts: Sequence[str], steer: Optional[Sequence[
     the GenerateOutput when return_dict_in_generate=True).
     """
     plans, row_slots = _prepare(model, tokenizer, prompts, steer)
-    lease = _BankLease(model, len(plans))
+    factor = _row_factor(model, gen_kwargs)
+    lease = _BankLease(model, plans)
     bank = lease.bank
     try:
         with bank.lock:
-            bank.load_all({slot: plans.get(slot) for slot in range(bank.slots)})
-            factor = _row_factor(gen_kwargs)
-            bank.assign(torch.tensor(row_slots).repeat_interleave(factor))
+            lease.load()
+            rows = [-1 if c < 0 else lease.slot_of[c] for c in row_slots]
+            bank.assign(torch.tensor(rows, dtype=torch.long).repeat_interleave(factor))
             enc = _encode(tokenizer, prompts, next(model.parameters()).device)
             gen_kwargs.setdefault("pad_token_id", tokenizer.pad_token_id)
             with torch.no_grad():

@@ -21,7 +21,19 @@ FORMAT = "steerfast.plan/1"
 KINDS = ("add", "scale")
 
 
-@dataclass
+def _strength(value) -> float:
+    if value is None or isinstance(value, (bool, str, bytes)):
+        raise PlanError(f"strength must be a finite number, got {value!r}")
+    try:
+        out = float(value)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        raise PlanError(f"strength must be a finite number, got {value!r}") from exc
+    if not math.isfinite(out):
+        raise PlanError(f"strength must be finite, got {value!r}")
+    return out
+
+
+@dataclass(frozen=True)
 class Intervention:
     """One intervention at one site of one layer.
 
@@ -29,6 +41,8 @@ class Intervention:
     kind "scale": y[r] *= 1 + strength * tensor[e]    (tensor (E, D) mask; SADI's δ is strength,
                                                         the official code's multiplier is 1 + δ)
     The entry e is the token's prompt position for prefix:n, else 0.
+    Immutable (use SteeringPlan.with_strength / with_positions, or build a new one);
+    SteeringPlan.validate re-checks the tensor, which could still be edited in place.
     """
     layer: int
     site: str
@@ -38,14 +52,23 @@ class Intervention:
     strength: float = 1.0
 
     def __post_init__(self):
-        if self.site not in SITES:
+        object.__setattr__(self, "strength", _strength(self.strength))
+        self.check()
+        t = self.tensor.detach()
+        object.__setattr__(self, "tensor", (t.unsqueeze(0) if t.dim() == 1 else t).to(torch.float32).contiguous())
+
+    def check(self) -> None:
+        """Raise PlanError if any field is invalid (the tensor's values included)."""
+        if not isinstance(self.site, str) or self.site not in SITES:
             raise PlanError(f"unknown site {self.site!r}; expected one of {', '.join(SITES)}")
-        if self.kind not in KINDS:
+        if not isinstance(self.kind, str) or self.kind not in KINDS:
             raise PlanError(f"unknown kind {self.kind!r}; expected 'add' or 'scale'")
-        if not isinstance(self.layer, int) or self.layer < 0:
+        if not isinstance(self.layer, int) or isinstance(self.layer, bool) or self.layer < 0:
             raise PlanError(f"layer must be a non-negative int, got {self.layer!r}")
         if self.site == "embed.out" and self.layer != 0:
             raise PlanError("site embed.out belongs to layer 0")
+        if not isinstance(self.positions, str):
+            raise PlanError(f"positions must be a string such as 'all' or 'prefix:4', got {self.positions!r}")
         name, n = parse_policy(self.positions)
         if not isinstance(self.tensor, Tensor):
             raise PlanError(f"intervention tensor must be a torch.Tensor, got {type(self.tensor).__name__}")
@@ -63,10 +86,7 @@ class Intervention:
                 f"(layer {self.layer}, {self.site})")
         if not torch.isfinite(t).all():
             raise PlanError(f"intervention tensor at layer {self.layer}, {self.site} has NaN or inf")
-        if not math.isfinite(float(self.strength)):
-            raise PlanError(f"strength must be finite, got {self.strength!r}")
-        self.strength = float(self.strength)
-        self.tensor = t.to(torch.float32).contiguous()
+        _strength(self.strength)
 
     @property
     def entries(self) -> int:
@@ -95,8 +115,33 @@ class SteeringPlan:
     meta: dict = field(default_factory=dict)    # recipe details (JSON-serialisable)
 
     def __post_init__(self):
+        if isinstance(self.interventions, tuple):
+            self.interventions = list(self.interventions)
+        if not isinstance(self.interventions, list):
+            raise PlanError(f"interventions must be a list of Intervention, got {type(self.interventions).__name__}")
         if not self.interventions:
             raise PlanError("a plan needs at least one intervention")
+        self._check_interventions()
+        if not isinstance(self.method, str):
+            raise PlanError(f"method must be a string, got {self.method!r}")
+        self._check_hint()
+        if not isinstance(self.meta, dict):
+            raise PlanError(f"meta must be a dict, got {type(self.meta).__name__}")
+
+    def _check_hint(self) -> None:
+        if not isinstance(self.model, dict):
+            raise PlanError(f"model hint must be a dict, got {type(self.model).__name__}")
+        for key in ("hidden_size", "num_hidden_layers"):
+            value = self.model.get(key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                raise PlanError(f"model hint {key} must be an int, got {value!r} ({type(value).__name__})")
+        if self.model.get("model_type") is not None and not isinstance(self.model["model_type"], str):
+            raise PlanError(f"model hint model_type must be a string, got {self.model['model_type']!r}")
+
+    def _check_interventions(self) -> None:
+        for i, iv in enumerate(self.interventions):
+            if not isinstance(iv, Intervention):
+                raise PlanError(f"intervention {i} is a {type(iv).__name__}, not an Intervention")
 
     def with_strength(self, strength: float) -> "SteeringPlan":
         """A copy with every intervention's strength set to `strength` (tensors shared)."""
@@ -113,6 +158,9 @@ class SteeringPlan:
         return SteeringPlan(ivs, self.method, dict(self.model), dict(self.meta))
 
     def __add__(self, other: "SteeringPlan") -> "SteeringPlan":
+        if not isinstance(other, SteeringPlan):
+            raise PlanError(f"can only combine a SteeringPlan with another SteeringPlan, got "
+                            f"{type(other).__name__}")
         return SteeringPlan(self.interventions + other.interventions,
                             f"{self.method}+{other.method}", dict(self.model or other.model),
                             {"parts": [self.meta, other.meta]})
@@ -120,6 +168,15 @@ class SteeringPlan:
     # --- validation ------------------------------------------------------------------
     def validate(self, model: nn.Module) -> None:
         """Raise PlanError if the plan does not fit `model`; touches nothing."""
+        if not self.interventions:
+            raise PlanError("a plan needs at least one intervention")
+        self._check_interventions()
+        self._check_hint()
+        for i, iv in enumerate(self.interventions):   # fields or tensors may have been edited
+            try:
+                iv.check()
+            except PlanError as exc:
+                raise PlanError(f"intervention {i}: {exc}") from None
         adapter = get_adapter(model)
         cfg = model.config
         for key in ("hidden_size", "num_hidden_layers"):   # model_type may differ (same shapes)
@@ -162,17 +219,42 @@ class SteeringPlan:
             raise PlanError(f"{path} is not a readable safetensors plan: {exc}") from exc
         try:
             header = json.loads(meta["steerfast"])
-        except (KeyError, json.JSONDecodeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise PlanError(f"{path} has no steerfast plan header") from exc
+        try:
+            return cls._from_header(header, tensors)
+        except PlanError as exc:
+            raise PlanError(f"{path}: {exc}") from None
+        except (KeyError, TypeError, AttributeError, ValueError, IndexError, RuntimeError) as exc:
+            raise PlanError(f"{path}: malformed plan header ({type(exc).__name__}: {exc})") from exc
+
+    @classmethod
+    def _from_header(cls, header, tensors: dict) -> "SteeringPlan":
+        if not isinstance(header, dict):
+            raise PlanError(f"the plan header must be a JSON object, got {type(header).__name__}")
         if header.get("format") != FORMAT:
-            raise PlanError(f"{path}: unsupported plan format {header.get('format')!r}, expected {FORMAT}")
+            raise PlanError(f"unsupported plan format {header.get('format')!r}, expected {FORMAT}")
+        entries = header.get("interventions")
+        if not isinstance(entries, list):
+            raise PlanError(f"header 'interventions' must be a list, got {type(entries).__name__}")
+        extra = set(tensors) - {f"intervention.{i}" for i in range(len(entries))}
+        if extra:
+            raise PlanError(f"tensors {sorted(extra)} belong to no intervention of the header")
         ivs = []
-        for i, h in enumerate(header["interventions"]):
+        for i, h in enumerate(entries):
             key = f"intervention.{i}"
+            if not isinstance(h, dict):
+                raise PlanError(f"intervention {i} must be a JSON object, got {type(h).__name__}")
+            missing = [k for k in ("layer", "site", "kind") if k not in h]
+            if missing:
+                raise PlanError(f"intervention {i} has no {', '.join(missing)}")
             if key not in tensors:
-                raise PlanError(f"{path}: tensor {key} is missing")
-            ivs.append(Intervention(h["layer"], h["site"], h["kind"], tensors[key],
-                                    h.get("positions", "all"), h.get("strength", 1.0)))
+                raise PlanError(f"tensor {key} is missing")
+            try:
+                ivs.append(Intervention(h["layer"], h["site"], h["kind"], tensors[key],
+                                        h.get("positions", "all"), h.get("strength", 1.0)))
+            except PlanError as exc:
+                raise PlanError(f"intervention {i}: {exc}") from None
         return cls(ivs, header.get("method", "custom"), header.get("model", {}), header.get("meta", {}))
 
 

@@ -80,6 +80,16 @@ class CallInfo:
         return m[name], torch.zeros_like(m["real_pos"])
 
 
+def _one_mask(mask):
+    """HF passes a dict of 4D masks per attention type (qwen2, qwen3, ...): the full-attention
+    one sees every token so far; a sliding-only model gives its sliding mask."""
+    if not isinstance(mask, dict):
+        return mask
+    if mask.get("full_attention") is not None:
+        return mask["full_attention"]
+    return next((m for m in mask.values() if m is not None), None)
+
+
 class CallTracker:
     """Turns the arguments of each decoder-stack forward into a CallInfo.
 
@@ -95,20 +105,26 @@ class CallTracker:
         self.prompt_real: Optional[Tensor] = None
         self.info: Optional[CallInfo] = None
         self.seen = 0
+        self.columns: Optional[Tensor] = None   # the 2D padding mask of the sequence so far
 
-    def _from_windowed(self, mask: Tensor, B: int, past: int, T: int) -> Tensor:
-        """The 2D padding mask from a sliding-window 4D mask, which hides early keys from the
-        last query. Each token sees itself iff it is real, so a prompt's padding is the
-        mask's diagonal; a decode step adds one generated (always real) token."""
-        if past == 0:
-            diag = mask[:, 0, :T, :T].diagonal(dim1=1, dim2=2)
-            return diag if diag.dtype == torch.bool else diag == 0
-        previous = getattr(self, "_mask", None)
-        if T != 1 or previous is None or previous.shape != (B, past):
-            raise PlanError("cannot tell the padding of this call: the model has only sliding-window "
-                            "attention masks and the call is neither a prompt nor a one-token decode "
-                            "step after one (use a DynamicCache, or no padding)")
-        return torch.cat([previous.bool(), torch.ones(B, T, dtype=torch.bool, device=previous.device)], 1)
+    def _padding_from_4d(self, mask: Tensor, B: int, past: int, T: int) -> Tensor:
+        """The (B, past + T) padding mask behind HF's 4D (B, 1, T, K) static-cache mask.
+
+        A real token is seen by some query of the call (itself at least); a padding column by
+        none. With a sliding window, old columns fall out of every query's view, and a
+        sliding cache layout (K < past + T) has no absolute columns at all: columns before
+        this call come from the previous call's mask, and new ones are read off the 4D mask
+        when it has absolute columns (else they are real: decode tokens always are).
+        """
+        allowed = mask[:, 0] if mask.dtype == torch.bool else mask[:, 0] == 0
+        if allowed.shape[-1] >= past + T:
+            seen = allowed[:, :, :past + T].any(1)
+        else:
+            seen = torch.ones(B, past + T, dtype=torch.bool, device=mask.device)
+        prev = self.columns
+        if past > 0 and prev is not None and tuple(prev.shape) == (B, past):
+            seen = torch.cat([prev.bool(), seen[:, past:]], dim=1)
+        return seen
 
     def _arg(self, args, kwargs, name):
         if name in kwargs:
@@ -125,13 +141,7 @@ class CallTracker:
         if ref is None:
             raise PlanError("steered forward needs input_ids or inputs_embeds")
         B, T = ref.shape[0], ref.shape[1]
-        mask = self._arg(args, kwargs, "attention_mask")
-        sliding_only = False
-        if isinstance(mask, dict):
-            # per attention type: the full-attention mask sees every real token so far; a
-            # model whose layers all use a sliding window has only the windowed one
-            sliding_only = "full_attention" not in mask
-            mask = mask.get("full_attention", next(iter(mask.values()), None))
+        mask = _one_mask(self._arg(args, kwargs, "attention_mask"))
         if mask is not None and mask.dim() == 2:
             past = mask.shape[1] - T
         else:
@@ -143,17 +153,12 @@ class CallTracker:
                 # an initialised static cache counts its tokens on the device: reading that
                 # would sync, so continue our own count (a fresh cache reports a plain 0)
                 past = self.seen
-            if mask is not None and mask.dim() == 4 and sliding_only:
-                mask = self._from_windowed(mask, B, past, T)
-            elif mask is not None and mask.dim() == 4:
-                # HF hands static-cache calls a 4D (B, 1, T, K) mask: the call's last query
-                # sees every real token so far, which recovers the 2D padding mask
-                last = mask[:, 0, -1, :past + T]
-                mask = last if last.dtype == torch.bool else last == 0
+            if mask is not None and mask.dim() == 4:
+                mask = self._padding_from_4d(mask, B, past, T)
             else:
                 mask = torch.ones(B, past + T, dtype=torch.long, device=ref.device)
-        self._mask = mask
         self.seen = past + T
+        self.columns = mask
         if past == 0 or self.prompt_real is None or self.prompt_real.shape[0] != B:
             self.prompt_len = torch.full((), T, dtype=torch.long, device=ref.device)
             self.prompt_real = mask[:, :T].long().sum(1)

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from . import library, reference
+from .autograd import SteerLinear, SteerRows, needs_grad
 
 _ROWS = torch.ops.steerfast.steer_rows_.default
 _LINEAR = torch.ops.steerfast.steer_linear.default
@@ -24,10 +25,13 @@ _FUSED = False
 
 
 def _fused_possible() -> bool:
+    """Builds the C++ kernels if they were not tried yet."""
     return library.fused_available() or library.triton_available()
 
 
 def set_backend(name: str) -> None:
+    """"fused" builds the C++ kernels now (refused if that fails); "auto" (the default, set at
+    import) picks fused when a compiler is there, and they build on their first CPU call."""
     global _REQUESTED, _FUSED
     if name not in ("reference", "fused", "auto"):
         raise ValueError(f"unknown ops backend {name!r}; choose 'reference', 'fused' or 'auto'")
@@ -35,11 +39,15 @@ def set_backend(name: str) -> None:
         raise RuntimeError(
             f"the fused ops are not available in this build: {library.fallback_reason()}")
     _REQUESTED = name
-    _FUSED = name == "fused" or (name == "auto" and _fused_possible())
+    _FUSED = name == "fused" or (name == "auto" and (library.cpp_possible() or
+                                                     library.triton_available()))
 
 
 def get_backend() -> str:
-    """The resolved backend: "fused" or "reference"."""
+    """The resolved backend: "fused" or "reference" (builds the C++ kernels if not tried)."""
+    global _FUSED
+    if _FUSED and _REQUESTED == "auto" and not _fused_possible():
+        _FUSED = False       # the build failed: call the reference directly
     return "fused" if _FUSED else "reference"
 
 
@@ -48,23 +56,44 @@ def get_backend() -> str:
 FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 
-def steer_rows_(y: Tensor, slots: Tensor, mask: Optional[Tensor], delta: Optional[Tensor],
-                bias: Optional[Tensor], coef: Optional[Tensor]) -> None:
-    if _FUSED and y.dtype in FUSED_DTYPES:
+def _rows_kernel(y, slots, mask, delta, bias, coef) -> None:
+    if y.dtype in FUSED_DTYPES:
         _ROWS(y, slots, mask, delta, bias, coef)
     else:
         reference.steer_rows_ref_(y, slots, mask, delta, bias, coef)
+
+
+def _linear_kernel(*args) -> Tensor:
+    if args[0].dtype in FUSED_DTYPES:
+        return _LINEAR(*args)
+    return reference.steer_linear_ref(*args)
+
+
+# The compiled kernels have no derivative: with grad enabled and an input that requires grad,
+# the fused backend runs them inside an autograd.Function with the exact backward
+# (steerfast/ops/autograd.py). The reference backend is plain torch and differentiates itself.
+def steer_rows_(y: Tensor, slots: Tensor, mask: Optional[Tensor], delta: Optional[Tensor],
+                bias: Optional[Tensor], coef: Optional[Tensor]) -> None:
+    if not _FUSED:
+        reference.steer_rows_ref_(y, slots, mask, delta, bias, coef)
+    elif needs_grad(y, mask, delta, bias, coef):
+        SteerRows.apply(_rows_kernel, y, slots, mask, delta, bias, coef)
+    else:
+        _rows_kernel(y, slots, mask, delta, bias, coef)
 
 
 def steer_linear(x: Tensor, weight: Tensor, lin_bias: Optional[Tensor], slots: Tensor,
                  in_mask: Optional[Tensor], in_delta: Optional[Tensor], out_mask: Optional[Tensor],
                  out_delta: Optional[Tensor], out_bias: Optional[Tensor],
                  out_coef: Optional[Tensor]) -> Tensor:
-    if _FUSED and x.dtype in FUSED_DTYPES:
-        return _LINEAR(x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta,
-                       out_bias, out_coef)
-    return reference.steer_linear_ref(x, weight, lin_bias, slots, in_mask, in_delta,
-                                      out_mask, out_delta, out_bias, out_coef)
+    args = (x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta, out_bias,
+            out_coef)
+    if not _FUSED:
+        return reference.steer_linear_ref(*args)
+    if needs_grad(x, weight, lin_bias, in_mask, in_delta, out_mask, out_delta, out_bias,
+                  out_coef):
+        return SteerLinear.apply(_linear_kernel, *args)
+    return _linear_kernel(*args)
 
 
 set_backend("auto")

@@ -42,6 +42,8 @@ def steer_rows_ref_(
     sel = (slots >= 0).unsqueeze(1)
     idx = slots.clamp(min=0).long()
     a = y.to(math_dtype(y.dtype))
+    if mask is not None and torch.is_grad_enabled() and (mask.requires_grad or delta.requires_grad):
+        a = a.clone()   # the mask's gradient reads the unedited rows; y.copy_ below edits them
     if mask is not None:
         a = a * (1.0 + delta[idx].unsqueeze(1) * mask[idx])
     if bias is not None:

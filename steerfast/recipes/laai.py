@@ -38,6 +38,7 @@ from ..adapters import get_adapter, head_layout
 from ..errors import PlanError
 from ..plan import Intervention, SteeringPlan, model_hint
 from .capture import left_padded
+from .checks import check_number, check_pairs
 
 Layers = Union[int, Sequence[int], str]
 
@@ -63,8 +64,7 @@ class DemoBatch:
 
 def demo_batch(tokenizer, demos: Sequence[tuple[str, str]], device="cpu") -> DemoBatch:
     """Tokenize (prompt, target) pairs: prompt as generation sees it, target without special tokens."""
-    if not demos:
-        raise PlanError("LAAI needs at least one demonstration (prompt, target)")
+    demos = check_pairs(demos, "LAAI", "demonstration (prompt, target)")
     rows, n_target = [], []
     for prompt, target in demos:
         p = tokenizer(prompt, add_special_tokens=True)["input_ids"]
@@ -161,15 +161,14 @@ def frozen(model: nn.Module) -> Iterator[None]:
             p.requires_grad_(f)
 
 
-def _check(steps, lr, l1, l2, patience, init_std, survive):
-    for name, value in (("λ1 (l1)", l1), ("λ2 (l2)", l2), ("init_std", init_std), ("survive", survive)):
-        if not value >= 0:
-            raise PlanError(f"{name} must be >= 0, got {value!r}")
-    if not lr > 0:
-        raise PlanError(f"lr must be > 0, got {lr!r}")
-    if not isinstance(steps, int) or steps < 1:
+def _check(steps, lr, l1, l2, patience, init_std, survive, min_delta=0.0):
+    for name, value in (("λ1 (l1)", l1), ("λ2 (l2)", l2), ("init_std", init_std), ("survive", survive),
+                        ("min_delta", min_delta)):
+        check_number(value, name, minimum=0.0)
+    check_number(lr, "lr", minimum=0.0, strict=True)
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
         raise PlanError(f"steps must be a positive int, got {steps!r}")
-    if not isinstance(patience, int) or patience < 1:
+    if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
         raise PlanError(f"patience must be a positive int, got {patience!r}")
 
 
@@ -179,7 +178,7 @@ def train_deltas(model: nn.Module, tokenizer, demos: Sequence[tuple[str, str]], 
                  min_delta: float = DEFAULTS["min_delta"], init_std: float = DEFAULTS["init_std"],
                  seed: int = 0, progress: bool = True) -> tuple[dict[int, Tensor], dict]:
     """(Δ per layer, training record). See the module docstring for the objective."""
-    _check(steps, lr, l1, l2, patience, init_std, DEFAULTS["survive"])
+    _check(steps, lr, l1, l2, patience, init_std, DEFAULTS["survive"], min_delta)
     chosen = resolve_layers(model, layers)
     weight = get_adapter(model).projection(model, chosen[0], "attn").weight
     batch = demo_batch(tokenizer, demos, weight.device)
@@ -188,10 +187,21 @@ def train_deltas(model: nn.Module, tokenizer, demos: Sequence[tuple[str, str]], 
     deltas = {l: (torch.randn(dim, generator=gen, dtype=torch.float64) * init_std)
               .to(weight.dtype).to(weight.device).requires_grad_(True) for l in chosen}
     opt = torch.optim.Adam(list(deltas.values()), lr=lr)
-    history: list[float] = []
-    best, best_at, best_state = float("inf"), 0, None
     was_training = model.training
     model.eval()
+    try:
+        history, best, best_at, best_state = _optimise(model, batch, deltas, opt, steps, l1, l2, patience,
+                                                       min_delta, progress)
+    finally:
+        model.train(was_training)        # also when a step raises (or is interrupted)
+    record = {"steps": len(history), "initial_loss": history[0], "final_loss": history[-1],
+              "best_loss": best, "best_step": best_at, "stopped_early": len(history) < steps}
+    return best_state, record
+
+
+def _optimise(model, batch, deltas, opt, steps, l1, l2, patience, min_delta, progress):
+    history: list[float] = []
+    best, best_at, best_state = float("inf"), 0, None
     with frozen(model), torch.enable_grad():
         bar = tqdm(range(steps), desc="LAAI", disable=not progress, leave=False)
         for step in bar:
@@ -208,10 +218,7 @@ def train_deltas(model: nn.Module, tokenizer, demos: Sequence[tuple[str, str]], 
                 break
             opt.step()
         bar.close()
-    model.train(was_training)
-    record = {"steps": len(history), "initial_loss": history[0], "final_loss": history[-1],
-              "best_loss": best, "best_step": best_at, "stopped_early": len(history) < steps}
-    return best_state, record
+    return history, best, best_at, best_state
 
 
 def survivors(deltas: dict[int, Tensor], heads: int, survive: float = DEFAULTS["survive"]) -> dict:
@@ -242,7 +249,7 @@ def laai(model: nn.Module, tokenizer, demos: Sequence[tuple[str, str]], layers: 
          min_delta: float = DEFAULTS["min_delta"], init_std: float = DEFAULTS["init_std"],
          survive: float = DEFAULTS["survive"], seed: int = 0, progress: bool = True) -> SteeringPlan:
     """Learn Δ's from (prompt, target) demonstrations and fold them into a plan (see module doc)."""
-    _check(steps, lr, l1, l2, patience, init_std, survive)
+    _check(steps, lr, l1, l2, patience, init_std, survive, min_delta)
     deltas, record = train_deltas(model, tokenizer, demos, layers, steps, lr, l1, l2, patience, min_delta,
                                   init_std, seed, progress)
     heads, _ = head_layout(model)

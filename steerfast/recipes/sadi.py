@@ -32,6 +32,7 @@ from ..errors import PlanError
 from ..plan import Intervention, SteeringPlan, model_hint
 from ..positions import parse_policy
 from .capture import batches, left_padded
+from .checks import check_batch_size, check_pairs, check_token_ids
 
 ELEMENTS = ("head", "neuron", "hidden")
 SITE_OF = {"head": "attn.heads", "neuron": "mlp.neurons", "hidden": "mlp.out"}
@@ -91,7 +92,11 @@ def _rows(tokenizer, texts: Sequence[Text], side: str) -> list[list[int]]:
                 raise PlanError("text pairs need a tokenizer")
             row = tokenizer(t, add_special_tokens=True)["input_ids"]
         else:
-            row = [int(x) for x in t]
+            try:
+                row = [int(x) for x in t]
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise PlanError(f"pair {i}: the {side} side must be a string or token ids, "
+                                f"got {t!r:.80}") from exc
         if not row:
             raise PlanError(f"pair {i}: the {side} side {t!r} tokenizes to nothing")
         rows.append(row)
@@ -166,12 +171,14 @@ def mean_differences(model, tokenizer, pairs: Sequence[tuple[Text, Text]], batch
 
     Pairs are (positive, negative) texts, or token-id lists (then tokenizer may be None).
     """
-    if not pairs:
-        raise PlanError("SADI needs at least one (positive, negative) pair")
-    if batch_size < 1:
-        raise PlanError(f"batch_size must be >= 1, got {batch_size}")
+    pairs = check_pairs(pairs, "SADI", "(positive, negative) pair",
+                        sides=(str, list, tuple, torch.Tensor))
+    check_batch_size(batch_size)
     pos = _rows(tokenizer, [p for p, _ in pairs], "positive")
     neg = _rows(tokenizer, [n for _, n in pairs], "negative")
+    vocab = model.get_input_embeddings().num_embeddings
+    check_token_ids(pos, vocab, "positive side of pair")
+    check_token_ids(neg, vocab, "negative side of pair")
     device = next(model.parameters()).device
     pad = getattr(tokenizer, "pad_token_id", None) or 0
     sides = []

@@ -92,4 +92,6 @@ def test_steer_linear_accepts_non_contiguous_weight():
     x, b = torch.randn(4, D), torch.randn(8)
     out = _linear(x=x, weight=w, lin_bias=b)
     ref = _linear(x=x, weight=w.contiguous(), lin_bias=b)
-    assert torch.equal(out, ref)
+    # a transposed weight is a different BLAS layout: its GEMM may sum in another order
+    # (AMD EPYC: 8.9765 vs 8.9766), so equal up to fp32 rounding, not bit for bit
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
