@@ -40,14 +40,14 @@ def write_llamacpp_style(path, directions: dict[int, np.ndarray], hint: str = "l
     return Path(path)
 
 
-def run(model, tok, cpp, workdir, prompts=PROMPTS, pairs=DEFAULTS["pairs"], layer=DEFAULTS["layer"],
-        coeff=DEFAULTS["coeff"], gen_scale=DEFAULTS["gen_scale"]) -> dict:
+def prepare(model, tok, workdir, pairs=DEFAULTS["pairs"], layer=DEFAULTS["layer"], coeff=DEFAULTS["coeff"],
+            gen_scale=DEFAULTS["gen_scale"]) -> dict:
+    """The vectors of both directions, as plans and as files in `workdir`."""
     from ..data import sentiment_pairs
     from ..plan import Intervention, SteeringPlan
     from ..recipes import caa
     from ..recipes.sadi import mean_differences
     from .controlvector import export_gguf, import_gguf
-    from .llamacpp import compare_shifts
 
     workdir = Path(workdir)
     data = sentiment_pairs()[:pairs]
@@ -55,19 +55,27 @@ def run(model, tok, cpp, workdir, prompts=PROMPTS, pairs=DEFAULTS["pairs"], laye
     export_gguf(plan, workdir / "caa.gguf")
     (iv,) = plan.interventions
     off = SteeringPlan([Intervention(iv.layer + 1, iv.site, "add", iv.tensor, "all", coeff)], "off-by-one")
-    exported = compare_shifts(cpp, model, tok, plan, workdir / "caa.gguf", coeff, prompts)
-    control = compare_shifts(cpp, model, tok, off, workdir / "caa.gguf", coeff, prompts)
-
     residual = mean_differences(model, tok, data, progress=False).residual.numpy()   # (L, D) entering layer l
     # llama.cpp's generator: diff read at block il's output (= stream entering il+1) -> direction.{il+1}
     dirs = {il + 1: residual[il + 1] for il in range(residual.shape[0] - 1)}
     write_llamacpp_style(workdir / "generator.gguf", dirs)
     imported = import_gguf(workdir / "generator.gguf", scale=gen_scale, model=model)
-    generator = compare_shifts(cpp, model, tok, imported, workdir / "generator.gguf", gen_scale, prompts)
     settings = dict(pairs=pairs, layer=layer, coeff=coeff, gen_scale=gen_scale,
                     caa_site=f"{iv.site} of layer {iv.layer} (direction.{iv.layer})")
-    return {"settings": settings, "exported": [a.__dict__ for a in exported],
-            "off_by_one": [a.__dict__ for a in control], "generator": [a.__dict__ for a in generator]}
+    # case: (steerfast plan, file llama.cpp applies, scale)
+    cases = {"exported": (plan, workdir / "caa.gguf", coeff), "generator": (imported, workdir / "generator.gguf", gen_scale),
+             "off_by_one": (off, workdir / "caa.gguf", coeff)}
+    return {"settings": settings, "cases": cases}
+
+
+def run(model, tok, cpp, prepared: dict, prompts=PROMPTS) -> dict:
+    """Per case and prompt, llama.cpp's shift vs steerfast's (Agreement fields)."""
+    from .llamacpp import compare_shifts
+
+    out = {"settings": prepared["settings"]}
+    for case, (plan, path, scale) in prepared["cases"].items():
+        out[case] = [a.__dict__ for a in compare_shifts(cpp, model, tok, plan, path, scale, prompts)]
+    return out
 
 
 def table(results: dict[str, dict]) -> str:
@@ -96,10 +104,10 @@ def main(argv=None) -> int:
     model, tok = load()
     results = {}
     with tempfile.TemporaryDirectory() as d:
+        prepared = prepare(model, tok, d, args.pairs, args.layer, args.coeff, args.gen_scale)
         weights = {"Q4_1": _embedded_gguf(), "F32": dequantised_copy(_embedded_gguf(), Path(d) / "f32.gguf")}
         for name, path in weights.items():
-            results[name] = run(model, tok, LlamaCpp(path), d, pairs=args.pairs, layer=args.layer,
-                                coeff=args.coeff, gen_scale=args.gen_scale)
+            results[name] = run(model, tok, LlamaCpp(path), prepared)
     print(json.dumps(results["Q4_1"]["settings"]))
     print(table(results))
     if args.json:

@@ -42,21 +42,22 @@ class LlamaCpp:
     def __init__(self, model_path: str | Path, n_ctx: int = 256, n_threads: int = 2):
         import llama_cpp
 
-        self._lib = llama_cpp
         self.llm = llama_cpp.Llama(model_path=str(model_path), logits_all=True, n_ctx=n_ctx,
                                    n_batch=n_ctx, n_threads=n_threads, verbose=False)
         self.n_embd = self.llm.n_embd()
         self.n_layer = int(llama_cpp.llama_model_n_layer(self.llm._model.model))
+        # renamed across versions: llama_set_adapter_cvec (0.3.36), llama_apply_adapter_cvec before
+        self._set = getattr(llama_cpp, "llama_set_adapter_cvec", None) or llama_cpp.llama_apply_adapter_cvec
 
     def set_control_vector(self, path: str | Path | None, scale: float = 1.0) -> None:
         """Apply a control-vector file on blocks 1..n_layer-1 (as llama-cli does); None clears it."""
         ctx = self.llm._ctx.ctx
         if path is None:
-            rc = self._lib.llama_set_adapter_cvec(ctx, None, 0, self.n_embd, -1, -1)
+            rc = self._set(ctx, None, 0, self.n_embd, -1, -1)
         else:
             buf = cvec_buffer(path, scale, self.n_embd)
             arr = buf.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
-            rc = self._lib.llama_set_adapter_cvec(ctx, arr, buf.size, self.n_embd, 1, self.n_layer - 1)
+            rc = self._set(ctx, arr, buf.size, self.n_embd, 1, self.n_layer - 1)
         if rc != 0:
             raise PlanError(f"llama_set_adapter_cvec failed with {rc}")
 
