@@ -184,3 +184,23 @@ def test_export_refuses_what_a_control_vector_cannot_express(tmp_path, model):
         with pytest.raises(PlanError, match=msg):
             export_gguf(SteeringPlan([iv], "x", model_hint(model)), tmp_path / "bad.gguf",
                         allow_positions=True)
+
+
+def test_several_files_add_up_like_llamacpp(tmp_path, model):
+    from steerfast.interop import import_ggufs
+
+    a, b = _vec(21), _vec(22)
+    _write(tmp_path / "a.gguf", {"direction.1": a.numpy(), "direction.2": a.numpy()})
+    _write(tmp_path / "b.gguf", {"direction.1": b.numpy()})
+    _write(tmp_path / "sum.gguf", {"direction.1": (2 * a - b).numpy(), "direction.2": (2 * a).numpy()})
+    both = import_ggufs([(tmp_path / "a.gguf", 2.0), (tmp_path / "b.gguf", -1.0)], model=model)
+    assert len(both.interventions) == 3
+    ids = torch.tensor([[3, 14, 15, 9, 26]])
+    with torch.no_grad():
+        with steerfast.patch(model, both):
+            got = model(input_ids=ids).logits
+        with steerfast.patch(model, import_gguf(tmp_path / "sum.gguf")):
+            want = model(input_ids=ids).logits
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(PlanError, match="no control-vector files"):
+        import_ggufs([])

@@ -10,7 +10,8 @@ from .common import add_model_arg, fit, load_model, read_plan, say
 def add_parser(sub) -> None:
     p = sub.add_parser("generate", help="steered next to unsteered greedy completions", description=__doc__)
     p.add_argument("prompts", nargs="+", metavar="PROMPT")
-    p.add_argument("--plan", required=True, help=".safetensors plan, .gguf control vector or .pt")
+    p.add_argument("--plan", required=True, action="append",
+                   help=".safetensors plan, .gguf control vector or .pt; repeat to add several up")
     p.add_argument("--strength", type=float, default=None,
                    help="every intervention's strength (default: the plan's own)")
     p.add_argument("--positions", default=None, help="override every intervention's positions")
@@ -26,13 +27,16 @@ def run(args) -> int:
 
     from .. import patch
 
-    plan = read_plan(args.plan)
+    plans = [read_plan(path) for path in args.plan]
+    plan = plans[0]
+    for other in plans[1:]:
+        plan = plan + other
     if args.strength is not None:
         plan = plan.with_strength(args.strength)
     if args.positions is not None:
         plan = plan.with_positions(args.positions)
     model, tok = load_model(args.model)
-    fit(plan, model, args.plan)
+    fit(plan, model, ", ".join(args.plan))
 
     def complete(prompt):
         enc = tok([prompt], return_tensors="pt")
@@ -53,7 +57,7 @@ def run(args) -> int:
         print(f"prompt:    {r['prompt']!r}\n  unsteered: {r['unsteered']!r}\n  {label}: {r['steered']!r}")
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fh:
-            json.dump({"plan": args.plan, "method": plan.method, "strengths": strengths,
+            json.dump({"plans": args.plan, "method": plan.method, "strengths": strengths,
                        "model": args.model, "tokens": args.tokens, "results": results}, fh, indent=1)
         say(f"wrote {args.out}")
     return 0

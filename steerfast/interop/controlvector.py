@@ -114,6 +114,21 @@ def import_gguf(path: str | Path, scale: float | None = None, model=None) -> Ste
     return plan
 
 
+def import_ggufs(files, model=None) -> SteeringPlan:
+    """Several control vectors at once, as llama.cpp's repeated --control-vector-scaled FILE SCALE:
+    `files` is [(path, scale or None), ...]; vectors on the same block add up."""
+    files = list(files)
+    if not files:
+        raise PlanError("no control-vector files given")
+    plans = [to_plan(read(path), scale, str(path)) for path, scale in files]
+    plan = plans[0]
+    for other in plans[1:]:
+        plan = plan + other
+    if model is not None:
+        check_fits(plan, model, ", ".join(str(p) for p, _ in files))
+    return plan
+
+
 def check_fits(plan: SteeringPlan, model, source: str = "plan") -> None:
     """PlanError naming the mismatch (hidden size, layer count) before anything is patched."""
     try:
@@ -173,5 +188,5 @@ def export_gguf(plan: SteeringPlan, path: str | Path, convention: str = "llamacp
     return path
 
 
-__all__ = ["ControlVectorFile", "read", "to_plan", "import_gguf", "export_gguf", "check_fits",
+__all__ = ["ControlVectorFile", "read", "to_plan", "import_gguf", "import_ggufs", "export_gguf", "check_fits",
            "CONVENTIONS", "GGUF_ARCH"]
