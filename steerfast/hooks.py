@@ -8,27 +8,34 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .adapters import INPUT_SITES, get_adapter
+from .adapters import get_adapter
+from .errors import SteeringError
 from .ops.reference import math_dtype
 from .plan import Intervention, SteeringPlan
 from .positions import CallTracker
 
 
-def _edit(tracker: CallTracker, iv: Intervention, t: Tensor) -> Tensor:
+def _edit(tracker: CallTracker, iv: Intervention, t: Tensor, add_scale: float) -> Tensor:
     sel, offset = tracker.info.select(iv.positions)
     vec = iv.tensor.to(t.device)[offset.clamp(max=iv.entries - 1)]      # (B, T, D)
     a = t.to(math_dtype(t.dtype))
-    a = a * (1.0 + iv.strength * vec) if iv.kind == "scale" else a + iv.strength * vec
-    return torch.where(sel.unsqueeze(-1), a.to(t.dtype), t)
+    if iv.kind == "scale":
+        a = a * (1.0 + iv.strength * vec)
+    else:
+        a = a + (iv.strength * add_scale) * vec
+    return torch.where(sel.unsqueeze(-1).to(t.device), a.to(t.dtype), t)
 
 
 class HookHandle:
-    def __init__(self, handles):
+    def __init__(self, model, handles):
+        self._model = model
         self._handles = handles
 
     def remove(self) -> None:
         for h in self._handles:
             h.remove()
+        if self._handles:
+            self._model.__dict__["_steerfast_hooks"] = self._model.__dict__.get("_steerfast_hooks", 1) - 1
         self._handles = []
 
     def __enter__(self) -> "HookHandle":
@@ -40,6 +47,9 @@ class HookHandle:
 
 def apply_hooks(model: nn.Module, plan: SteeringPlan) -> HookHandle:
     adapter = get_adapter(model)
+    if getattr(model, "_steerfast_handle", None) is not None:
+        raise SteeringError("model is patched by steerfast; revert() it before apply_hooks "
+                            "(both at once would steer twice)")
     plan.validate(model)
     base = model.get_submodule(adapter.base)
     tracker = CallTracker(base.forward)
@@ -49,13 +59,16 @@ def apply_hooks(model: nn.Module, plan: SteeringPlan) -> HookHandle:
 
     handles = [base.register_forward_pre_hook(begin, with_kwargs=True)]
     for iv in plan.interventions:
-        module = adapter.site_module(model, iv.layer, iv.site)
-        if iv.site in INPUT_SITES:
-            def pre(mod, args, iv=iv):
-                return (_edit(tracker, iv, args[0]),) + tuple(args[1:])
-            handles.append(module.register_forward_pre_hook(pre))
+        site = adapter.site(model, iv.layer, iv.site)
+        if site.side == "in":
+            def pre(mod, args, iv=iv, a=site.add_scale):
+                return (_edit(tracker, iv, args[0], a),) + tuple(args[1:])
+            handles.append(site.module.register_forward_pre_hook(pre))
         else:
-            def post(mod, args, out, iv=iv):
-                return _edit(tracker, iv, out)
-            handles.append(module.register_forward_hook(post))
-    return HookHandle(handles)
+            def post(mod, args, out, iv=iv, a=site.add_scale):
+                if isinstance(out, tuple):
+                    return (_edit(tracker, iv, out[0], a),) + out[1:]
+                return _edit(tracker, iv, out, a)
+            handles.append(site.module.register_forward_hook(post))
+    model.__dict__["_steerfast_hooks"] = model.__dict__.get("_steerfast_hooks", 0) + 1
+    return HookHandle(model, handles)

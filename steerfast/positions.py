@@ -112,6 +112,9 @@ class CallTracker:
             raise PlanError("steered forward needs input_ids or inputs_embeds")
         B, T = ref.shape[0], ref.shape[1]
         mask = self._arg(args, kwargs, "attention_mask")
+        if isinstance(mask, dict):
+            # per attention type (full / sliding window): the full one sees every real token
+            mask = mask.get("full_attention", next(iter(mask.values()), None))
         if mask is not None and mask.dim() == 2:
             past = mask.shape[1] - T
         else:

@@ -2,51 +2,79 @@
 
 Tables are preallocated per (module, side, lane) for all S slots, E entries each. Loading
 a plan whose layout fits writes in place; changing a strength or a row's slot never
-re-patches and never recompiles. A slot's plan is split into lanes by position policy
-(most plans have one), and each lane gets one row map per forward.
+re-patches and never recompiles. A slot's interventions are split into lanes (one row map
+each per forward) so that every module side applies them in plan order: most plans have one.
+
+Every forward of the decoder stack holds the bank's lock, and so does every change of the
+tables: a forward sees one consistent set of tables.
 """
 from __future__ import annotations
 
 import threading
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor, nn
 
-from ..adapters import INPUT_SITES, get_adapter
+from ..adapters import execution_device, get_adapter
 from ..errors import SteeringError
 from ..plan import SteeringPlan
 from ..positions import CallTracker, parse_policy
 from .compose import compose, dense_affine
 from .rows import POLICY_CODES, row_maps
-from .steered import (ModuleTables, SideTables, SteeringState, steered_embedding_forward,
-                      steered_linear_forward)
+from .steered import (ModuleTables, SideTables, SteeringState, fast_linear_forward, fast_path_ok,
+                      wrapped_post_hook, wrapped_pre_hook)
 
 _HANDLE_ATTR = "_steerfast_handle"
 DENSE_POLICIES = ("last", "from_prompt_end", "all")
 
 
-def _lanes(plan: SteeringPlan) -> list[str]:
-    return sorted({iv.positions for iv in plan.interventions})
+def lane_layout(keys_and_policies) -> tuple[list[str], list[int]]:
+    """Lanes for one slot: (policy per lane, lane per intervention).
+
+    keys_and_policies: (module side key, positions) per intervention, in plan order. At each
+    module side the interventions land in increasing lanes, and lanes are applied in order,
+    so the plan's order holds even where several position policies steer one site.
+    """
+    lanes: list[str] = []
+    last: dict = {}
+    assign = []
+    for key, policy in keys_and_policies:
+        prev = last.get(key, -1)
+        if prev >= 0 and lanes[prev] == policy:
+            lane = prev
+        else:
+            lane = next((i for i in range(prev + 1, len(lanes)) if lanes[i] == policy), None)
+            if lane is None:
+                lanes.append(policy)
+                lane = len(lanes) - 1
+        last[key] = lane
+        assign.append(lane)
+    return lanes, assign
 
 
 class SteeringBank:
     """Patch `model` once, then load plans into slots and assign slots to batch rows."""
 
     def __init__(self, model: nn.Module, slots: int = 8):
-        if not isinstance(slots, int) or slots < 1:
+        if isinstance(slots, bool) or not isinstance(slots, int) or slots < 1:
             raise SteeringError(f"slots must be a positive int, got {slots!r}")
         self.adapter = get_adapter(model)
         if getattr(model, _HANDLE_ATTR, None) is not None:
             raise SteeringError("model is already patched; revert() the live handle first, "
                                 "or combine plans with `plan_a + plan_b`")
+        if getattr(model, "_steerfast_hooks", None):
+            raise SteeringError("model has steerfast.apply_hooks installed; remove() them first")
         self.model = model
         self.slots = slots
         self.plans: list[Optional[SteeringPlan]] = [None] * slots
-        self.device = next(model.parameters()).device
+        self.device = execution_device(model)
         self.state = SteeringState()
-        self.lock = threading.RLock()       # serialises generate() calls sharing this bank
-        self._saved: list[tuple[nn.Module, object]] = []
+        self.lock = threading.RLock()
+        self.version = 0
+        self.packed_rows: Optional[Callable[[tuple, dict], Optional[list[Tensor]]]] = None
+        self._saved: list[tuple[nn.Module, object, object]] = []
+        self._handles: list = []
         self._tables: dict[int, ModuleTables] = {}
         self._modules: dict[int, nn.Module] = {}
         self._layout = None
@@ -65,104 +93,132 @@ class SteeringBank:
         bank = self
 
         def stack_forward(*args, **kwargs):
-            info = tracker.begin(args, kwargs)
-            # a decode step (one new, real token per row) of a one-plan bank: whole-tensor ops
-            bank.state.dense = bank._uniform and info.past > 0 and info.length == 1
-            if not bank.state.dense:
-                bank.state.maps = row_maps(info, bank._slots_for(info.batch), bank.lane_code,
-                                           bank.lane_n, bank.entries)
-            return base_forward(*args, **kwargs)
+            if not bank.active:                # reverted under a wrapper installed after us
+                return base_forward(*args, **kwargs)
+            if torch.compiler.is_compiling():
+                return bank._forward(tracker, base_forward, args, kwargs)
+            with bank.lock:
+                return bank._forward(tracker, base_forward, args, kwargs)
 
         self._replace_forward(base, stack_forward)
         model.__dict__[_HANDLE_ATTR] = self
 
+    def _forward(self, tracker, base_forward, args, kwargs):
+        packed = self.packed_rows(args, kwargs) if self.packed_rows is not None else None
+        if packed is not None:
+            self.state.dense = False
+            self.state.set_maps(packed)
+            return base_forward(*args, **kwargs)
+        info = tracker.begin(args, kwargs)
+        # a decode step (one new, real token per row) of a one-plan bank: whole-tensor ops
+        self.state.dense = self._uniform and info.past > 0 and info.length == 1
+        if not self.state.dense:
+            dev = info.mask.device
+            self.state.set_maps(row_maps(info, self._slots_for(info.batch, dev), self.lane_code.to(dev),
+                                         self.lane_n.to(dev), self.entries))
+        return base_forward(*args, **kwargs)
+
     # --- rows -> slots -------------------------------------------------------------------
     def assign(self, row_slots) -> None:
-        """Slot per batch row for the following forwards (-1 = unsteered), written in place."""
-        t = torch.as_tensor(row_slots, dtype=torch.long).reshape(-1)
+        """Slot per batch row for the following forwards (-1 = unsteered), copied in place."""
+        t = torch.as_tensor(row_slots)
+        if t.dtype == torch.bool or t.is_floating_point() or t.is_complex() or t.dim() > 1:
+            raise SteeringError(f"row slots must be a 1-D list of ints, got {row_slots!r}")
+        t = t.to(torch.long).reshape(-1)
         if t.numel() and (t.min() < -1 or t.max() >= self.slots):
             raise SteeringError(f"row slots must be in -1..{self.slots - 1}, got {t.tolist()}")
-        if self._row_slot is not None and self._row_slot.shape == t.shape:
-            self._row_slot.copy_(t)
-        else:
-            self._row_slot = t.to(self.device)
-        self._uniform = False
+        with self.lock:
+            if self._row_slot is not None and self._row_slot.shape == t.shape:
+                self._row_slot.copy_(t)
+            else:
+                self._row_slot = t.to(self.device, copy=True)
+            self._uniform = False
 
     def assign_all(self, slot: int) -> None:
         """Every row of every batch uses `slot`, whatever the batch size."""
         self._check_slot(slot)
-        self._uniform_slot = slot
-        self._uniform = True
-        self._build_dense()
+        with self.lock:
+            self._uniform_slot = slot
+            self._uniform = True
+            self._build_dense()
 
-    def _slots_for(self, batch: int) -> Tensor:
+    def _slots_for(self, batch: int, device) -> Tensor:
         if self._uniform:
-            return torch.full((batch,), self._uniform_slot, dtype=torch.long, device=self.device)
+            return torch.full((batch,), self._uniform_slot, dtype=torch.long, device=device)
         if self._row_slot is None:
             raise SteeringError("no rows assigned: call bank.assign(row_slots) or assign_all(slot)")
         if self._row_slot.shape[0] != batch:
             raise SteeringError(f"bank.assign() gave {self._row_slot.shape[0]} row slots, "
                                 f"the batch has {batch} rows")
-        return self._row_slot
+        return self._row_slot.to(device)
 
     # --- slots -> plans ------------------------------------------------------------------
     def _check_slot(self, slot: int) -> None:
-        if not isinstance(slot, int) or not 0 <= slot < self.slots:
+        if isinstance(slot, bool) or not isinstance(slot, int) or not 0 <= slot < self.slots:
             raise SteeringError(f"slot must be an int in 0..{self.slots - 1}, got {slot!r}")
+
+    def _check_live(self) -> None:
+        if not self.active:
+            raise SteeringError("this bank was reverted; make a new one")
 
     def load(self, slot: int, plan: SteeringPlan) -> None:
         """Put `plan` in `slot`. Validates first: on error the bank is unchanged."""
-        self._check_slot(slot)
-        if not isinstance(plan, SteeringPlan):
-            raise SteeringError(f"load() needs a SteeringPlan, got {type(plan).__name__}")
-        plan.validate(self.model)
-        with self.lock:
-            self.plans[slot] = plan
-            self._rebuild()
+        self.load_all({slot: plan})
 
     def load_all(self, plans: dict) -> None:
-        """Several slots at once ({slot: plan or None}), one rebuild."""
+        """Several slots at once ({slot: plan or None}), one rebuild; all or nothing."""
+        self._check_live()
         for slot, plan in plans.items():
             self._check_slot(slot)
             if plan is not None:
+                if not isinstance(plan, SteeringPlan):
+                    raise SteeringError(f"load() needs a SteeringPlan, got {type(plan).__name__}")
                 plan.validate(self.model)
         with self.lock:
+            before = list(self.plans)
             for slot, plan in plans.items():
                 self.plans[slot] = plan
-            self._rebuild()
+            try:
+                self._rebuild()
+            except BaseException:
+                self.plans = before
+                self._layout = None
+                self._rebuild()
+                raise
 
     def unload(self, slot: int) -> None:
-        self._check_slot(slot)
-        with self.lock:
-            self.plans[slot] = None
-            self._rebuild()
+        self.load_all({slot: None})
 
     def set_strength(self, slot: int, value: float) -> None:
         self._check_slot(slot)
-        if self.plans[slot] is None:
-            raise SteeringError(f"slot {slot} is empty")
-        self.load(slot, self.plans[slot].with_strength(value))
+        with self.lock:
+            if self.plans[slot] is None:
+                raise SteeringError(f"slot {slot} is empty")
+            self.load(slot, self.plans[slot].with_strength(value))
 
     def _groups(self):
-        """(slot, lane, module, side, Affine) for every slot's interventions, grouped."""
+        """(slot, lane, policy, module, side, Affine) for every slot's interventions, grouped."""
         out = []
         for slot, plan in enumerate(self.plans):
             if plan is None:
                 continue
-            for lane, policy in enumerate(_lanes(plan)):
-                groups: dict[tuple, tuple] = {}
-                for iv in plan.interventions:
-                    if iv.positions == policy:
-                        module = self.adapter.site_module(self.model, iv.layer, iv.site)
-                        side = "in" if iv.site in INPUT_SITES else "out"
-                        groups.setdefault((id(module), side), (module, []))[1].append(iv)
-                for (mid, side), (module, ivs) in groups.items():
-                    out.append((slot, lane, policy, module, side, compose(ivs)))
+            sites = [self.adapter.site(self.model, iv.layer, iv.site) for iv in plan.interventions]
+            policies, lanes = lane_layout(((id(s.module), s.side), iv.positions)
+                                          for s, iv in zip(sites, plan.interventions))
+            groups: dict[tuple, tuple] = {}
+            for iv, site, lane in zip(plan.interventions, sites, lanes):
+                entry = groups.setdefault((lane, id(site.module), site.side), (site, []))
+                entry[1].append(iv)
+            for (lane, _, side), (site, ivs) in sorted(groups.items(), key=lambda kv: kv[0][0]):
+                aff = compose(ivs)
+                if site.add_scale != 1.0 and aff.coef is not None:
+                    aff.coef = aff.coef * site.add_scale
+                out.append((slot, lane, policies[lane], site.module, side, aff))
         return out
 
     def _rebuild(self) -> None:
         groups = self._groups()
-        lanes = max([len(_lanes(p)) for p in self.plans if p is not None] or [0])
+        lanes = 1 + max([g[1] for g in groups] or [-1])
         entries = max([iv.entries for p in self.plans if p is not None for iv in p.interventions] or [1])
         keys: dict[tuple, list] = {}
         for slot, lane, policy, module, side, aff in groups:
@@ -171,34 +227,34 @@ class SteeringBank:
             flags[2] |= aff.mask is not None
             flags[3] |= aff.bias is not None
         signature = (lanes, entries, tuple(sorted((k, v[1], v[2], v[3]) for k, v in keys.items())))
-        fresh = signature != self._layout
-        if fresh:
+        if signature != self._layout:
             self._allocate(lanes, entries, keys)
             self._layout = signature
         else:
             self._zero()
         self._fill(groups)
         self._build_dense(groups)
+        self.version += 1
+        for mt in self._tables.values():
+            mt.cache.clear()
 
     def _build_dense(self, groups=None) -> None:
         """Decode-phase realisations of the uniform slot's plan (DESIGN §7)."""
         for mt in self._tables.values():
             mt.dense_in = mt.dense_out = None
+            mt.cache.clear()
         if not self._uniform or self.plans[self._uniform_slot] is None:
             return
-        per_side: dict[tuple, tuple] = {}
+        per_side: dict[tuple, list] = {}
         for slot, lane, policy, module, side, aff in groups if groups is not None else self._groups():
             # prefix / prompt_last select no row of a decode step; groups come in lane order
             if slot == self._uniform_slot and parse_policy(policy)[0] in DENSE_POLICIES:
-                per_side.setdefault((id(module), side), (module, []))[1].append(aff)
-        for (mid, side), (module, parts) in per_side.items():
+                per_side.setdefault((id(module), side), []).append(aff)
+        for (mid, side), parts in per_side.items():
             dense = dense_affine(parts, self.device)
             if side == "in":
                 self._tables[mid].dense_in = dense
             else:
-                if dense.scale is None and isinstance(module, nn.Linear):
-                    shift = dense.shift.to(module.weight.dtype)
-                    dense.linear_bias = shift if module.bias is None else module.bias + shift
                 self._tables[mid].dense_out = dense
 
     def _allocate(self, lanes, entries, keys) -> None:
@@ -232,11 +288,14 @@ class SteeringBank:
                 mt.inputs, mt.outputs = [], []
 
     def _patch_module(self, module: nn.Module, tables: ModuleTables) -> None:
-        if isinstance(module, nn.Embedding):
-            fn = steered_embedding_forward(module, self.state, tables)
+        if fast_path_ok(module):
+            tables.realisation = "fast"
+            self._replace_forward(module, fast_linear_forward(module, self.state, tables))
         else:
-            fn = steered_linear_forward(module, self.state, tables)
-        self._replace_forward(module, fn)
+            tables.realisation = "wrapped"
+            self._handles.append(module.register_forward_pre_hook(
+                wrapped_pre_hook(self.state, tables), with_kwargs=True))
+            self._handles.append(module.register_forward_hook(wrapped_post_hook(self.state, tables)))
 
     def _zero(self) -> None:
         self.lane_code.fill_(-1)
@@ -260,30 +319,57 @@ class SteeringBank:
                 if src is not None:
                     dst[lo:lo + src.shape[0]].copy_(src)
 
+    # --- what each module runs -------------------------------------------------------------
+    def describe(self) -> list[dict]:
+        """One row per patched module: its path, realisation ('fast' or 'wrapped') and sides."""
+        names = {id(m): n for n, m in self.model.named_modules()}
+        return [{"module": names.get(mid, "?"), "realisation": mt.realisation,
+                 "inputs": sum(t is not None for t in mt.inputs),
+                 "outputs": sum(t is not None for t in mt.outputs)}
+                for mid, mt in self._tables.items()]
+
     # --- patching ----------------------------------------------------------------------
     def _replace_forward(self, module: nn.Module, fn) -> None:
-        self._saved.append((module, module.__dict__.get("forward")))
+        self._saved.append((module, module.__dict__.get("forward"), fn))
         module.forward = fn
 
     def revert(self) -> None:
-        """Restore every patched module's forward exactly; idempotent."""
+        """Restore every patched module exactly; idempotent.
+
+        A forward someone installed over ours after patching stays in place (ours, under
+        it, then passes straight through to the original).
+        """
         if not self.active:
             return
-        for module, previous in reversed(self._saved):
-            if previous is None:
-                module.__dict__.pop("forward", None)
-            else:
-                module.forward = previous
-        self._saved.clear()
-        self._tables.clear()
-        self.state.maps = []
-        self.model.__dict__.pop(_HANDLE_ATTR, None)
-        self.active = False
+        with self.lock:
+            for mt in self._tables.values():
+                mt.live = False
+            for h in self._handles:
+                h.remove()
+            for module, previous, ours in reversed(self._saved):
+                if module.__dict__.get("forward") is not ours:
+                    continue
+                if previous is None:
+                    module.__dict__.pop("forward", None)
+                else:
+                    module.forward = previous
+            self._handles.clear()
+            self._saved.clear()
+            self._tables.clear()
+            self.state.set_maps([])
+            self.model.__dict__.pop(_HANDLE_ATTR, None)
+            self.active = False
+
+    def __deepcopy__(self, memo):
+        raise SteeringError("a patched model cannot be copied: revert() it first, copy, then patch "
+                            "each copy")
+
+    def __reduce__(self):
+        raise SteeringError("a patched model cannot be pickled or saved whole: revert() it first "
+                            "(save the plan with plan.save())")
 
     def __enter__(self) -> "SteeringBank":
         return self
 
     def __exit__(self, *exc) -> None:
         self.revert()
-
-

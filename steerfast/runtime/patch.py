@@ -27,6 +27,9 @@ class PatchHandle:
 
     def set_strength(self, value: float, index: Optional[int] = None) -> None:
         """Every intervention's strength, or only intervention `index`'s; written in place."""
+        n = len(self.plan.interventions)
+        if index is not None and (isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n):
+            raise SteeringError(f"index must be an int in 0..{n - 1} (the plan's interventions), got {index!r}")
         ivs = [Intervention(iv.layer, iv.site, iv.kind, iv.tensor, iv.positions,
                             value if index is None or i == index else iv.strength)
                for i, iv in enumerate(self.plan.interventions)]
@@ -35,6 +38,10 @@ class PatchHandle:
 
     def revert(self) -> None:
         self.bank.revert()
+
+    def describe(self) -> list[dict]:
+        """Per patched module: its path and which realisation it runs ('fast' or 'wrapped')."""
+        return self.bank.describe()
 
     def __enter__(self) -> "PatchHandle":
         return self
@@ -51,9 +58,9 @@ def patch(model: nn.Module, plan: SteeringPlan) -> PatchHandle:
     bank = SteeringBank(model, slots=1)
     try:
         bank.load(0, plan)
+        bank.assign_all(0)
     except BaseException:
         bank.revert()
         raise
-    bank.assign_all(0)
     bank.single_plan = True
     return PatchHandle(bank, plan)

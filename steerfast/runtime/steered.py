@@ -1,7 +1,17 @@
-"""The steered forwards that replace `forward` on patched modules.
+"""The two realisations of a patched module.
 
-They read the row maps computed once per call (SteeringState) and call the ops; no
-position logic, no per-layer Python beyond a list lookup.
+* fast (`install_fast`): for a plain `nn.Linear` with a plain weight and nothing else
+  installed, `forward` is replaced by prologue -> linear -> epilogue with the fused paths
+  (the fused small-M linear, the projection's own bias carrying an add, in-place edits of a
+  temporary input, whole-tensor decode realisations).
+* wrapped (`install_wrapped`): for anything else (Conv1D, norms, embeddings, MoE blocks, PEFT
+  or bitsandbytes layers, accelerate-offloaded or tensor-parallel modules) a forward pre-hook
+  edits the input and a forward hook edits the output, around whatever forward the module has
+  now, so its own wrappers (accelerate's weight loading, HF TP's all-reduce) still run and
+  output-side edits land after them. Edits are out of place.
+
+Both read the row maps computed once per call (SteeringState) and call the ops; no position
+logic here.
 """
 from __future__ import annotations
 
@@ -24,17 +34,29 @@ class SideTables:
     bias: Optional[Tensor]
     coef: Optional[Tensor]
 
+    def derived(self, device, columns: Optional[slice]) -> "SideTables":
+        def one(t, is_row_table):
+            if t is None:
+                return None
+            if columns is not None and is_row_table:
+                t = t[:, columns]
+            return t.to(device).contiguous()
+        return SideTables(one(self.mask, True), one(self.delta, False), one(self.bias, True),
+                          one(self.coef, False))
+
+
+_NO_TABLES = SideTables(None, None, None, None)
+
 
 @dataclass
 class Dense:
-    """The whole-call realisation of one side: x -> x * scale + shift on every row.
-
-    bias_only marks an output side with only a shift, which rides the projection's own
-    bias (`linear_bias`, in the weight's dtype): zero extra ops.
-    """
+    """The whole-call realisation of one side: x -> x * scale + shift on every row (fp32)."""
     scale: Optional[Tensor]
     shift: Optional[Tensor]
-    linear_bias: Optional[Tensor] = None
+
+    def to(self, device) -> "Dense":
+        mv = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Dense(mv(self.scale), mv(self.shift))
 
 
 @dataclass
@@ -43,11 +65,16 @@ class ModuleTables:
 
     dense_in / dense_out: the decode-phase realisation when one plan steers every row
     (see SteeringState.dense); None = that side is untouched in decode.
+    cache: tables derived for another device, a tensor-parallel shard or a folded bias;
+    emptied whenever the bank's tables change.
     """
     inputs: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
     dense_in: Optional[Dense] = None
     dense_out: Optional[Dense] = None
+    realisation: str = "fast"
+    cache: dict = field(default_factory=dict)
+    live: bool = True
 
 
 class SteeringState:
@@ -62,18 +89,29 @@ class SteeringState:
     def __init__(self):
         self.maps: list[Tensor] = []
         self.dense = False
+        self._moved: dict = {}
 
-    def lane(self, index: int, n_rows: int) -> Tensor:
+    def set_maps(self, maps: list[Tensor]) -> None:
+        self.maps = maps
+        self._moved = {}
+
+    def lane(self, index: int, n_rows: int, device=None) -> Tensor:
         if index >= len(self.maps) or self.maps[index].shape[0] != n_rows:
             raise SteeringError("a steered module was called outside a forward of the patched "
                                 f"model (no row map for lane {index} with {n_rows} rows)")
-        return self.maps[index]
+        m = self.maps[index]
+        if device is None or m.device == device:
+            return m
+        key = (index, device)
+        if key not in self._moved:
+            self._moved[key] = m.to(device)
+        return self._moved[key]
 
 
 def _apply(state: SteeringState, rows: Tensor, lanes: list) -> None:
     for index, t in enumerate(lanes):
         if t is not None:
-            ops.steer_rows_(rows, state.lane(index, rows.shape[0]), t.mask, t.delta, t.bias, t.coef)
+            ops.steer_rows_(rows, state.lane(index, rows.shape[0], rows.device), t.mask, t.delta, t.bias, t.coef)
 
 
 def _dense_(rows: Tensor, d: Dense) -> Tensor:
@@ -84,16 +122,62 @@ def _dense_(rows: Tensor, d: Dense) -> Tensor:
     return rows.add_(d.shift)
 
 
+def _observed(module: nn.Module) -> bool:
+    """Whether someone else's hook may hold the module's input (then never edit it in place)."""
+    from torch.nn.modules import module as mm
+    return bool(module._forward_pre_hooks or module._forward_hooks
+                or mm._global_forward_pre_hooks or mm._global_forward_hooks)
+
+
+def _editable_input(module: nn.Module, x: Tensor, x2: Tensor) -> Tensor:
+    # the projection's input is a temporary of the HF block: edit it in place unless autograd
+    # may still need the unedited value or a hook holds it (a contiguous x reshapes to a view)
+    if torch.is_grad_enabled() or not x.is_contiguous() or _observed(module):
+        return x2.clone(memory_format=torch.contiguous_format)
+    if not torch.compiler.is_compiling() and x.is_inference() and not torch.is_inference_mode_enabled():
+        return x2.clone(memory_format=torch.contiguous_format)
+    return x2
+
+
+def _on_device(tables: ModuleTables, dense: Dense, side: str, device) -> Dense:
+    if dense is None or (dense.scale if dense.scale is not None else dense.shift).device == device:
+        return dense
+    key = ("dense", side, device)
+    if key not in tables.cache:
+        tables.cache[key] = dense.to(device)
+    return tables.cache[key]
+
+
+def _folded_bias(module: nn.Linear, tables: ModuleTables, shift: Tensor) -> Optional[Tensor]:
+    """The projection's bias with the decode add folded in, or None where folding is not exact.
+
+    Only fp32 weights fold: in half precision `addmm(b + v)` rounds differently from
+    `addmm(b) + v`. The fold is re-derived when the bias, its contents or the dtype change.
+    """
+    w, b = module.weight, module.bias
+    if w.dtype != torch.float32:
+        return None
+    key = ("fold", None if b is None else (id(b), b._version), w.device)
+    hit = tables.cache.get("fold")
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    folded = shift.to(w.device) if b is None else b.detach() + shift.to(w.device)
+    tables.cache["fold"] = (key, folded)
+    return folded
+
+
 def _dense_linear(module: nn.Linear, tables: ModuleTables, x: Tensor) -> Tensor:
     lead = x.shape[:-1]
     x2 = x.reshape(-1, x.shape[-1])
-    if tables.dense_in is not None:
-        if torch.is_grad_enabled() or not x.is_contiguous():
-            x2 = x2.clone(memory_format=torch.contiguous_format)
-        _dense_(x2, tables.dense_in)
-    out = tables.dense_out
-    if out is not None and out.linear_bias is not None:
-        return F.linear(x2, module.weight, out.linear_bias).view(*lead, -1)
+    dense_in = _on_device(tables, tables.dense_in, "in", x.device)
+    if dense_in is not None:
+        x2 = _editable_input(module, x, x2)
+        _dense_(x2, dense_in)
+    out = _on_device(tables, tables.dense_out, "out", x.device)
+    if out is not None and out.scale is None and not torch.is_grad_enabled():
+        folded = _folded_bias(module, tables, out.shift)
+        if folded is not None:
+            return F.linear(x2, module.weight, folded).view(*lead, -1)
     y = F.linear(x2, module.weight, module.bias)
     if out is not None:
         _dense_(y, out)
@@ -109,42 +193,140 @@ def _fusable(tables: ModuleTables) -> bool:
     return lanes == 1 and (not tables.inputs or tables.inputs[0].bias is None)
 
 
-def steered_linear_forward(module: nn.Linear, state: SteeringState, tables: ModuleTables):
+def _local(tables: ModuleTables, side: str, device) -> list:
+    """The side's lane tables on `device` (the bank's own tensors when already there)."""
+    lanes = tables.inputs if side == "in" else tables.outputs
+    first = next((t for t in lanes if t is not None), None)
+    if first is None:
+        return lanes
+    if (first.mask if first.mask is not None else first.bias).device == device:
+        return lanes
+    key = (side, device)
+    if key not in tables.cache:
+        tables.cache[key] = [None if t is None else t.derived(device, None) for t in lanes]
+    return tables.cache[key]
+
+
+def fast_linear_forward(module: nn.Linear, state: SteeringState, tables: ModuleTables):
+    linear_forward = type(module).forward
+
     def forward(x: Tensor) -> Tensor:
+        if not tables.live:                    # reverted while someone else wrapped this forward
+            return linear_forward(module, x)
         if state.dense:
             return _dense_linear(module, tables, x)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
+        inputs, outputs = _local(tables, "in", x.device), _local(tables, "out", x.device)
         if x2.shape[0] <= SMALL_M and _fusable(tables):
-            pro = tables.inputs[0] if tables.inputs else SideTables(None, None, None, None)
-            epi = tables.outputs[0] if tables.outputs else SideTables(None, None, None, None)
+            pro = inputs[0] if inputs else _NO_TABLES
+            epi = outputs[0] if outputs else _NO_TABLES
             y = ops.steer_linear(x2.contiguous(), module.weight, module.bias,
-                                 state.lane(0, x2.shape[0]), pro.mask, pro.delta,
+                                 state.lane(0, x2.shape[0], x.device), pro.mask, pro.delta,
                                  epi.mask, epi.delta, epi.bias, epi.coef)
             return y.view(*lead, y.shape[-1])
-        if tables.inputs:
-            # the projection's input is a temporary of the HF block: edit it in place unless
-            # autograd may still need the unedited value (a contiguous x reshapes to a view)
-            if torch.is_grad_enabled() or not x.is_contiguous():
-                x2 = x2.clone(memory_format=torch.contiguous_format)
-            _apply(state, x2, tables.inputs)
+        if inputs:
+            x2 = _editable_input(module, x, x2)
+            _apply(state, x2, inputs)
         y = F.linear(x2, module.weight, module.bias)
-        _apply(state, y, tables.outputs)
+        _apply(state, y, outputs)
         return y.view(*lead, y.shape[-1])
 
     return forward
 
 
-def steered_embedding_forward(module: nn.Embedding, state: SteeringState, tables: ModuleTables):
-    original = type(module).forward
+# --- the wrapped realisation -------------------------------------------------------------------
+def _shard_columns(module: nn.Module, width: int, full: int) -> Optional[slice]:
+    """Columns of the input this rank holds when the module is row-parallel (HF TP)."""
+    if width == full:
+        return None
+    weight = getattr(module, "weight", None)
+    mesh = getattr(weight, "device_mesh", None)
+    if mesh is None:
+        raise SteeringError(f"{type(module).__name__} input has width {width}, the plan's tables "
+                            f"{full}, and the module is not tensor-parallel: cannot steer it")
+    rank, size = mesh.get_local_rank(), mesh.size()
+    chunk = -(-full // size)                    # DTensor Shard(-1): torch.chunk sizes
+    lo = rank * chunk
+    if min(full, lo + chunk) - lo != width:
+        raise SteeringError(f"tensor-parallel input shard of width {width} does not match rank "
+                            f"{rank}/{size} of {full} columns")
+    return slice(lo, lo + width)
 
-    def forward(input_ids: Tensor) -> Tensor:
-        y = original(module, input_ids)
-        if state.dense:
-            if tables.dense_out is not None:
-                _dense_(y.view(-1, y.shape[-1]), tables.dense_out)
-        else:
-            _apply(state, y.view(-1, y.shape[-1]), tables.outputs)
-        return y
 
-    return forward
+def _wrapped_tables(tables: ModuleTables, side: str, rows: Tensor, module: nn.Module) -> list:
+    lanes = tables.inputs if side == "in" else tables.outputs
+    first = next((t for t in lanes if t is not None), None)
+    full = (first.mask if first.mask is not None else first.bias).shape[1]
+    columns = _shard_columns(module, rows.shape[-1], full) if side == "in" else None
+    if columns is None:
+        return _local(tables, side, rows.device)
+    key = (side, rows.device, columns.start, columns.stop)
+    if key not in tables.cache:
+        tables.cache[key] = [None if t is None else t.derived(rows.device, columns) for t in lanes]
+    return tables.cache[key]
+
+
+def _dense_shard(tables: ModuleTables, dense: Dense, side: str, rows: Tensor, module) -> Dense:
+    full = (dense.scale if dense.scale is not None else dense.shift).shape[-1]
+    columns = _shard_columns(module, rows.shape[-1], full) if side == "in" else None
+    if columns is None:
+        return _on_device(tables, dense, side, rows.device)
+    key = ("dense", side, rows.device, columns.start, columns.stop)
+    if key not in tables.cache:
+        cut = lambda t: None if t is None else t[columns].to(rows.device).contiguous()  # noqa: E731
+        tables.cache[key] = Dense(cut(dense.scale), cut(dense.shift))
+    return tables.cache[key]
+
+
+def _is_dtensor(t) -> bool:
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:                         # a torch built without distributed
+        return False
+    return isinstance(t, DTensor)
+
+
+def _steer_copy(state: SteeringState, tables: ModuleTables, side: str, t: Tensor, module) -> Tensor:
+    if _is_dtensor(t):
+        raise SteeringError(f"{type(module).__name__} {'input' if side == 'in' else 'output'} is a "
+                            f"{type(t).__name__}, not a plain tensor: steerfast cannot steer it")
+    rows = t.reshape(-1, t.shape[-1]).clone(memory_format=torch.contiguous_format)
+    if state.dense:
+        dense = tables.dense_in if side == "in" else tables.dense_out
+        if dense is not None:
+            _dense_(rows, _dense_shard(tables, dense, side, rows, module))
+    else:
+        _apply(state, rows, _wrapped_tables(tables, side, rows, module))
+    return rows.view(t.shape)
+
+
+def wrapped_pre_hook(state: SteeringState, tables: ModuleTables):
+    def pre(module, args, kwargs):
+        if not tables.live or not tables.inputs:
+            return None
+        if args:
+            return (_steer_copy(state, tables, "in", args[0], module),) + tuple(args[1:]), kwargs
+        name = next(iter(kwargs))
+        return args, {**kwargs, name: _steer_copy(state, tables, "in", kwargs[name], module)}
+    return pre
+
+
+def wrapped_post_hook(state: SteeringState, tables: ModuleTables):
+    def post(module, args, out):
+        if not tables.live or not tables.outputs:
+            return None
+        if isinstance(out, tuple):             # e.g. an MoE block returning (hidden, router logits)
+            return (_steer_copy(state, tables, "out", out[0], module),) + out[1:]
+        return _steer_copy(state, tables, "out", out, module)
+    return post
+
+
+def fast_path_ok(module: nn.Module) -> bool:
+    """Exactly a plain nn.Linear with plain, materialised tensors and nothing installed on it."""
+    if type(module) is not nn.Linear or "forward" in module.__dict__ or hasattr(module, "_hf_hook"):
+        return False
+    for p in (module.weight, module.bias):
+        if p is not None and (type(p) not in (nn.Parameter, Tensor) or p.is_meta):
+            return False
+    return True
