@@ -3,6 +3,7 @@ applies control vectors to the default model's GGUF; its last-token logit shift 
 with steerfast's on the same model. Figures: docs/interop.md."""
 import llama_cpp  # noqa: F401  (make test installs the llamacpp extra; a missing one fails here)
 import pytest
+import torch
 
 from steerfast.interop.crosscheck import prepare, run
 from steerfast.interop.llamacpp import LlamaCpp, cvec_buffer, dequantised_copy
@@ -15,9 +16,16 @@ pytestmark = pytest.mark.slow
 def results(default_model, tmp_path_factory):
     model, tok = default_model
     d = tmp_path_factory.mktemp("llamacpp")
-    prepared = prepare(model, tok, d)
-    f32 = dequantised_copy(_embedded_gguf(), d / "f32.gguf")
-    out = {name: run(model, tok, LlamaCpp(path), prepared) for name, path in (("Q4_1", _embedded_gguf()), ("F32", f32))}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)    # torch's and llama.cpp's OpenMP pools oversubscribe 2 shared cores: 4x slower
+    try:
+        prepared = prepare(model, tok, d)
+        f32 = dequantised_copy(_embedded_gguf(), d / "f32.gguf")
+        out = {"Q4_1": run(model, tok, LlamaCpp(_embedded_gguf(), n_threads=1), prepared,
+                           cases=("exported", "generator")),
+               "F32": run(model, tok, LlamaCpp(f32, n_threads=1), prepared)}   # off-by-one on identical weights
+    finally:
+        torch.set_num_threads(threads)
     f32.unlink()
     return out
 

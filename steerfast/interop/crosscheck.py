@@ -68,12 +68,14 @@ def prepare(model, tok, workdir, pairs=DEFAULTS["pairs"], layer=DEFAULTS["layer"
     return {"settings": settings, "cases": cases}
 
 
-def run(model, tok, cpp, prepared: dict, prompts=PROMPTS) -> dict:
-    """Per case and prompt, llama.cpp's shift vs steerfast's (Agreement fields)."""
+def run(model, tok, cpp, prepared: dict, prompts=PROMPTS, cases=None) -> dict:
+    """Per case (default: all) and prompt, llama.cpp's shift vs steerfast's (Agreement fields)."""
     from .llamacpp import compare_shifts
 
     out = {"settings": prepared["settings"]}
     for case, (plan, path, scale) in prepared["cases"].items():
+        if cases is not None and case not in cases:
+            continue
         out[case] = [a.__dict__ for a in compare_shifts(cpp, model, tok, plan, path, scale, prompts)]
     return out
 
@@ -100,14 +102,14 @@ def main(argv=None) -> int:
     for k, v in DEFAULTS.items():
         p.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
     args = p.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)    # with llama.cpp's own threads, more oversubscribes a small machine
     model, tok = load()
     results = {}
     with tempfile.TemporaryDirectory() as d:
         prepared = prepare(model, tok, d, args.pairs, args.layer, args.coeff, args.gen_scale)
         weights = {"Q4_1": _embedded_gguf(), "F32": dequantised_copy(_embedded_gguf(), Path(d) / "f32.gguf")}
         for name, path in weights.items():
-            results[name] = run(model, tok, LlamaCpp(path), prepared)
+            results[name] = run(model, tok, LlamaCpp(path, n_threads=1), prepared)
     print(json.dumps(results["Q4_1"]["settings"]))
     print(table(results))
     if args.json:
