@@ -56,6 +56,12 @@ class LlamaCpp:
             rc = self._set(ctx, None, 0, self.n_embd, -1, -1)
         else:
             buf = cvec_buffer(path, scale, self.n_embd)
+            # llama_set_adapter_cvec only writes the blocks the buffer covers: a shorter vector
+            # would leave a previous one's higher blocks active on this context. Pad with zeros
+            # (what a fresh context, as llama-cli uses, holds).
+            full = (self.n_layer - 1) * self.n_embd
+            if buf.size < full:
+                buf = np.concatenate([buf, np.zeros(full - buf.size, dtype=np.float32)])
             arr = buf.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
             rc = self._set(ctx, arr, buf.size, self.n_embd, 1, self.n_layer - 1)
         if rc != 0:
