@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.steerfast-installed
+TESTSTAMP := $(VENV)/.steerfast-test-extras
 
 .PHONY: setup demo test bench bench-quick clean
 
@@ -23,7 +24,17 @@ $(STAMP): pyproject.toml setup.py
 demo: $(STAMP)
 	$(VENV)/bin/steerfast demo
 
-test: $(STAMP)
+# Test-only extras, kept out of `make demo`: llama-cpp-python (the llama.cpp cross-check; the
+# first install builds llama.cpp from source, ~15-20 min on 2 cores, then pip reuses the cached
+# wheel) and steering-vectors (--no-deps: its pins clash with transformers 5; the peers test
+# needs only its SteeringVector class, which imports scikit-learn through the package).
+$(TESTSTAMP): $(STAMP)
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PY) -m pip install -q "llama-cpp-python==0.3.36"   # = extra llamacpp
+	$(PY) -m pip install -q scikit-learn
+	$(PY) -m pip install -q --no-deps steering-vectors==0.12.2
+	touch $(TESTSTAMP)
+
+test: $(STAMP) $(TESTSTAMP)
 	$(PY) -m pytest tests -q
 
 clean:

@@ -17,6 +17,8 @@ setup(
         "steerfast.data",
         "steerfast.kernels",
         "steerfast.csrc",
+        "steerfast.interop",
+        "steerfast.cli",
     ],
     package_dir={
         "steerfast": "steerfast",
@@ -24,7 +26,7 @@ setup(
         "steerfast.csrc": "csrc",
     },
     package_data={
-        "steerfast.data": ["*.jsonl"],
+        "steerfast.data": ["*.jsonl", "examples/*.jsonl", "examples/*.csv", "examples/README.md"],
         "steerfast.csrc": ["*.cpp", "*.h"],
     },
 )

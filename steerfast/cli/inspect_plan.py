@@ -1,0 +1,95 @@
+"""`steerfast inspect PLAN`: what a plan steers (layers, sites, kinds, positions, norms,
+metadata), optionally a per-layer norm plot. (Named inspect_plan: `inspect` is stdlib.)"""
+from __future__ import annotations
+
+import json
+
+from .common import read_plan, say
+
+META_WIDTH = 110
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("inspect", help="what a plan steers: layers, sites, kinds, positions, norms, metadata",
+                       description=__doc__)
+    p.add_argument("plan", help=".safetensors plan, .gguf control vector or steering-vectors .pt")
+    p.add_argument("--scale", type=float, default=None, help="strength of an imported vector")
+    p.add_argument("--plot", metavar="PNG", help="write a per-layer norm plot")
+    p.add_argument("--json", metavar="JSON", help="write the summary (with full metadata) as JSON")
+    p.set_defaults(func=run)
+
+
+def summary(plan) -> dict:
+    rows = []
+    for iv in plan.interventions:
+        t = iv.tensor
+        rows.append({**iv.header(), "entries": iv.entries, "dim": iv.dim,
+                     "norm": float(t.norm(dim=1).mean()),            # mean row norm of the tensor
+                     "applied_norm": float(t.norm(dim=1).mean() * abs(iv.strength)),
+                     "nonzero": int((t != 0).sum())})
+    return {"method": plan.method, "model": plan.model, "interventions": rows, "meta": plan.meta,
+            "layers": sorted({r["layer"] for r in rows}), "sites": sorted({r["site"] for r in rows})}
+
+
+def render(s: dict) -> str:
+    lines = [f"method {s['method']}   model {json.dumps(s['model'])}",
+             f"{len(s['interventions'])} intervention(s) on layer(s) {_ranges(s['layers'])}, "
+             f"site(s) {', '.join(s['sites'])}",
+             f"  {'layer':>5}  {'site':<11} {'kind':<5} {'positions':<15} {'strength':>9} {'E':>3} "
+             f"{'D':>5} {'norm':>9} {'|s|·norm':>9} {'nonzero':>7}"]
+    for r in s["interventions"]:
+        lines.append(f"  {r['layer']:>5}  {r['site']:<11} {r['kind']:<5} {r['positions']:<15} "
+                     f"{r['strength']:>9.4g} {r['entries']:>3} {r['dim']:>5} {r['norm']:>9.4g} "
+                     f"{r['applied_norm']:>9.4g} {r['nonzero']:>7}")
+    lines.append("metadata:" if s["meta"] else "metadata: none")
+    for k, v in s["meta"].items():
+        text = json.dumps(v)
+        lines.append(f"  {k}: {text if len(text) <= META_WIDTH else text[:META_WIDTH] + ' ...'}")
+    return "\n".join(lines)
+
+
+def _ranges(xs) -> str:
+    out, start = [], None
+    for i, x in enumerate(xs):
+        start = x if start is None else start
+        if i + 1 == len(xs) or xs[i + 1] != x + 1:
+            out.append(str(start) if start == x else f"{start}-{x}")
+            start = None
+    return ", ".join(out)
+
+
+def plot(s: dict, path: str) -> None:
+    """Applied norm (|strength|·mean row norm) per layer, one series per (site, kind)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, dict[int, float]] = {}
+    for r in s["interventions"]:
+        by_layer = series.setdefault(f"{r['site']} {r['kind']}", {})
+        by_layer[r["layer"]] = by_layer.get(r["layer"], 0.0) + r["applied_norm"]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for label, by_layer in sorted(series.items()):
+        xs = sorted(by_layer)
+        ax.plot(xs, [by_layer[x] for x in xs], marker="o", lw=1.2, label=label)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("|strength| · norm")
+    ax.set_title(f"{s['method']}: per-layer norm", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(args) -> int:
+    s = summary(read_plan(args.plan, args.scale))
+    print(render(s))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(s, fh, indent=1)
+        say(f"wrote {args.json}")
+    if args.plot:
+        plot(s, args.plot)
+        say(f"wrote {args.plot}")
+    return 0

@@ -1,0 +1,116 @@
+"""`steerfast make {actadd,caa,sadi,laai} DATA -o PLAN`: a plan from a JSONL/CSV file with
+the recipes in steerfast/recipes. PLAN ending in .gguf is written as a control vector."""
+from __future__ import annotations
+
+import argparse
+
+from .common import add_model_arg, load_model, say
+from . import inputs
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("make", help="make a plan (actadd, caa, sadi, laai) from a JSONL or CSV file",
+                       description=__doc__)
+    recipes = p.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
+
+    a = _recipe(recipes, "actadd", "one (positive, negative) pair, added to the first prompt tokens")
+    a.add_argument("--row", type=int, default=0, help="which row of DATA is the pair (default 0)")
+    a.add_argument("--layer", type=int, default=6, help="residual stream entering this layer (default 6)")
+    a.add_argument("--coeff", type=float, default=5.0)
+
+    c = _recipe(recipes, "caa", "mean difference of (positive, negative) pairs")
+    c.add_argument("--layer", type=int, default=8, help="residual stream entering this layer (default 8)")
+    c.add_argument("--coeff", type=float, default=4.0)
+    c.add_argument("--positions", default="from_prompt_end")
+
+    s = _recipe(recipes, "sadi", "a SADI mask from contrastive pairs or multiple-choice items")
+    s.add_argument("--element", choices=("head", "neuron", "hidden"), default="head")
+    s.add_argument("-k", "--k", type=int, default=4, help="units in the global top-K mask")
+    s.add_argument("--delta", type=float, default=4.0, help="A' = (1 + δ)·A on masked units")
+    s.add_argument("--positions", default="prompt_last")
+
+    l = _recipe(recipes, "laai", "learned attention-output biases from (prompt, target) demonstrations")
+    l.add_argument("--layers", type=_layers, default="all", help="'all' or comma-separated layer indices")
+    l.add_argument("--steps", type=int, default=60)
+    l.add_argument("--lr", type=float, default=0.05)
+    l.add_argument("--seed", type=int, default=0)
+
+
+def _recipe(recipes, name, help_):
+    p = recipes.add_parser(name, help=help_)
+    p.add_argument("data", help="JSONL or CSV file (columns: docs/cli.md)")
+    p.add_argument("-o", "--out", required=True, help="output plan: .safetensors or .gguf")
+    p.add_argument("--limit", type=int, default=0, help="use the first N rows (0 = all)")
+    p.add_argument("--allow-positions", action="store_true",
+                   help=".gguf output: accept that llama.cpp steers every token")
+    add_model_arg(p)
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args) -> int:
+    from ..interop import save_plan
+    from ..plan import describe
+
+    data = _read(args)              # bad files fail before the model loads
+    model, tok = load_model(args.model)
+    say(f"running {args.recipe} on {len(data)} row(s) ...")
+    plan = _RECIPES[args.recipe](model, tok, data, args)
+    out = save_plan(plan, args.out, allow_positions=args.allow_positions)
+    print(describe(plan))
+    print(f"wrote {out}")
+    return 0
+
+
+def _read(args):
+    limit = args.limit or None
+    if args.recipe == "actadd":
+        rows = inputs.pairs(args.data)
+        if not 0 <= args.row < len(rows):
+            from .tables import DataFileError
+
+            raise DataFileError(f"{args.data}: --row {args.row} out of range (0..{len(rows) - 1})")
+        return [rows[args.row]]
+    if args.recipe == "caa":
+        return inputs.pairs(args.data, limit)
+    if args.recipe == "sadi":
+        return inputs.contrastive(args.data, limit)
+    return inputs.demos(args.data, limit)
+
+
+def _actadd(model, tok, data, args):
+    from ..recipes import actadd
+
+    (pos, neg), = data
+    return actadd(model, tok, pos, neg, layer=args.layer, coeff=args.coeff)
+
+
+def _caa(model, tok, data, args):
+    from ..recipes import caa
+
+    return caa(model, tok, data, layer=args.layer, coeff=args.coeff, positions=args.positions)
+
+
+def _sadi(model, tok, data, args):
+    from ..recipes import sadi
+
+    return sadi(model, tok, data, element=args.element, k=args.k, delta=args.delta,
+                positions=args.positions).plan
+
+
+def _laai(model, tok, data, args):
+    from ..recipes import laai
+
+    return laai(model, tok, data, layers=args.layers, steps=args.steps, lr=args.lr, seed=args.seed)
+
+
+def _layers(text: str):
+    if text == "all":
+        return text
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'all' or comma-separated integers, got {text!r}") from None
+
+
+_RECIPES = {"actadd": _actadd, "caa": _caa, "sadi": _sadi, "laai": _laai}

@@ -1,0 +1,79 @@
+"""The other side: real llama.cpp (llama-cpp-python, extra `llamacpp`, installed by make test)
+applies control vectors to the default model's GGUF; its last-token logit shift must agree
+with steerfast's on the same model. Figures: docs/interop.md."""
+import llama_cpp  # noqa: F401  (make test installs the llamacpp extra; a missing one fails here)
+import pytest
+import torch
+
+from steerfast.interop.crosscheck import prepare, run
+from steerfast.interop.llamacpp import LlamaCpp, cvec_buffer, dequantised_copy
+from steerfast.models import _embedded_gguf
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def results(default_model, tmp_path_factory):
+    model, tok = default_model
+    d = tmp_path_factory.mktemp("llamacpp")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)    # torch's and llama.cpp's OpenMP pools oversubscribe 2 shared cores: 4x slower
+    try:
+        prepared = prepare(model, tok, d)
+        f32 = dequantised_copy(_embedded_gguf(), d / "f32.gguf")
+        out = {"Q4_1": run(model, tok, LlamaCpp(_embedded_gguf(), n_threads=1), prepared,
+                           cases=("exported", "generator")),
+               "F32": run(model, tok, LlamaCpp(f32, n_threads=1), prepared)}   # off-by-one on identical weights
+    finally:
+        torch.set_num_threads(threads)
+    f32.unlink()
+    return out
+
+
+def _print(results, weights, case):
+    for a in results[weights][case]:
+        print(f"{weights} {case:<10} cos {a['cosine']:.4f} rel {a['rel_error']:.3f} {a['prompt']!r}")
+
+
+def test_exported_vector_shifts_logits_like_steerfast_on_the_q4_gguf(results):
+    """Q4_1 with 8-bit activations vs the fp32 dequantisation: the direction must match."""
+    _print(results, "Q4_1", "exported")
+    for a in results["Q4_1"]["exported"]:
+        assert a["cosine"] > 0.98, a
+        assert a["rel_error"] < 0.3, a
+        assert a["norm_steerfast"] > 5 * a["noise_floor"], a      # a shift well above the engines' gap
+
+
+def test_llamacpp_generator_file_imported_steers_the_same_way(results):
+    _print(results, "Q4_1", "generator")
+    for a in results["Q4_1"]["generator"]:
+        assert a["cosine"] > 0.99 and a["rel_error"] < 0.2, a
+
+
+def test_mapping_is_exact_on_identical_weights(results):
+    """F32 copy of the same GGUF: only arithmetic order separates the engines."""
+    _print(results, "F32", "exported")
+    _print(results, "F32", "generator")
+    for case in ("exported", "generator"):
+        for a in results["F32"][case]:
+            assert a["cosine"] > 0.9999 and a["rel_error"] < 0.01, (case, a)
+
+
+def test_one_block_off_is_detected(results):
+    _print(results, "F32", "off_by_one")
+    for a, same_file in zip(results["F32"]["off_by_one"], results["F32"]["exported"]):
+        # llama.cpp applies the same file in both cases (the generator's 29 blocks ran in between)
+        assert a["norm_llamacpp"] == pytest.approx(same_file["norm_llamacpp"], rel=1e-6), a
+        assert a["cosine"] < 0.999 and a["rel_error"] > 0.1, a
+
+
+def test_llamacpp_buffer_layout_and_block_0(tmp_path):
+    from steerfast.interop.crosscheck import write_llamacpp_style
+    import numpy as np
+
+    write_llamacpp_style(tmp_path / "v.gguf", {1: np.full(4, 1.0), 3: np.full(4, 2.0)})
+    buf = cvec_buffer(tmp_path / "v.gguf", 0.5, 4)
+    assert buf.tolist() == [0.5] * 4 + [0.0] * 4 + [1.0] * 4        # layer 1 at offset 0, as llama.cpp
+    write_llamacpp_style(tmp_path / "zero.gguf", {0: np.ones(4)})
+    with pytest.raises(Exception, match="llama.cpp rejects"):
+        cvec_buffer(tmp_path / "zero.gguf", 1.0, 4)
