@@ -119,6 +119,8 @@ class CallTracker:
             past = mask.shape[1] - T
         else:
             cache = self._arg(args, kwargs, "past_key_values")
+            if cache is None:                  # transformers >= 5.24 passes it as `cache`
+                cache = self._arg(args, kwargs, "cache")
             past = cache.get_seq_length() if cache is not None else 0
             if isinstance(past, Tensor):
                 # an initialised static cache counts its tokens on the device: reading that
