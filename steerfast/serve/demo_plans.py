@@ -16,11 +16,11 @@ def build(model, tokenizer) -> dict[str, SteeringPlan]:
     n_layers = model.config.num_hidden_layers
     mid = n_layers // 4
     plans = {
-        "caa": caa(model, tokenizer, sentiment_pairs()[:16], layer=mid, coeff=4.0, progress=False),
+        "caa": caa(model, tokenizer, sentiment_pairs()[:12], layer=mid, coeff=4.0, progress=False),
         "actadd": actadd(model, tokenizer, "Love", "Hate", layer=min(6, n_layers - 1), coeff=5.0),
-        "sadi": sadi(model, tokenizer, contrastive_pairs(load_jsonl("mc_sentiment", split="calib"))[:24],
+        "sadi": sadi(model, tokenizer, contrastive_pairs(load_jsonl("mc_sentiment", split="calib"))[:16],
                      element="head", k=4, delta=8.0, progress=False).plan,
         "laai": laai(model, tokenizer, [("France ->", " Paris"), ("Japan ->", " Tokyo")],
-                     steps=8, progress=False),
+                     steps=6, progress=False),
     }
     return plans

@@ -83,6 +83,7 @@ class Engine:
         self._slot_key: list[Optional[tuple]] = [None] * slots
         self._slot_refs = [0] * slots
         self._slot_used = [0.0] * slots
+        self._ready = [threading.Event() for _ in range(slots)]
         self.stats = {"requests_total": 0, "requests_failed": 0, "tokens_generated": 0}
         self.active = 0
         self.started = time.time()
@@ -140,29 +141,41 @@ class Engine:
         return tuple(key), combined
 
     def acquire(self, key: Optional[tuple], plan: Optional[SteeringPlan]) -> int:
-        """A slot holding this configuration (-1 for none), loading it into a free slot if needed."""
+        """A slot holding this configuration (-1 for none), loading it into a free slot if needed.
+
+        Concurrent requests with the same configuration share one slot; they wait for its load.
+        """
         if key is None:
             return -1
         with self._lock:
             if key in self._slot_key:
                 slot = self._slot_key.index(key)
                 self._slot_refs[slot] += 1
-                return slot
-            free = [s for s in range(self.bank.slots) if self._slot_refs[s] == 0]
-            if not free:
-                raise EngineBusy(f"all {self.bank.slots} steering slots hold configurations of requests "
-                                 f"in flight; retry when one finishes")
-            slot = min(free, key=lambda s: self._slot_used[s])
-            self._slot_key[slot] = None
-            self._slot_refs[slot] = 1
-        try:
-            self.bank.load(slot, plan)          # waits for the step in progress
-        except BaseException:
-            with self._lock:
-                self._slot_refs[slot] = 0
-            raise
-        with self._lock:
-            self._slot_key[slot] = key
+                ready, loading = self._ready[slot], False
+            else:
+                free = [s for s in range(self.bank.slots) if self._slot_refs[s] == 0]
+                if not free:
+                    raise EngineBusy(f"all {self.bank.slots} steering slots hold configurations of requests "
+                                     f"in flight; retry when one finishes")
+                slot = min(free, key=lambda s: self._slot_used[s])
+                self._slot_key[slot], self._slot_refs[slot] = key, 1
+                ready = self._ready[slot] = threading.Event()
+                loading = True
+        if loading:
+            try:
+                self.bank.load(slot, plan)          # waits for the step in progress
+            except BaseException:
+                with self._lock:
+                    self._slot_key[slot] = None
+                    self._slot_refs[slot] -= 1
+                ready.set()
+                raise
+            ready.set()
+        else:
+            ready.wait()
+            if self._slot_key[slot] != key:
+                self.release(slot)
+                raise SteeringError("loading this steering configuration failed")
         return slot
 
     def release(self, slot: int) -> None:
