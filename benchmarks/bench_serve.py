@@ -6,8 +6,10 @@ K in {0, 1, 8, 32} distinct steering configurations, against unsteered continuou
     pytest benchmarks/bench_serve.py --benchmark-only
 
 Engine level (steerfast.serve.Engine: slot assignment, packed row maps, the engine's own
-scheduler), no HTTP. Wall-clock time (the engine computes in its own thread), so load from
-other processes on the machine counts: K values are interleaved within each round, in a
+scheduler), no HTTP. Throughput is tokens per CPU-second of this process (all its threads:
+the engine computes in its own thread; 1 torch thread by default), so other processes' load
+on a shared machine counts much less than in wall time; the wall-clock figure is reported
+beside it, and latencies are wall clock. K values are interleaved within each round, in a
 rotating order, and ratios are per-round medians. Request i uses configuration i mod K;
 configurations cycle through CAA / ActAdd / SADI (heads + neurons) / LAAI (every layer)
 shapes with random tensors. EOS is ignored so every request generates exactly `new` tokens.
@@ -91,12 +93,13 @@ class Bench:
         async def all_():
             return await asyncio.gather(*(one(i) for i in range(REQUESTS)))
 
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = asyncio.run(all_())
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         tokens = sum(n for _, n in res)
         assert tokens == REQUESTS * self.new, tokens
-        return {"wall_s": wall, "tokens": tokens, "tok_s": tokens / wall, "latencies": [t for t, _ in res]}
+        return {"wall_s": wall, "cpu_s": cpu, "tokens": tokens, "tok_s": tokens / cpu, "tok_s_wall": tokens / wall,
+                "latencies": [t for t, _ in res]}
 
     def sequential(self, k: int = REQUESTS) -> dict:
         """The same requests one after another with steerfast.generate, on a second copy of the
@@ -107,15 +110,16 @@ class Bench:
         if self._seq_model is None:
             self._seq_model = load()[0]
         lat = []
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for i in range(REQUESTS):
             s = time.perf_counter()
             steer = None if k == 0 else Steer(self.plans[i % k])
             generate(self._seq_model, self.tok, [self.texts[i]], steer=[steer], max_new_tokens=self.new,
                      min_new_tokens=self.new, do_sample=False)
             lat.append(time.perf_counter() - s)
-        wall = time.perf_counter() - t0
-        return {"wall_s": wall, "tokens": REQUESTS * self.new, "tok_s": REQUESTS * self.new / wall, "latencies": lat}
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        n = REQUESTS * self.new
+        return {"wall_s": wall, "cpu_s": cpu, "tokens": n, "tok_s": n / cpu, "tok_s_wall": n / wall, "latencies": lat}
 
     def close(self):
         self.engine.close()
@@ -145,13 +149,16 @@ def run(rounds: int = 3, new: int = 16, sequential_rounds: int = 1) -> dict:
         lats = [x for rd in per_round for x in rd[k]["latencies"]]
         out["cells"][f"K={k}"] = {
             "tok_s": statistics.median(rd[k]["tok_s"] for rd in per_round),
+            "tok_s_wall": statistics.median(rd[k]["tok_s_wall"] for rd in per_round),
+            "vs_unsteered_cb_wall": statistics.median(rd[k]["tok_s_wall"] / rd[0]["tok_s_wall"] for rd in per_round),
             "vs_unsteered_cb": statistics.median(ratios), "vs_unsteered_cb_rounds": ratios,
             "p50_s": pct(lats, 0.5), "p99_s": pct(lats, 0.99)}
     seq_tok_s = statistics.median(s["tok_s"] for s in seq)
     seq_lat = [x for s in seq for x in s["latencies"]]
     # a request's latency when the 32 are queued one after another: its finish time
     seq_finish = [sum(s["latencies"][:i + 1]) for s in seq for i in range(REQUESTS)]
-    out["sequential_generate_K32"] = {"tok_s": seq_tok_s, "per_request_s_p50": pct(seq_lat, 0.5),
+    out["sequential_generate_K32"] = {"tok_s": seq_tok_s,
+                                      "tok_s_wall": statistics.median(s["tok_s_wall"] for s in seq), "per_request_s_p50": pct(seq_lat, 0.5),
                                       "p50_s": pct(seq_finish, 0.5), "p99_s": pct(seq_finish, 0.99)}
     for k in KS:
         out["cells"][f"K={k}"]["vs_sequential_generate"] = out["cells"][f"K={k}"]["tok_s"] / seq_tok_s
@@ -159,16 +166,18 @@ def run(rounds: int = 3, new: int = 16, sequential_rounds: int = 1) -> dict:
 
 
 def markdown(res: dict) -> str:
-    rows = ["| cell | tokens/s | ÷ unsteered CB (median of rounds) | × sequential `generate` | p50 latency (s) | p99 latency (s) |",
-            "| --- | --- | --- | --- | --- | --- |"]
+    rows = ["| cell | tokens / CPU-s | ÷ unsteered CB (median; rounds) | × sequential `generate` "
+            "| tokens / wall-s | ÷ unsteered (wall) | p50 latency (s) | p99 latency (s) |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, c in res["cells"].items():
         label = "unsteered CB" if name == "K=0" else f"{name} configurations"
         rows.append(f"| {label} | {c['tok_s']:.1f} | {c['vs_unsteered_cb']:.3f} "
                     f"({', '.join(f'{r:.3f}' for r in c['vs_unsteered_cb_rounds'])}) | "
-                    f"{c['vs_sequential_generate']:.2f} | {c['p50_s']:.2f} | {c['p99_s']:.2f} |")
+                    f"{c['vs_sequential_generate']:.2f} | {c['tok_s_wall']:.1f} | {c['vs_unsteered_cb_wall']:.3f} | "
+                    f"{c['p50_s']:.2f} | {c['p99_s']:.2f} |")
     s = res["sequential_generate_K32"]
     rows.append(f"| sequential `steerfast.generate`, 32 configs | {s['tok_s']:.1f} | — | 1.00 | "
-                f"{s['p50_s']:.2f} | {s['p99_s']:.2f} |")
+                f"{s['tok_s_wall']:.1f} | — | {s['p50_s']:.2f} | {s['p99_s']:.2f} |")
     return "\n".join(rows)
 
 
@@ -192,8 +201,10 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--new", type=int, default=16)
     ap.add_argument("--sequential-rounds", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (CPU time is per process)")
     ap.add_argument("--out", default="benchmarks/results/serve.json")
     a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
     t0 = time.time()
     res = run(a.rounds, a.new, a.sequential_rounds)
     res["elapsed_s"] = time.time() - t0

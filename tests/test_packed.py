@@ -42,6 +42,14 @@ def _solo(model, tok, prompt, steer):
     return out[0, len(ids):].tolist()
 
 
+def _hf(model, tok, prompt):
+    """Plain HF generate (for the apply_hooks oracle)."""
+    enc = tok([prompt], return_tensors="pt")
+    out = model.generate(**enc, max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False,
+                         pad_token_id=tok.pad_token_id)
+    return out[0, enc["input_ids"].shape[1]:].tolist()
+
+
 def _batch(model, tok):
     ids = [tok(p)["input_ids"] for p in PROMPTS]
     out = model.generate_batch(ids, generation_config=_gc(tok), continuous_batching_config=cb_config(2048, 256),
@@ -54,10 +62,13 @@ def test_patch_under_generate_batch_equals_solo_generate(tiny, policies):
     model, tok = tiny
     plan = random_plan(model, seed=7, policies=policies)
     refs = [_solo(model, tok, p, Steer(plan)) for p in PROMPTS]
+    with steerfast.apply_hooks(model, plan):
+        hooked = [_hf(model, tok, p) for p in PROMPTS]
     unsteered = _batch(model, tok)
     with steerfast.patch(model, plan):
         got = _batch(model, tok)
     assert got == refs
+    assert got == hooked
     assert got != unsteered          # the plan changes the output: the check is not vacuous
 
 

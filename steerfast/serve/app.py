@@ -204,13 +204,22 @@ def create_app(engine: Engine, model_name: str = "steerfast") -> FastAPI:
             raise HTTPError(e.status, e.message, e.code)
 
         async def events():
-            sent_text, sent_tokens = "", 0
             chunk_obj = "chat.completion.chunk" if chat else "text_completion"
             if chat:
                 yield _sse({"id": rid, "object": chunk_obj, "created": created, "model": model_name,
                             "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
                                          "finish_reason": None}]})
             out = first
+            try:
+                async for piece in _pieces(out):
+                    yield piece
+            finally:
+                await gen.aclose()          # a client that went away cancels its request
+            yield "data: [DONE]\n\n"
+
+        async def _pieces(out):
+            sent_text, sent_tokens = "", 0
+            chunk_obj = "chat.completion.chunk" if chat else "text_completion"
             while True:
                 toks = out.generated_tokens
                 text = _text(toks)
@@ -228,7 +237,6 @@ def create_app(engine: Engine, model_name: str = "steerfast") -> FastAPI:
                 if done:
                     break
                 out = await gen.__anext__()
-            yield "data: [DONE]\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
