@@ -180,10 +180,10 @@ def test_upload_and_delete_while_requests_are_in_flight(client, server, default_
     up = httpx.post(server + "/v1/steering/plans", params={"name": "sadi_b"},
                     content=paths["sadi"].read_bytes(), timeout=60)
     assert up.status_code == 201, up.text
-    entries = [[{"plan": "sadi_b"}], [{"plan": "caa", "strength": -4.0}], []]
+    entries = [[{"plan": "sadi_b"}], [{"plan": "caa", "strength": -4.0}]]
     jobs = [(p, e) for p in PROMPTS for e in entries]
     with ThreadPoolExecutor(len(jobs)) as pool:
-        futures = [pool.submit(_complete, client, p, e, 12) for p, e in jobs]
+        futures = [pool.submit(_complete, client, p, e, 10) for p, e in jobs]
         deadline = time.time() + 120
         while httpx.get(server + "/metrics", timeout=10).json()["requests_active"] < 1:
             assert time.time() < deadline, "requests never became active"
@@ -198,7 +198,7 @@ def test_upload_and_delete_while_requests_are_in_flight(client, server, default_
         got = [f.result(timeout=600).model_extra["token_ids"] for f in futures]
     assert active >= 1                                    # the changes happened mid-flight
     ref = {"sadi_b": "sadi"}
-    want = [_solo(default_model, built, p, [{**x, "plan": ref.get(x["plan"], x["plan"])} for x in e], 12)
+    want = [_solo(default_model, built, p, [{**x, "plan": ref.get(x["plan"], x["plan"])} for x in e], 10)
             for p, e in jobs]
     assert got == want
     assert late == _solo(default_model, built, PROMPTS[1], [{"plan": "laai"}])
