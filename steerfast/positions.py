@@ -96,6 +96,20 @@ class CallTracker:
         self.info: Optional[CallInfo] = None
         self.seen = 0
 
+    def _from_windowed(self, mask: Tensor, B: int, past: int, T: int) -> Tensor:
+        """The 2D padding mask from a sliding-window 4D mask, which hides early keys from the
+        last query. Each token sees itself iff it is real, so a prompt's padding is the
+        mask's diagonal; a decode step adds one generated (always real) token."""
+        if past == 0:
+            diag = mask[:, 0, :T, :T].diagonal(dim1=1, dim2=2)
+            return diag if diag.dtype == torch.bool else diag == 0
+        previous = getattr(self, "_mask", None)
+        if T != 1 or previous is None or previous.shape != (B, past):
+            raise PlanError("cannot tell the padding of this call: the model has only sliding-window "
+                            "attention masks and the call is neither a prompt nor a one-token decode "
+                            "step after one (use a DynamicCache, or no padding)")
+        return torch.cat([previous.bool(), torch.ones(B, T, dtype=torch.bool, device=previous.device)], 1)
+
     def _arg(self, args, kwargs, name):
         if name in kwargs:
             return kwargs[name]
@@ -112,8 +126,11 @@ class CallTracker:
             raise PlanError("steered forward needs input_ids or inputs_embeds")
         B, T = ref.shape[0], ref.shape[1]
         mask = self._arg(args, kwargs, "attention_mask")
+        sliding_only = False
         if isinstance(mask, dict):
-            # per attention type (full / sliding window): the full one sees every real token
+            # per attention type: the full-attention mask sees every real token so far; a
+            # model whose layers all use a sliding window has only the windowed one
+            sliding_only = "full_attention" not in mask
             mask = mask.get("full_attention", next(iter(mask.values()), None))
         if mask is not None and mask.dim() == 2:
             past = mask.shape[1] - T
@@ -126,13 +143,16 @@ class CallTracker:
                 # an initialised static cache counts its tokens on the device: reading that
                 # would sync, so continue our own count (a fresh cache reports a plain 0)
                 past = self.seen
-            if mask is not None and mask.dim() == 4:
+            if mask is not None and mask.dim() == 4 and sliding_only:
+                mask = self._from_windowed(mask, B, past, T)
+            elif mask is not None and mask.dim() == 4:
                 # HF hands static-cache calls a 4D (B, 1, T, K) mask: the call's last query
                 # sees every real token so far, which recovers the 2D padding mask
                 last = mask[:, 0, -1, :past + T]
                 mask = last if last.dtype == torch.bool else last == 0
             else:
                 mask = torch.ones(B, past + T, dtype=torch.long, device=ref.device)
+        self._mask = mask
         self.seen = past + T
         if past == 0 or self.prompt_real is None or self.prompt_real.shape[0] != B:
             self.prompt_len = torch.full((), T, dtype=torch.long, device=ref.device)

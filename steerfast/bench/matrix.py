@@ -28,13 +28,15 @@ MODELS = {
     "big": ("random-init LLaMA, fp32: hidden 2048, intermediate 5632, 16 heads (no GQA), "
             "vocab 32000, 4 layers (a 1B-class LLaMA's width; 4 of its layers to fit the "
             "time budget on 2 shared cores)"),
+    "gemma3": ("Gemma 3 270M (packaged, fp32): 18 layers, hidden 640, post-norms (attn.out / "
+               "mlp.out realised on the post-norm outputs: the wrapped path), vocab 262k"),
 }
 DECODE_PROMPT = 32   # tokens prefilled (untimed) before the timed decode steps
 
 
 @dataclass
 class Group:
-    model: str            # "default" | "big"
+    model: str            # "default" | "big" | "gemma3"
     phase: str            # "prefill" | "decode"
     batch: int
     length: int           # prefill: prompt tokens; decode: tokens generated (timed)
@@ -78,6 +80,8 @@ def full_matrix() -> list[Group]:
         Group("default", "prefill", 8, 128, variants=lean, rounds=3),
         Group("big", "decode", 1, 64, variants=lean),
         Group("big", "prefill", 1, 128, variants=lean, rounds=3),
+        Group("gemma3", "decode", 1, 32, variants=lean),
+        Group("gemma3", "prefill", 1, 128, variants=lean, rounds=3),
         Group("default", "prefill", 1, 128, engine="compile", rounds=5,
               variants=["unsteered", "unsteered#2", "hooks[all-add]", "fused[all-add]"]),
     ]

@@ -41,6 +41,9 @@ def get_model(name: str):
         if name == "default":
             from ..models import load
             model, _ = load()
+        elif name == "gemma3":
+            from ..models import load
+            model, _ = load("gemma3-270m")
         elif name == "big":
             from ..models import tiny_model
             model = tiny_model("llama", 0, **BIG_LLAMA)

@@ -27,7 +27,7 @@ from typing import Sequence, Union
 import torch
 from torch import Tensor
 
-from ..adapters import get_adapter, head_layout
+from ..adapters import execution_device, get_adapter, head_layout
 from ..errors import PlanError
 from ..plan import Intervention, SteeringPlan, model_hint
 from ..positions import parse_policy
@@ -105,38 +105,46 @@ class _LastTokenSums:
         adapter = get_adapter(model)
         self.layers = adapter.layer_modules(model)
         self.act_name = adapter.mlp_act
+        # fused MoE experts have no single neuron site: heads and hidden still work
+        self.neurons = adapter.mlp_neurons is not None and adapter.mlp_act is not None
         L = len(self.layers)
-        attn = adapter.projection(model, 0, "attn")
-        mlp = adapter.projection(model, 0, "mlp")
-        dev = attn.weight.device
+        dev = execution_device(model)
+        hidden = adapter.site_dim(model, 0, "mlp.out")
+        inter = adapter.site_dim(model, 0, "mlp.neurons") if self.neurons else 0
         self.sums = {
-            "heads": torch.zeros(L, attn.in_features, device=dev),
-            "act": torch.zeros(L, mlp.in_features, device=dev),
-            "neurons": torch.zeros(L, mlp.in_features, device=dev),
-            "hidden": torch.zeros(L, mlp.out_features, device=dev),
-            "residual": torch.zeros(L, mlp.out_features, device=dev),   # entering each layer
+            "heads": torch.zeros(L, adapter.site_dim(model, 0, "attn.heads"), device=dev),
+            "act": torch.zeros(L, inter, device=dev),
+            "neurons": torch.zeros(L, inter, device=dev),
+            "hidden": torch.zeros(L, hidden, device=dev),
+            "residual": torch.zeros(L, hidden, device=dev),   # entering each layer
         }
         self.adapter, self.model = adapter, model
         self._handles = []
 
-    def _add(self, key: str, layer: int, t: Tensor) -> None:
+    def _add(self, key: str, layer: int, t) -> None:
+        if isinstance(t, tuple):                   # an MoE block's (hidden, router logits)
+            t = t[0]
         # left padding: the last real token of every row sits at index -1
-        self.sums[key][layer] += t[:, -1].float().sum(0)
+        self.sums[key][layer] += t[:, -1].float().sum(0).to(self.sums[key].device)
 
     def __enter__(self):
         for i, layer in enumerate(self.layers):
-            o_proj = self.adapter.projection(self.model, i, "attn")
-            down = self.adapter.projection(self.model, i, "mlp")
-            act = layer.get_submodule(self.act_name)
+            heads = self.adapter.site(self.model, i, "attn.heads").module
+            hidden = self.adapter.site(self.model, i, "mlp.out").module   # the stream delta
             self._handles += [
                 layer.register_forward_pre_hook(
                     lambda m, a, kw, i=i: self._add("residual", i, a[0] if a else kw["hidden_states"]),
                     with_kwargs=True),
-                o_proj.register_forward_pre_hook(lambda m, a, i=i: self._add("heads", i, a[0])),
-                act.register_forward_hook(lambda m, a, out, i=i: self._add("act", i, out)),
-                down.register_forward_pre_hook(lambda m, a, i=i: self._add("neurons", i, a[0])),
-                down.register_forward_hook(lambda m, a, out, i=i: self._add("hidden", i, out)),
+                heads.register_forward_pre_hook(lambda m, a, i=i: self._add("heads", i, a[0])),
+                hidden.register_forward_hook(lambda m, a, out, i=i: self._add("hidden", i, out)),
             ]
+            if self.neurons:
+                down = self.adapter.site(self.model, i, "mlp.neurons").module
+                act = layer.get_submodule(self.act_name)
+                self._handles += [
+                    act.register_forward_hook(lambda m, a, out, i=i: self._add("act", i, out)),
+                    down.register_forward_pre_hook(lambda m, a, i=i: self._add("neurons", i, a[0])),
+                ]
         return self
 
     def __exit__(self, *exc):
@@ -240,6 +248,9 @@ def sadi(model, tokenizer, pairs: Sequence[tuple[Text, Text]], element: str = "h
     _check_element(element)
     delta = _check_strength(delta)
     _check_positions(positions)
+    if element == "neuron" and get_adapter(model).mlp_neurons is None:
+        raise PlanError(f"SADI-Neuron needs mlp.neurons, which {model.config.model_type!r} cannot "
+                        "express (fused experts); use element='head' or 'hidden'")
     if scores is None:
         scores = mean_differences(model, tokenizer, pairs, batch_size, progress)
     units = top_k(scores.scores[element], k)

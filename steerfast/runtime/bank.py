@@ -16,7 +16,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor, nn
 
-from ..adapters import get_adapter
+from ..adapters import execution_device, get_adapter
 from ..errors import SteeringError
 from ..plan import SteeringPlan
 from ..positions import CallTracker, parse_policy
@@ -27,14 +27,6 @@ from .steered import (ModuleTables, SideTables, SteeringState, fast_linear_forwa
 
 _HANDLE_ATTR = "_steerfast_handle"
 DENSE_POLICIES = ("last", "from_prompt_end", "all")
-
-
-def execution_device(model: nn.Module) -> torch.device:
-    """Where the model computes: the first materialised parameter (accelerate may leave some on meta)."""
-    for p in model.parameters():
-        if not p.is_meta:
-            return p.device
-    return torch.device("cpu")
 
 
 def lane_layout(keys_and_policies) -> tuple[list[str], list[int]]:

@@ -267,6 +267,18 @@ def _wrapped_tables(tables: ModuleTables, side: str, rows: Tensor, module: nn.Mo
     return tables.cache[key]
 
 
+def _dense_shard(tables: ModuleTables, dense: Dense, side: str, rows: Tensor, module) -> Dense:
+    full = (dense.scale if dense.scale is not None else dense.shift).shape[-1]
+    columns = _shard_columns(module, rows.shape[-1], full) if side == "in" else None
+    if columns is None:
+        return _on_device(tables, dense, side, rows.device)
+    key = ("dense", side, rows.device, columns.start, columns.stop)
+    if key not in tables.cache:
+        cut = lambda t: None if t is None else t[columns].to(rows.device).contiguous()  # noqa: E731
+        tables.cache[key] = Dense(cut(dense.scale), cut(dense.shift))
+    return tables.cache[key]
+
+
 def _is_dtensor(t) -> bool:
     try:
         from torch.distributed.tensor import DTensor
@@ -283,7 +295,7 @@ def _steer_copy(state: SteeringState, tables: ModuleTables, side: str, t: Tensor
     if state.dense:
         dense = tables.dense_in if side == "in" else tables.dense_out
         if dense is not None:
-            _dense_(rows, _on_device(tables, dense, side, rows.device))
+            _dense_(rows, _dense_shard(tables, dense, side, rows, module))
     else:
         _apply(state, rows, _wrapped_tables(tables, side, rows, module))
     return rows.view(t.shape)
