@@ -11,6 +11,7 @@ setup(
         "steerfast",
         "steerfast.ops",
         "steerfast.runtime",
+        "steerfast.serve",
         "steerfast.recipes",
         "steerfast.evaluate",
         "steerfast.bench",

@@ -117,6 +117,9 @@ class SteeringBank:
         model.__dict__[_HANDLE_ATTR] = self
 
     def _forward(self, tracker, base_forward, args, kwargs):
+        if self.packed_rows is None and "cu_seq_lens_q" in kwargs:
+            from .packed import PackedRows     # continuous batching; patch(): slot 0 for every request
+            self.packed_rows = PackedRows(self)
         packed = self.packed_rows(args, kwargs) if self.packed_rows is not None else None
         if packed is not None:
             self.state.dense = False

@@ -1,0 +1,149 @@
+"""Row maps for transformers' continuous-batching forwards (DESIGN §9).
+
+The engine packs every live request into one row `(1, ΣT)`: `cu_seq_lens_q` marks where each
+request's tokens start, `position_ids` gives each token's real position, and there is no
+`past_key_values` and no padding mask. Which request each packed sequence is comes from the
+engine's batch object (`requests_in_batch`, in packing order), found from the forward's own
+call stack (the engine thread's `_generation_step`).
+
+Per step the host builds two small (R+1,) tensors (slot and prompt length per request, the
+last entry a sentinel for padding tokens); everything per token is tensor ops, once per
+forward of the decoder stack, none per layer.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from ..errors import SteeringError
+from .rows import POLICY_CODES
+
+def _engine_batch() -> Optional[list]:
+    """The engine's `requests_in_batch` for the step being computed on this thread.
+
+    The forward is called (in the same thread) from the batch processor's `_generation_step`;
+    a short walk up the stack finds it, so transformers is not patched. None if not found.
+    """
+    frame = sys._getframe(2)
+    for _ in range(64):
+        if frame is None:
+            return None
+        if frame.f_code.co_name == "_generation_step":
+            bp = frame.f_locals.get("self")
+            io = getattr(bp, "inputs_and_outputs", None)
+            if io is not None:
+                if hasattr(io, "io_pairs"):                  # async IOs: the pair being computed
+                    io = io.io_pairs[io.current_pair].host_io
+                return getattr(io, "requests_in_batch", None)
+        frame = frame.f_back
+    return None
+
+
+def is_packed_call(kwargs: dict) -> bool:
+    return "cu_seq_lens_q" in kwargs and kwargs.get("past_key_values") is None
+
+
+def request_key(request_id: str) -> str:
+    """Forked children (`id__child#i`, num_return_sequences) steer like their parent."""
+    return request_id.split("__child#", 1)[0]
+
+
+def prompt_length(state) -> int:
+    """The request's true prompt length, also after the engine re-queued it with its
+    generated tokens folded into `initial_tokens`."""
+    true = getattr(state, "_true_initial_tokens", 0)
+    return int(true) if true else len(state.initial_tokens)
+
+
+class PackedRows:
+    """`bank.packed_rows`: row maps of a packed call, or None for any other call.
+
+    slot_of: request id -> bank slot (absent = unsteered). A one-plan bank (patch()) puts
+    every request on its uniform slot.
+    """
+
+    def __init__(self, bank):
+        self.bank = bank
+        self.slot_of: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def __call__(self, args: tuple, kwargs: dict) -> Optional[list[Tensor]]:
+        if not is_packed_call(kwargs):
+            return None
+        states = _engine_batch()
+        if states is None:
+            raise SteeringError("a packed (continuous-batching) forward reached a steered model "
+                                "outside transformers' continuous-batching engine step")
+        ids = kwargs.get("input_ids")
+        ref = ids if ids is not None else kwargs["inputs_embeds"]
+        n_tokens = ref.shape[1]
+        if sum(fs.query_length for fs in states) > n_tokens:
+            raise SteeringError("packed forward does not match the engine's prepared step")
+        bank = self.bank
+        with self.lock:
+            if bank._uniform:
+                slots = [bank._uniform_slot] * len(states)
+            else:
+                slots = [self.slot_of.get(request_key(fs.state.request_id), -1) for fs in states]
+        lens = [prompt_length(fs.state) for fs in states]
+        return packed_row_maps(kwargs["cu_seq_lens_q"], kwargs["position_ids"], len(states), n_tokens,
+                               torch.tensor(slots + [-1], dtype=torch.long),
+                               torch.tensor(lens + [0], dtype=torch.long),
+                               bank.lane_code.to(ref.device), bank.lane_n.to(ref.device), bank.entries)
+
+
+def packed_masks(cu_seq_lens_q: Tensor, position_ids: Tensor, n_requests: int, n_tokens: int,
+                 seq_prompt_len: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+    """(request index per token (N,), policy masks (N,) bool + 'real_pos').
+
+    Tokens past the last request (padding) get index n_requests (the sentinel).
+    """
+    device = position_ids.device
+    tok = torch.arange(n_tokens, device=device, dtype=torch.long)
+    ends = cu_seq_lens_q[1:n_requests + 1].to(device=device, dtype=torch.long)
+    seq = torch.searchsorted(ends, tok, right=True)                     # (N,) in 0..R
+    pos = position_ids.reshape(-1)[:n_tokens].to(torch.long)
+    P = seq_prompt_len.to(device)[seq]
+    real = seq < n_requests
+    prompt_last = real & (pos == P - 1)
+    generated = real & (pos >= P)
+    # every generated token is the last of its call in a decode step; a request re-prefilled
+    # after eviction keeps that meaning, so `last` steers it like `from_prompt_end`
+    return seq, {
+        "prefix": real & (pos < P),
+        "prompt_last": prompt_last,
+        "last": prompt_last | generated,
+        "from_prompt_end": prompt_last | generated,
+        "all": real,
+        "real_pos": pos.clamp(min=0),
+    }
+
+
+def packed_row_maps(cu_seq_lens_q: Tensor, position_ids: Tensor, n_requests: int, n_tokens: int,
+                    seq_slot: Tensor, seq_prompt_len: Tensor, lane_code: Tensor, lane_n: Tensor,
+                    entries: int) -> list[Tensor]:
+    """One (N,) int32 map per lane: slot*entries + offset, -1 = untouched.
+
+    seq_slot / seq_prompt_len: (R+1,) per request in packing order, last = padding sentinel.
+    """
+    seq, m = packed_masks(cu_seq_lens_q, position_ids, n_requests, n_tokens, seq_prompt_len)
+    stacked = torch.stack([m[name] for name in POLICY_CODES], dim=0)       # (5, N)
+    real_pos = m["real_pos"]
+    row_slot = seq_slot.to(position_ids.device)[seq]
+    valid = row_slot >= 0
+    slot = row_slot.clamp(min=0)
+    tok = torch.arange(n_tokens, device=slot.device)
+    maps = []
+    for lane in range(lane_code.shape[0]):
+        code = lane_code[lane][slot]
+        n = lane_n[lane][slot]
+        is_prefix = code == POLICY_CODES["prefix"]
+        sel = stacked[code.clamp(min=0), tok]
+        sel = sel & valid & (code >= 0) & (~is_prefix | (real_pos < n))
+        entry = slot * entries + torch.where(is_prefix, real_pos.clamp(max=entries - 1), 0)
+        maps.append(torch.where(sel, entry, -1).to(torch.int32))
+    return maps
