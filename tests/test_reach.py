@@ -2,6 +2,7 @@
 edits made while patched, and the runtime's own invariants (plan order, locking, copies)."""
 import copy
 import threading
+import time
 
 import pytest
 import torch
@@ -213,6 +214,7 @@ def test_set_strength_from_another_thread_never_tears_a_forward(batch):
         def hammer():
             while not stop.is_set():
                 handle.set_strength(1.0)                     # the same value every time
+                time.sleep(0.002)                            # the lock is not fair: let forwards in
 
         t = threading.Thread(target=hammer)
         t.start()
