@@ -31,6 +31,11 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         "--threads 1, immune to other processes preempting it; else wall)")
     p.add_argument("--only", metavar="SUBSTR", help="run only the groups whose id contains SUBSTR")
     p.add_argument("--no-profile", action="store_true", help="skip the torch.profiler breakdown")
+    p.add_argument("--serve", action="store_true",
+                   help="run the serving benchmark instead (32 concurrent requests, K in {0,1,8,32} "
+                        "configurations, continuous batching; writes <out>/serve.json and serve.md)")
+    p.add_argument("--serve-rounds", type=int, default=3, help="rounds of the serving benchmark")
+    p.add_argument("--serve-new", type=int, default=16, help="new tokens per request (serving)")
     return p
 
 
@@ -41,7 +46,25 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return _configure(p)
 
 
+def _run_serve(args) -> int:
+    import torch
+
+    from .bench.serving import markdown
+    from .bench.serving import run as run_serving
+
+    torch.set_num_threads(args.threads)
+    res = run_serving(args.serve_rounds, args.serve_new)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "serve.json").write_text(json.dumps(res, indent=1))
+    (out / "serve.md").write_text(markdown(res) + "\n")
+    print(markdown(res))
+    return 0
+
+
 def run(args) -> int:
+    if getattr(args, "serve", False):
+        return _run_serve(args)
     from .bench import check, load_thresholds
     from .bench.matrix import MATRICES
     from .bench.report import write
