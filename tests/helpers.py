@@ -31,3 +31,21 @@ def random_plan(model, seed=0, policies=("prefix:3", "from_prompt_end", "prompt_
         Intervention(L - 1, "mlp.out", "scale", mask(p[0], h), p[0], 0.5),
     ]
     return SteeringPlan(ivs, "test")
+
+
+def vader_mean(model, tok, prompts, plan, new_tokens=24):
+    """Mean VADER compound score of greedy completions, steered by `plan` (None = unsteered)."""
+    import steerfast
+    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    kw = dict(max_new_tokens=new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
+    with torch.no_grad():
+        if plan is None:
+            out = model.generate(**enc, **kw)
+        else:
+            with steerfast.patch(model, plan):
+                out = model.generate(**enc, **kw)
+    texts = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    analyzer = SentimentIntensityAnalyzer()
+    return sum(analyzer.polarity_scores(t)["compound"] for t in texts) / len(texts)

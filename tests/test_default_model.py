@@ -6,6 +6,8 @@ import steerfast
 from steerfast.data import neutral_prompts, sentiment_pairs
 from steerfast.recipes import actadd, caa
 
+from helpers import vader_mean
+
 PROMPTS = ["The weather in the city today", "My neighbour told me that the new bridge",
            "After the meeting, the team went", "I opened the letter and read that"]
 
@@ -77,30 +79,14 @@ def test_left_padded_rows_equal_single_runs(default_model, plans):
         assert (single - plain[i]).abs().max().item() > 0.1
 
 
-def _sentiment(model, tok, prompts, plan):
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    enc = tok(prompts, return_tensors="pt", padding=True)
-    kw = dict(max_new_tokens=24, do_sample=False, pad_token_id=tok.pad_token_id)
-    with torch.no_grad():
-        if plan is None:
-            out = model.generate(**enc, **kw)
-        else:
-            with steerfast.patch(model, plan):
-                out = model.generate(**enc, **kw)
-    texts = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    analyzer = SentimentIntensityAnalyzer()
-    return sum(analyzer.polarity_scores(t)["compound"] for t in texts) / len(texts)
-
-
 def test_actadd_love_hate_moves_sentiment(default_model, plans):
     """VADER (an independent lexicon scorer) over 40 neutral prompts: +c raises, -c lowers."""
     model, tok = default_model
     prompts = neutral_prompts()[:40]
     assert len(prompts) == 40
-    base = _sentiment(model, tok, prompts, None)
-    up = _sentiment(model, tok, prompts, plans["actadd"].with_strength(5.0))
-    down = _sentiment(model, tok, prompts, plans["actadd"].with_strength(-5.0))
+    base = vader_mean(model, tok, prompts, None)
+    up = vader_mean(model, tok, prompts, plans["actadd"].with_strength(5.0))
+    down = vader_mean(model, tok, prompts, plans["actadd"].with_strength(-5.0))
     print(f"VADER compound mean: -c {down:.3f}  unsteered {base:.3f}  +c {up:.3f}")
     assert up > base + 0.03
     assert down < base - 0.1

@@ -9,7 +9,7 @@ from steerfast.data import neutral_prompts, sentiment_pairs
 from steerfast.plan import Intervention, SteeringPlan
 from steerfast.recipes import caa
 
-from helpers import random_plan
+from helpers import random_plan, vader_mean
 
 pytestmark = pytest.mark.slow
 PROMPTS = ["The weather in the city today", "My neighbour told me that the new bridge",
@@ -85,28 +85,12 @@ def test_residual_delta_grows_linearly_with_strength(gemma):
         assert d == pytest.approx(c * per_unit, rel=1e-3), deltas
 
 
-def _sentiment(model, tok, prompts, plan):
-    from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-    enc = tok(prompts, return_tensors="pt", padding=True)
-    kw = dict(max_new_tokens=24, do_sample=False, pad_token_id=tok.pad_token_id)
-    with torch.no_grad():
-        if plan is None:
-            out = model.generate(**enc, **kw)
-        else:
-            with steerfast.patch(model, plan):
-                out = model.generate(**enc, **kw)
-    texts = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
-    analyzer = SentimentIntensityAnalyzer()
-    return sum(analyzer.polarity_scores(t)["compound"] for t in texts) / len(texts)
-
-
 def test_caa_moves_sentiment_both_ways(gemma, caa_plan):
     model, tok = gemma
     prompts = neutral_prompts()[:24]
-    base = _sentiment(model, tok, prompts, None)
-    up = _sentiment(model, tok, prompts, caa_plan.with_strength(CAA_COEFF))
-    down = _sentiment(model, tok, prompts, caa_plan.with_strength(-CAA_COEFF))
+    base = vader_mean(model, tok, prompts, None)
+    up = vader_mean(model, tok, prompts, caa_plan.with_strength(CAA_COEFF))
+    down = vader_mean(model, tok, prompts, caa_plan.with_strength(-CAA_COEFF))
     print(f"Gemma 3 270M CAA layer {CAA_LAYER} c=±{CAA_COEFF}, VADER compound mean over 24 prompts: "
           f"-c {down:.3f}  unsteered {base:.3f}  +c {up:.3f}")
     assert up > base + 0.1
