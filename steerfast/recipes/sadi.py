@@ -20,7 +20,6 @@ scales the steered run's own value (the paper's formula); unmasked entries are u
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Sequence, Union
 
@@ -32,7 +31,7 @@ from ..errors import PlanError
 from ..plan import Intervention, SteeringPlan, model_hint
 from ..positions import parse_policy
 from .capture import batches, left_padded
-from .checks import check_batch_size, check_pairs, check_token_ids
+from .checks import check_batch_size, check_number, check_pairs, check_token_ids
 
 ELEMENTS = ("head", "neuron", "hidden")
 SITE_OF = {"head": "attn.heads", "neuron": "mlp.neurons", "hidden": "mlp.out"}
@@ -72,16 +71,6 @@ def _check_element(element: str) -> str:
     if element not in ELEMENTS:
         raise PlanError(f"unknown SADI element {element!r}; expected one of {', '.join(ELEMENTS)}")
     return element
-
-
-def _check_strength(delta: float, name: str = "δ") -> float:
-    try:
-        value = float(delta)
-    except (TypeError, ValueError) as exc:
-        raise PlanError(f"{name} must be a number, got {delta!r}") from exc
-    if not math.isfinite(value):
-        raise PlanError(f"{name} must be finite, got {delta!r}")
-    return value
 
 
 def _rows(tokenizer, texts: Sequence[Text], side: str) -> list[list[int]]:
@@ -233,7 +222,7 @@ def mask_plan(model, element: str, units: Sequence[tuple[int, int]], delta: floa
               method: str = "sadi", meta: dict | None = None) -> SteeringPlan:
     """Scale interventions (one per touched layer) for a binary mask over (layer, unit)."""
     site = SITE_OF[_check_element(element)]
-    delta = _check_strength(delta)
+    delta = check_number(delta, "δ")
     _check_positions(positions)
     if not units:
         raise PlanError("a SADI mask needs at least one unit")
@@ -253,7 +242,7 @@ def sadi(model, tokenizer, pairs: Sequence[tuple[Text, Text]], element: str = "h
     Pass `scores` from an earlier `mean_differences` to skip the forward passes (sweeps).
     """
     _check_element(element)
-    delta = _check_strength(delta)
+    delta = check_number(delta, "δ")
     _check_positions(positions)
     if element == "neuron" and get_adapter(model).mlp_neurons is None:
         raise PlanError(f"SADI-Neuron needs mlp.neurons, which {model.config.model_type!r} cannot "

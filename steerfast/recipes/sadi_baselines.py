@@ -12,7 +12,8 @@ import torch
 from torch import Tensor
 
 from ..plan import Intervention, SteeringPlan, model_hint
-from .sadi import (SITE_OF, SadiScores, _check_element, _check_positions, _check_strength, _masks,
+from .checks import check_number
+from .sadi import (SITE_OF, SadiScores, _check_element, _check_positions, _masks,
                    mask_plan, top_k)
 
 
@@ -37,7 +38,7 @@ def fixed_vector_plan(model, scores: SadiScores, element: str, units: Sequence[t
                       coeff: float, positions: str = "prompt_last") -> SteeringPlan:
     """Ablation: add coeff · (M ⊙ mean difference) instead of scaling the input's own values."""
     site = SITE_OF[_check_element(element)]
-    coeff = _check_strength(coeff, "coefficient")
+    coeff = check_number(coeff, "coefficient")
     _check_positions(positions)
     ivs = [Intervention(layer, site, "add", m * scores.site_diff[element][layer], positions, coeff)
            for layer, m in sorted(_masks(model, element, units, scores.head_dim).items())]
