@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.steerfast-installed
 TESTSTAMP := $(VENV)/.steerfast-test-extras
 
-.PHONY: setup demo test bench bench-quick clean
+.PHONY: setup demo test lint format bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -34,8 +34,17 @@ $(TESTSTAMP): $(STAMP)
 	$(PY) -m pip install -q --no-deps steering-vectors==0.12.2
 	touch $(TESTSTAMP)
 
-test: $(STAMP) $(TESTSTAMP)
+test: $(STAMP) $(TESTSTAMP) lint
 	$(PY) -m pytest tests -q
+
+# ruff's settings are in pyproject.toml; `make format` applies them, `make lint` checks them.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -4,6 +4,7 @@ The C++ ops are compiled just in time (torch.utils.cpp_extension.load with ninja
 so installing never builds against torch and never needs a second torch in an isolated
 build environment.
 """
+
 from setuptools import setup
 
 setup(

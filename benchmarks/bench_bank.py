@@ -8,6 +8,7 @@ Prefill: 8 prompts of 32 tokens. Decode: one token per row on top of a 32-token 
 Ratios from interleaved rounds in one process (CPU time of the calling thread, 1 torch
 thread, so other processes' load does not count).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,22 +34,26 @@ def eight_plans(model, seed: int = 0) -> list[SteeringPlan]:
     cfg = model.config
     h, inter, L = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
     heads = cfg.num_attention_heads * (getattr(cfg, "head_dim", None) or h // cfg.num_attention_heads)
-    vec = lambda *s: torch.randn(*s, generator=g) * 0.5          # noqa: E731
+    vec = lambda *s: torch.randn(*s, generator=g) * 0.5  # noqa: E731
     mask = lambda d, k: torch.zeros(d).index_fill_(0, torch.randperm(d, generator=g)[:k], 1.0)  # noqa: E731
     hint = model_hint(model)
     plans = []
     for i in range(BATCH):
         kind = i % 4
-        if kind == 0:   # CAA at one layer
+        if kind == 0:  # CAA at one layer
             ivs = [Intervention(4 + i, "mlp.out", "add", vec(h), "from_prompt_end", 4.0)]
         elif kind == 1:  # ActAdd prefix
             ivs = [Intervention(5 + i, "mlp.out", "add", vec(4, h), "prefix:4", 5.0)]
         elif kind == 2:  # SADI-Head + SADI-Neuron over several layers
-            ivs = [Intervention(l, "attn.heads", "scale", mask(heads, 64), "prompt_last", 8.0)
-                   for l in range(0, L, 3)]
-            ivs += [Intervention(l, "mlp.neurons", "scale", mask(inter, 50), "prompt_last", 8.0)
-                    for l in range(1, L, 3)]
-        else:           # LAAI biases on attn.out, every layer
+            ivs = [
+                Intervention(l, "attn.heads", "scale", mask(heads, 64), "prompt_last", 8.0)
+                for l in range(0, L, 3)
+            ]
+            ivs += [
+                Intervention(l, "mlp.neurons", "scale", mask(inter, 50), "prompt_last", 8.0)
+                for l in range(1, L, 3)
+            ]
+        else:  # LAAI biases on attn.out, every layer
             ivs = [Intervention(l, "attn.out", "add", vec(h), "prompt_last", 1.0) for l in range(L)]
         plans.append(SteeringPlan(ivs, f"cfg{i}", hint))
     return plans
@@ -66,8 +71,13 @@ def cases(model, plans):
     bank.load_all(dict(enumerate(plans)))
 
     def fwd(i, m, cache=None, pos=None):
-        return model(input_ids=i, attention_mask=m, past_key_values=cache, position_ids=pos,
-                     use_cache=cache is not None)
+        return model(
+            input_ids=i,
+            attention_mask=m,
+            past_key_values=cache,
+            position_ids=pos,
+            use_cache=cache is not None,
+        )
 
     def prefilled(rows):
         cache = DynamicCache()
@@ -98,6 +108,7 @@ def cases(model, plans):
         def run():
             bank.assign(slots)
             return fn()
+
         return run
 
     def singles(fn_of_row):
@@ -105,13 +116,14 @@ def cases(model, plans):
             for r in all_rows:
                 bank.assign([r])
                 fn_of_row(r)
+
         return run
 
     table = {
         "prefill": {
             "unsteered batch 8": with_slots([-1] * BATCH, unsteered["prefill"]),
             "bank batch 8, 8 configs": with_slots(all_rows, lambda: fwd(ids, mask)),
-            "8 x batch 1": singles(lambda r: fwd(ids[r:r + 1], mask[r:r + 1])),
+            "8 x batch 1": singles(lambda r: fwd(ids[r : r + 1], mask[r : r + 1])),
         },
         "decode": {
             "unsteered batch 8": with_slots([-1] * BATCH, lambda: decode_step(all_rows, cache_plain)),

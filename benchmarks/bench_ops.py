@@ -8,6 +8,7 @@ as ratios (fused / reference, and for the linear steered / plain F.linear), not 
 Shapes: decode-like N = 1, 8 and prefill-like N = 512 rows, hidden D = 576, 1536, 2048; the
 linear is square (D -> D, like o_proj). Half the rows carry a slot, the rest -1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,7 @@ def make_inputs(n: int, d: int, dtype=torch.float32, seed: int = 0):
     delta = torch.full((E,), 1e-6)  # factors ~1: repeated in-place calls neither blow up nor
     bias = torch.randn(E, d, generator=g) * 1e-6  # drift into denormals
     coef = torch.ones(E)
-    w = (torch.randn(d, d, generator=g) / d ** 0.5).to(dtype)
+    w = (torch.randn(d, d, generator=g) / d**0.5).to(dtype)
     return dict(y=y, slots=slots, mask=mask, delta=delta, bias=bias, coef=coef, w=w)
 
 
@@ -61,6 +62,7 @@ def linear_fns(a):
 
 # ---- pytest-benchmark -------------------------------------------------------------------
 
+
 def _shape_params():
     return [(n, d) for n in ROWS for d in HIDDEN]
 
@@ -84,6 +86,7 @@ except ImportError:  # the CLI does not need pytest
 
 
 # ---- side-by-side CLI --------------------------------------------------------------------
+
 
 def _time_block(fn, inner: int) -> float:
     t = time.perf_counter()
@@ -118,10 +121,14 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     if not library.fused_available():
-        print(f"fused CPU kernels unavailable ({library.fallback_reason()}): the 'fused' column "
-              f"is the reference registered as the op")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}, "
-          f"{args.rounds} interleaved rounds, medians\n")
+        print(
+            f"fused CPU kernels unavailable ({library.fallback_reason()}): the 'fused' column "
+            f"is the reference registered as the op"
+        )
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.dtype}, "
+        f"{args.rounds} interleaved rounds, medians\n"
+    )
     print(f"{'op':<13}{'N':>5}{'D':>6}  {'fused/ref':>9}  {'fused/plain':>11}  {'ref/plain':>9}")
     for n in ROWS:
         for d in HIDDEN:
@@ -132,8 +139,10 @@ def main(argv=None) -> int:
         for d in HIDDEN:
             a = make_inputs(n, d, dtype)
             t = side_by_side(linear_fns(a), args.rounds, budget_s=0.02)
-            print(f"{'steer_linear':<13}{n:>5}{d:>6}  {t['fused'] / t['reference']:>9.3f}  "
-                  f"{t['fused'] / t['plain']:>11.3f}  {t['reference'] / t['plain']:>9.3f}")
+            print(
+                f"{'steer_linear':<13}{n:>5}{d:>6}  {t['fused'] / t['reference']:>9.3f}  "
+                f"{t['fused'] / t['plain']:>11.3f}  {t['reference'] / t['plain']:>9.3f}"
+            )
     return 0
 
 

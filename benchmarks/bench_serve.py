@@ -1,9 +1,10 @@
 """Serving throughput benchmark (steerfast.bench.serving): pytest-benchmark cells and a CLI.
 
-    python benchmarks/bench_serve.py [--rounds 3] [--new 16] [--out benchmarks/results/serve.json]
-    pytest benchmarks/bench_serve.py --benchmark-only
-    steerfast bench --serve      (the same run from the package)
+python benchmarks/bench_serve.py [--rounds 3] [--new 16] [--out benchmarks/results/serve.json]
+pytest benchmarks/bench_serve.py --benchmark-only
+steerfast bench --serve      (the same run from the package)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from steerfast.bench.serving import KS, REQUESTS, Bench, markdown, run
+
 
 @pytest.fixture(scope="module")
 def bench():

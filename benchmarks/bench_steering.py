@@ -10,6 +10,7 @@ Two kinds of test:
   side by side in interleaved rounds; its ratios land in the benchmark's extra_info.
 The full matrix, the report and the threshold check are `steerfast bench` (docs/benchmarks.md).
 """
+
 import pytest
 import torch
 
@@ -81,12 +82,24 @@ def test_prefill_64(benchmark, model, plans, variant, sites):
 
 
 def test_interleaved_ratios(benchmark, model):
-    group = Group("default", "decode", 1, 16,
-                  variants=["unsteered", "unsteered#2", "hooks[all-add]", "fused[all-add]",
-                            "hooks[all-sadi]", "fused[all-sadi]"])
+    group = Group(
+        "default",
+        "decode",
+        1,
+        16,
+        variants=[
+            "unsteered",
+            "unsteered#2",
+            "hooks[all-add]",
+            "fused[all-add]",
+            "hooks[all-sadi]",
+            "fused[all-sadi]",
+        ],
+    )
     benchmark.group = "interleaved ratios (decode b1, 16 tokens)"
-    result = benchmark.pedantic(lambda: run_group(group, threads=torch.get_num_threads()),
-                                rounds=1, iterations=1)
+    result = benchmark.pedantic(
+        lambda: run_group(group, threads=torch.get_num_threads()), rounds=1, iterations=1
+    )
     benchmark.extra_info["noise"] = result["noise"]
     for name, row in result["variants"].items():
         if row.get("status") == "ok":

@@ -3,6 +3,7 @@
 Importing needs triton but no GPU; under TRITON_INTERPRET=1 (set before this package is
 imported) the kernels run on CPU tensors through the Triton interpreter.
 """
+
 from .steer_linear import launch_steer_linear, steer_linear
 from .steer_rows import launch_steer_rows, steer_rows_
 

@@ -11,9 +11,8 @@ columns of a BLOCK_M-row block, loops over K, scales the x tile on load (prologu
 the epilogue before the only store, so the steered activation never round-trips to memory.
 Larger M is GEMM-bound: the prologue and epilogue run as steer_rows kernels around cuBLAS.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 import triton
@@ -27,13 +26,30 @@ SMALL_M = 8
 
 @triton.jit
 def _steer_linear_kernel(
-    x_ptr, w_ptr, lin_bias_ptr, slots_ptr,
-    in_mask_ptr, in_delta_ptr, out_mask_ptr, out_delta_ptr, out_bias_ptr, out_coef_ptr,
+    x_ptr,
+    w_ptr,
+    lin_bias_ptr,
+    slots_ptr,
+    in_mask_ptr,
+    in_delta_ptr,
+    out_mask_ptr,
+    out_delta_ptr,
+    out_bias_ptr,
+    out_coef_ptr,
     y_ptr,
-    M, K, O, E, stride_wn, stride_wk,
-    HAS_LIN_BIAS: tl.constexpr, HAS_IN: tl.constexpr, HAS_OUT_MASK: tl.constexpr,
+    M,
+    K,
+    O,
+    E,
+    stride_wn,
+    stride_wk,
+    HAS_LIN_BIAS: tl.constexpr,
+    HAS_IN: tl.constexpr,
+    HAS_OUT_MASK: tl.constexpr,
     HAS_OUT_BIAS: tl.constexpr,
-    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    BLOCK_M: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_K: tl.constexpr,
 ):
     pid_n = tl.program_id(0)
     pid_m = tl.program_id(1)
@@ -54,16 +70,23 @@ def _steer_linear_kernel(
     for k0 in range(0, K, BLOCK_K):
         ks = k0 + tl.arange(0, BLOCK_K)
         k_ok = ks < K
-        xf = tl.load(x_ptr + rows64[:, None] * K + ks[None, :],
-                     mask=row_ok[:, None] & k_ok[None, :], other=0.0).to(tl.float32)
+        xf = tl.load(
+            x_ptr + rows64[:, None] * K + ks[None, :], mask=row_ok[:, None] & k_ok[None, :], other=0.0
+        ).to(tl.float32)
         if HAS_IN:
-            m = tl.load(in_mask_ptr + s_safe[:, None] * K + ks[None, :],
-                        mask=active[:, None] & k_ok[None, :], other=0.0)
+            m = tl.load(
+                in_mask_ptr + s_safe[:, None] * K + ks[None, :],
+                mask=active[:, None] & k_ok[None, :],
+                other=0.0,
+            )
             # rounded to the activation dtype, like the reference's scaled copy of x
             scaled = (xf * (1.0 + d_in[:, None] * m)).to(act_dtype).to(tl.float32)
             xf = tl.where(active[:, None], scaled, xf)
-        w = tl.load(w_ptr + cols64[:, None] * stride_wn + ks[None, :] * stride_wk,
-                    mask=col_ok[:, None] & k_ok[None, :], other=0.0).to(tl.float32)
+        w = tl.load(
+            w_ptr + cols64[:, None] * stride_wn + ks[None, :] * stride_wk,
+            mask=col_ok[:, None] & k_ok[None, :],
+            other=0.0,
+        ).to(tl.float32)
         acc += tl.sum(xf[:, None, :] * w[None, :, :], axis=2)
 
     if HAS_LIN_BIAS:
@@ -78,8 +101,11 @@ def _steer_linear_kernel(
         ob = tl.load(out_bias_ptr + s_safe[:, None] * O + cols64[None, :], mask=tab_mask, other=0.0)
         oc = tl.load(out_coef_ptr + s_safe, mask=active, other=0.0)
         out = tl.where(active[:, None], out + oc[:, None] * ob, out)
-    tl.store(y_ptr + rows64[:, None] * O + cols64[None, :], out.to(act_dtype),
-             mask=row_ok[:, None] & col_ok[None, :])
+    tl.store(
+        y_ptr + rows64[:, None] * O + cols64[None, :],
+        out.to(act_dtype),
+        mask=row_ok[:, None] & col_ok[None, :],
+    )
 
 
 def _blocks(M: int, O: int):
@@ -89,11 +115,19 @@ def _blocks(M: int, O: int):
     return block_m, block_n, block_k
 
 
-def launch_steer_linear(x: Tensor, weight: Tensor, lin_bias: Optional[Tensor], slots: Tensor,
-                        in_mask: Optional[Tensor], in_delta: Optional[Tensor],
-                        out_mask: Optional[Tensor], out_delta: Optional[Tensor],
-                        out_bias: Optional[Tensor], out_coef: Optional[Tensor],
-                        out: Tensor) -> Tensor:
+def launch_steer_linear(
+    x: Tensor,
+    weight: Tensor,
+    lin_bias: Tensor | None,
+    slots: Tensor,
+    in_mask: Tensor | None,
+    in_delta: Tensor | None,
+    out_mask: Tensor | None,
+    out_delta: Tensor | None,
+    out_bias: Tensor | None,
+    out_coef: Tensor | None,
+    out: Tensor,
+) -> Tensor:
     """The fused small-M kernel, writing into a preallocated (M, O) ``out``."""
     M, K = x.shape
     O = weight.shape[0]
@@ -104,41 +138,73 @@ def launch_steer_linear(x: Tensor, weight: Tensor, lin_bias: Optional[Tensor], s
     block_m, block_n, block_k = _blocks(M, O)
     grid = (triton.cdiv(O, block_n), triton.cdiv(M, block_m))
     _steer_linear_kernel[grid](
-        x, weight, lin_bias if lin_bias is not None else x, slots,
-        in_mask if in_mask is not None else x, in_delta if in_delta is not None else x,
-        out_mask if out_mask is not None else x, out_delta if out_delta is not None else x,
-        out_bias if out_bias is not None else x, out_coef if out_coef is not None else x,
+        x,
+        weight,
+        lin_bias if lin_bias is not None else x,
+        slots,
+        in_mask if in_mask is not None else x,
+        in_delta if in_delta is not None else x,
+        out_mask if out_mask is not None else x,
+        out_delta if out_delta is not None else x,
+        out_bias if out_bias is not None else x,
+        out_coef if out_coef is not None else x,
         out,
-        M, K, O, E, weight.stride(0), weight.stride(1),
-        HAS_LIN_BIAS=lin_bias is not None, HAS_IN=in_mask is not None,
-        HAS_OUT_MASK=out_mask is not None, HAS_OUT_BIAS=out_bias is not None,
-        BLOCK_M=block_m, BLOCK_N=block_n, BLOCK_K=block_k,
+        M,
+        K,
+        O,
+        E,
+        weight.stride(0),
+        weight.stride(1),
+        HAS_LIN_BIAS=lin_bias is not None,
+        HAS_IN=in_mask is not None,
+        HAS_OUT_MASK=out_mask is not None,
+        HAS_OUT_BIAS=out_bias is not None,
+        BLOCK_M=block_m,
+        BLOCK_N=block_n,
+        BLOCK_K=block_k,
         num_warps=4,
     )
     return out
 
 
-def steer_linear(x: Tensor, weight: Tensor, lin_bias: Optional[Tensor], slots: Tensor,
-                 in_mask: Optional[Tensor], in_delta: Optional[Tensor],
-                 out_mask: Optional[Tensor], out_delta: Optional[Tensor],
-                 out_bias: Optional[Tensor], out_coef: Optional[Tensor]) -> Tensor:
+def steer_linear(
+    x: Tensor,
+    weight: Tensor,
+    lin_bias: Tensor | None,
+    slots: Tensor,
+    in_mask: Tensor | None,
+    in_delta: Tensor | None,
+    out_mask: Tensor | None,
+    out_delta: Tensor | None,
+    out_bias: Tensor | None,
+    out_coef: Tensor | None,
+) -> Tensor:
     """Prologue scale, linear, epilogue scale/shift; ``x`` is not modified (see module doc)."""
     what = "steerfast::steer_linear"
     if weight.dim() != 2 or x.dim() != 2 or weight.shape[1] != x.shape[1]:
         raise ValueError(f"{what}: weight must be (O, D) with D = x.shape[1]")
     if weight.dtype != x.dtype or weight.device != x.device:
         raise ValueError(f"{what}: weight must have the activation's dtype and device")
-    if lin_bias is not None and (lin_bias.shape != (weight.shape[0],) or lin_bias.dtype != x.dtype
-                                 or not lin_bias.is_contiguous()):
+    if lin_bias is not None and (
+        lin_bias.shape != (weight.shape[0],) or lin_bias.dtype != x.dtype or not lin_bias.is_contiguous()
+    ):
         raise ValueError(f"{what}: lin_bias must be contiguous (O,) in the activation's dtype")
     O = weight.shape[0]
-    check_rows(what, x, slots, [("in_mask", in_mask, in_delta, x.shape[1]),
-                                ("out_mask", out_mask, out_delta, O),
-                                ("out_bias", out_bias, out_coef, O)])
+    check_rows(
+        what,
+        x,
+        slots,
+        [
+            ("in_mask", in_mask, in_delta, x.shape[1]),
+            ("out_mask", out_mask, out_delta, O),
+            ("out_bias", out_bias, out_coef, O),
+        ],
+    )
     if x.shape[0] <= SMALL_M:
         out = torch.empty((x.shape[0], O), dtype=x.dtype, device=x.device)
-        return launch_steer_linear(x, weight, lin_bias, slots, in_mask, in_delta, out_mask,
-                                   out_delta, out_bias, out_coef, out)
+        return launch_steer_linear(
+            x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta, out_bias, out_coef, out
+        )
     xs = x
     if in_mask is not None:
         xs = x.clone()

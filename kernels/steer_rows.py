@@ -12,9 +12,8 @@ Semantics:
 Slots >= E are undefined on CUDA (checking them would need a host sync); the kernel skips
 such rows instead of reading out of bounds. The CPU kernel raises on them.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 import triton
@@ -24,9 +23,17 @@ from torch import Tensor
 
 @triton.jit
 def _steer_rows_kernel(
-    y_ptr, slots_ptr, mask_ptr, delta_ptr, bias_ptr, coef_ptr,
-    D, E,
-    HAS_MASK: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK_D: tl.constexpr,
+    y_ptr,
+    slots_ptr,
+    mask_ptr,
+    delta_ptr,
+    bias_ptr,
+    coef_ptr,
+    D,
+    E,
+    HAS_MASK: tl.constexpr,
+    HAS_BIAS: tl.constexpr,
+    BLOCK_D: tl.constexpr,
 ):
     row = tl.program_id(0)
     cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
@@ -53,8 +60,14 @@ def _block_d(D: int) -> int:
     return min(1024, triton.next_power_of_2(max(D, 16)))
 
 
-def launch_steer_rows(y: Tensor, slots: Tensor, mask: Optional[Tensor], delta: Optional[Tensor],
-                      bias: Optional[Tensor], coef: Optional[Tensor]) -> None:
+def launch_steer_rows(
+    y: Tensor,
+    slots: Tensor,
+    mask: Tensor | None,
+    delta: Tensor | None,
+    bias: Tensor | None,
+    coef: Tensor | None,
+) -> None:
     N, D = y.shape
     if N == 0 or D == 0 or (mask is None and bias is None):
         return
@@ -62,11 +75,17 @@ def launch_steer_rows(y: Tensor, slots: Tensor, mask: Optional[Tensor], delta: O
     block = _block_d(D)
     grid = (N, triton.cdiv(D, block))
     _steer_rows_kernel[grid](
-        y, slots,
-        mask if mask is not None else y, delta if delta is not None else y,
-        bias if bias is not None else y, coef if coef is not None else y,
-        D, E,
-        HAS_MASK=mask is not None, HAS_BIAS=bias is not None, BLOCK_D=block,
+        y,
+        slots,
+        mask if mask is not None else y,
+        delta if delta is not None else y,
+        bias if bias is not None else y,
+        coef if coef is not None else y,
+        D,
+        E,
+        HAS_MASK=mask is not None,
+        HAS_BIAS=bias is not None,
+        BLOCK_D=block,
         num_warps=4 if block >= 512 else 2,
     )
 
@@ -88,19 +107,31 @@ def check_rows(what: str, y: Tensor, slots: Tensor, tables) -> None:
             raise ValueError(f"{what}: {name} and its strength must be given together or both None")
         if table is None:
             continue
-        if (table.dim() != 2 or table.shape[1] != width or not table.is_contiguous()
-                or table.dtype != torch.float32 or strength.dtype != torch.float32
-                or strength.shape != (table.shape[0],) or not strength.is_contiguous()):
-            raise ValueError(f"{what}: {name} must be contiguous fp32 (E, {width}) with an fp32 (E,)"
-                             f" strength")
+        if (
+            table.dim() != 2
+            or table.shape[1] != width
+            or not table.is_contiguous()
+            or table.dtype != torch.float32
+            or strength.dtype != torch.float32
+            or strength.shape != (table.shape[0],)
+            or not strength.is_contiguous()
+        ):
+            raise ValueError(
+                f"{what}: {name} must be contiguous fp32 (E, {width}) with an fp32 (E,) strength"
+            )
         if table.device != y.device or strength.device != y.device:
             raise ValueError(f"{what}: {name} must be on {y.device}")
 
 
-def steer_rows_(y: Tensor, slots: Tensor, mask: Optional[Tensor], delta: Optional[Tensor],
-                bias: Optional[Tensor], coef: Optional[Tensor]) -> None:
+def steer_rows_(
+    y: Tensor,
+    slots: Tensor,
+    mask: Tensor | None,
+    delta: Tensor | None,
+    bias: Tensor | None,
+    coef: Tensor | None,
+) -> None:
     """Scale and shift selected rows of ``y`` in place (see the module docstring)."""
     D = y.shape[-1] if y.dim() else 0
-    check_rows("steerfast::steer_rows_", y, slots,
-               [("mask", mask, delta, D), ("bias", bias, coef, D)])
+    check_rows("steerfast::steer_rows_", y, slots, [("mask", mask, delta, D), ("bias", bias, coef, D)])
     launch_steer_rows(y, slots, mask, delta, bias, coef)

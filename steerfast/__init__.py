@@ -1,4 +1,5 @@
 """steerfast: fast inference-time steering of Hugging Face causal LMs."""
+
 from .adapters import Adapter, register_architecture
 from .errors import ModelNotFoundError, PlanError, SteeringError, UnsupportedModelError
 from .hooks import apply_hooks
@@ -6,5 +7,17 @@ from .plan import Intervention, SteeringPlan
 from .runtime import PatchHandle, SteeringBank, patch
 
 __version__ = "0.1.0"
-__all__ = ["register_architecture", "Adapter", "patch", "PatchHandle", "SteeringBank", "apply_hooks", "SteeringPlan", "Intervention", "SteeringError",
-           "PlanError", "UnsupportedModelError", "ModelNotFoundError"]
+__all__ = [
+    "register_architecture",
+    "Adapter",
+    "patch",
+    "PatchHandle",
+    "SteeringBank",
+    "apply_hooks",
+    "SteeringPlan",
+    "Intervention",
+    "SteeringError",
+    "PlanError",
+    "UnsupportedModelError",
+    "ModelNotFoundError",
+]

@@ -1,4 +1,5 @@
 """`python -m steerfast ...`: the same command line as `steerfast ...`."""
+
 import sys
 
 from .cli import main

@@ -23,10 +23,10 @@ An unsupported model can be described by the user:
 
     steerfast.register_architecture("my_type", Adapter(layers="model.layers", ...))
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import nn
@@ -43,8 +43,9 @@ OUTPUT_SITES = {"attn.out": "attn", "mlp.out": "mlp"}
 class Site:
     """One site resolved on a model: the module, the side it acts on, and `add_scale`, the
     factor an additive table is multiplied by so the residual stream moves by the vector."""
+
     module: nn.Module
-    side: str                 # "in" | "out"
+    side: str  # "in" | "out"
     add_scale: float = 1.0
 
 
@@ -65,18 +66,19 @@ class Adapter:
     embed_multiplier / residual_multiplier: config attributes scaling the embedding / the
                    branch outputs before they reach the stream (Granite)
     """
+
     base: str = "model"
     layers: str = "model.layers"
     embed: str = "model.embed_tokens"
     attn_heads: str = "self_attn.o_proj"
     attn_out: str = "self_attn.o_proj"
-    mlp_neurons: Optional[str] = "mlp.down_proj"
+    mlp_neurons: str | None = "mlp.down_proj"
     mlp_out: str = "mlp.down_proj"
     mlp_block: str = "mlp"
-    mlp_act: Optional[str] = "mlp.act_fn"
+    mlp_act: str | None = "mlp.act_fn"
     parallel: bool = False
-    embed_multiplier: Optional[str] = None
-    residual_multiplier: Optional[str] = None
+    embed_multiplier: str | None = None
+    residual_multiplier: str | None = None
 
     # --- compatibility names used by recipes --------------------------------------------
     @property
@@ -84,7 +86,7 @@ class Adapter:
         return self.attn_heads
 
     @property
-    def mlp_proj(self) -> Optional[str]:
+    def mlp_proj(self) -> str | None:
         return self.mlp_neurons
 
     def layer_modules(self, model: nn.Module) -> nn.ModuleList:
@@ -93,25 +95,28 @@ class Adapter:
     def num_layers(self, model: nn.Module) -> int:
         return len(self.layer_modules(model))
 
-    def _layer_path(self, model: nn.Module, layer: int, path: Optional[str], site: str) -> nn.Module:
+    def _layer_path(self, model: nn.Module, layer: int, path: str | None, site: str) -> nn.Module:
         n = self.num_layers(model)
         if not 0 <= layer < n:
             raise PlanError(f"layer {layer} out of range; the model has {n} layers (0..{n - 1})")
         if path is None:
-            raise PlanError(f"site {site!r} cannot be expressed on {model.config.model_type!r}: "
-                            "its MLP has no single down projection (fused experts)")
+            raise PlanError(
+                f"site {site!r} cannot be expressed on {model.config.model_type!r}: "
+                "its MLP has no single down projection (fused experts)"
+            )
         try:
             return self.layer_modules(model)[layer].get_submodule(path)
         except AttributeError as exc:
-            raise PlanError(f"site {site!r} of layer {layer}: the model has no module "
-                            f"{path!r} there ({exc})") from None
+            raise PlanError(
+                f"site {site!r} of layer {layer}: the model has no module {path!r} there ({exc})"
+            ) from None
 
     def projection(self, model: nn.Module, layer: int, part: str) -> nn.Module:
         """The attention output projection (part='attn') or MLP down projection ('mlp')."""
         site = "attn.heads" if part == "attn" else "mlp.neurons"
         return self._layer_path(model, layer, self.attn_heads if part == "attn" else self.mlp_neurons, site)
 
-    def _multiplier(self, model: nn.Module, attr: Optional[str]) -> float:
+    def _multiplier(self, model: nn.Module, attr: str | None) -> float:
         if attr is None:
             return 1.0
         value = float(getattr(model.config, attr, 1.0) or 1.0)
@@ -121,16 +126,20 @@ class Adapter:
 
     def site(self, model: nn.Module, layer: int, site: str) -> Site:
         if site == "embed.out":
-            return Site(model.get_submodule(self.embed), "out",
-                        1.0 / self._multiplier(model, self.embed_multiplier))
+            return Site(
+                model.get_submodule(self.embed), "out", 1.0 / self._multiplier(model, self.embed_multiplier)
+            )
         if site == "attn.heads":
             return Site(self._layer_path(model, layer, self.attn_heads, site), "in")
         if site == "mlp.neurons":
             return Site(self._layer_path(model, layer, self.mlp_neurons, site), "in")
         if site in OUTPUT_SITES:
             path = self.attn_out if site == "attn.out" else self.mlp_out
-            return Site(self._layer_path(model, layer, path, site), "out",
-                        1.0 / self._multiplier(model, self.residual_multiplier))
+            return Site(
+                self._layer_path(model, layer, path, site),
+                "out",
+                1.0 / self._multiplier(model, self.residual_multiplier),
+            )
         raise PlanError(f"unknown site {site!r}; expected one of {', '.join(SITES)}")
 
     def site_module(self, model: nn.Module, layer: int, site: str) -> nn.Module:
@@ -146,9 +155,9 @@ class Adapter:
 
 
 def _in_features(module: nn.Module) -> int:
-    if hasattr(module, "in_features"):             # Linear, PEFT / bitsandbytes wrappers
+    if hasattr(module, "in_features"):  # Linear, PEFT / bitsandbytes wrappers
         return int(module.in_features)
-    if hasattr(module, "nx"):                      # transformers' Conv1D (GPT-2)
+    if hasattr(module, "nx"):  # transformers' Conv1D (GPT-2)
         return int(module.nx)
     raise PlanError(f"cannot tell the input width of {type(module).__name__}")
 
@@ -170,19 +179,46 @@ REGISTRY: dict[str, Adapter] = {
     "gemma2": _POST_NORM,
     "gemma3_text": _POST_NORM,
     "olmo2": _POST_NORM,
-    "phi": Adapter(attn_heads="self_attn.dense", attn_out="self_attn.dense", mlp_neurons="mlp.fc2",
-                   mlp_out="mlp.fc2", mlp_act="mlp.activation_fn", parallel=True),
-    "gpt2": Adapter(base="transformer", layers="transformer.h", embed="transformer.drop",
-                    attn_heads="attn.c_proj", attn_out="attn.c_proj", mlp_neurons="mlp.c_proj",
-                    mlp_out="mlp.c_proj", mlp_act="mlp.act"),
-    "gpt_neox": Adapter(base="gpt_neox", layers="gpt_neox.layers", embed="gpt_neox.embed_in",
-                        attn_heads="attention.dense", attn_out="attention.dense",
-                        mlp_neurons="mlp.dense_4h_to_h", mlp_out="mlp.dense_4h_to_h", mlp_act="mlp.act",
-                        parallel=True),
-    "falcon": Adapter(base="transformer", layers="transformer.h", embed="transformer.word_embeddings",
-                      attn_heads="self_attention.dense", attn_out="self_attention.dense",
-                      mlp_neurons="mlp.dense_4h_to_h", mlp_out="mlp.dense_4h_to_h", mlp_act="mlp.act",
-                      parallel=True),
+    "phi": Adapter(
+        attn_heads="self_attn.dense",
+        attn_out="self_attn.dense",
+        mlp_neurons="mlp.fc2",
+        mlp_out="mlp.fc2",
+        mlp_act="mlp.activation_fn",
+        parallel=True,
+    ),
+    "gpt2": Adapter(
+        base="transformer",
+        layers="transformer.h",
+        embed="transformer.drop",
+        attn_heads="attn.c_proj",
+        attn_out="attn.c_proj",
+        mlp_neurons="mlp.c_proj",
+        mlp_out="mlp.c_proj",
+        mlp_act="mlp.act",
+    ),
+    "gpt_neox": Adapter(
+        base="gpt_neox",
+        layers="gpt_neox.layers",
+        embed="gpt_neox.embed_in",
+        attn_heads="attention.dense",
+        attn_out="attention.dense",
+        mlp_neurons="mlp.dense_4h_to_h",
+        mlp_out="mlp.dense_4h_to_h",
+        mlp_act="mlp.act",
+        parallel=True,
+    ),
+    "falcon": Adapter(
+        base="transformer",
+        layers="transformer.h",
+        embed="transformer.word_embeddings",
+        attn_heads="self_attention.dense",
+        attn_out="self_attention.dense",
+        mlp_neurons="mlp.dense_4h_to_h",
+        mlp_out="mlp.dense_4h_to_h",
+        mlp_act="mlp.act",
+        parallel=True,
+    ),
     "mixtral": _MOE,
     "qwen2_moe": _MOE,
     "qwen3_moe": _MOE,
@@ -202,7 +238,8 @@ def get_adapter(model: nn.Module) -> Adapter:
         raise UnsupportedModelError(
             f"model type {model_type!r} is not supported; supported: {', '.join(sorted(REGISTRY))}. "
             "Describe its sites with steerfast.register_architecture(model_type, Adapter(...)) "
-            "(see steerfast/adapters.py and docs/architectures.md)")
+            "(see steerfast/adapters.py and docs/architectures.md)"
+        )
     adapter = REGISTRY[model_type]
     if model_type == "falcon" and not _falcon_parallel(model.config):
         adapter = Adapter(**{**adapter.__dict__, "parallel": False})

@@ -3,6 +3,7 @@
 Ratios to the unsteered model from one run (docs/benchmarks.md has the method).
 Also runs standalone: python -m steerfast.bench_cli [--quick] [--check] ...
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,26 +15,47 @@ from pathlib import Path
 
 
 def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--quick", action="store_true",
-                   help="the quick matrix (default model, decode b1/b8 16 tokens, prefill 128; < 3 min)")
-    p.add_argument("--check", action="store_true",
-                   help="exit 1 when a threshold of benchmarks/thresholds.json is crossed")
-    p.add_argument("--input", metavar="JSON",
-                   help="do not run: load these results (e.g. with --check, or to re-render)")
-    p.add_argument("--thresholds", metavar="JSON", help="thresholds file (default benchmarks/thresholds.json)")
-    p.add_argument("--out", default="benchmarks/results", help="output directory (default benchmarks/results)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="the quick matrix (default model, decode b1/b8 16 tokens, prefill 128; < 3 min)",
+    )
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 when a threshold of benchmarks/thresholds.json is crossed",
+    )
+    p.add_argument(
+        "--input", metavar="JSON", help="do not run: load these results (e.g. with --check, or to re-render)"
+    )
+    p.add_argument(
+        "--thresholds", metavar="JSON", help="thresholds file (default benchmarks/thresholds.json)"
+    )
+    p.add_argument(
+        "--out", default="benchmarks/results", help="output directory (default benchmarks/results)"
+    )
     p.add_argument("--name", help="file stem of the outputs (default: quick or full)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (default 1: on a shared 2-core machine more threads "
-                        "oversubscribe and time the scheduler, not the model)")
-    p.add_argument("--clock", choices=("cpu", "wall"),
-                   help="which clock the ratios use (default: cpu = the thread's CPU time when "
-                        "--threads 1, immune to other processes preempting it; else wall)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared 2-core machine more threads "
+        "oversubscribe and time the scheduler, not the model)",
+    )
+    p.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        help="which clock the ratios use (default: cpu = the thread's CPU time when "
+        "--threads 1, immune to other processes preempting it; else wall)",
+    )
     p.add_argument("--only", metavar="SUBSTR", help="run only the groups whose id contains SUBSTR")
     p.add_argument("--no-profile", action="store_true", help="skip the torch.profiler breakdown")
-    p.add_argument("--serve", action="store_true",
-                   help="run the serving benchmark instead (32 concurrent requests, K in {0,1,8,32} "
-                        "configurations, continuous batching; writes <out>/serve.json and serve.md)")
+    p.add_argument(
+        "--serve",
+        action="store_true",
+        help="run the serving benchmark instead (32 concurrent requests, K in {0,1,8,32} "
+        "configurations, continuous batching; writes <out>/serve.json and serve.md)",
+    )
     p.add_argument("--serve-rounds", type=int, default=3, help="rounds of the serving benchmark")
     p.add_argument("--serve-new", type=int, default=16, help="new tokens per request (serving)")
     return p
@@ -41,8 +63,12 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def add_parser(sub) -> argparse.ArgumentParser:
     """Add the `bench` subcommand to an argparse subparsers object."""
-    p = sub.add_parser("bench", help="benchmark steering overhead (ratios vs unsteered, hooks, peers)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "bench",
+        help="benchmark steering overhead (ratios vs unsteered, hooks, peers)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     return _configure(p)
 
 
@@ -71,23 +97,32 @@ def run(args) -> int:
     from .bench.runner import run_matrix
 
     mode = "quick" if args.quick else "full"
-    command = "steerfast bench " + " ".join(shlex.quote(a) for a in sys.argv[1:]
-                                            if a != "bench") if sys.argv else "steerfast bench"
+    command = (
+        "steerfast bench " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "bench")
+        if sys.argv
+        else "steerfast bench"
+    )
     if args.input:
         results = json.loads(Path(args.input).read_text())
     else:
-        results = run_matrix(MATRICES[mode](), threads=args.threads, mode=mode,
-                             profile=not args.no_profile, profile_steps=4 if args.quick else 8,
-                             profile_rounds=1 if args.quick else 3, only=args.only,
-                             clock=args.clock)
+        results = run_matrix(
+            MATRICES[mode](),
+            threads=args.threads,
+            mode=mode,
+            profile=not args.no_profile,
+            profile_steps=4 if args.quick else 8,
+            profile_rounds=1 if args.quick else 3,
+            only=args.only,
+            clock=args.clock,
+        )
         results["date"] = time.strftime("%Y-%m-%d %H:%M %Z")
     violations = None
     if args.check:
         violations = check(results, load_thresholds(args.thresholds))
     stem = args.name or (Path(args.input).stem if args.input else mode)
-    paths = write(results, args.out, stem, results.get("command") if args.input else command,
-                  violations)
+    paths = write(results, args.out, stem, results.get("command") if args.input else command, violations)
     from .bench.report import ratio_table
+
     print(ratio_table(results))
     print("\nwrote " + ", ".join(str(p) for p in paths.values()))
     if violations is not None:
@@ -99,8 +134,11 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    parser = _configure(argparse.ArgumentParser(prog="steerfast bench", description=__doc__,
-                                                formatter_class=argparse.RawDescriptionHelpFormatter))
+    parser = _configure(
+        argparse.ArgumentParser(
+            prog="steerfast bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        )
+    )
     return run(parser.parse_args(argv))
 
 

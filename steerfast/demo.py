@@ -1,4 +1,5 @@
 """The main job: steered vs unsteered completions on the default model, and decode latency."""
+
 from __future__ import annotations
 
 import textwrap
@@ -11,16 +12,21 @@ from .models import load
 from .recipes import actadd, caa
 from .timing import interleaved
 
-ACTADD_LAYER, ACTADD_COEFF = 6, 5.0     # the settings tests/test_default_model.py checks with VADER
+ACTADD_LAYER, ACTADD_COEFF = 6, 5.0  # the settings tests/test_default_model.py checks with VADER
 CAA_LAYER, CAA_COEFF = 10, 12.0
 
 
 def _generate(model, tok, prompts, max_new_tokens, min_new_tokens=0):
     enc = tok(prompts, return_tensors="pt", padding=True)
     with torch.no_grad():
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-                             do_sample=False, pad_token_id=tok.pad_token_id)
-    return tok.batch_decode(out[:, enc.input_ids.shape[1]:], skip_special_tokens=True)
+        out = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+        )
+    return tok.batch_decode(out[:, enc.input_ids.shape[1] :], skip_special_tokens=True)
 
 
 def _steered(model, plan, fn):
@@ -28,15 +34,22 @@ def _steered(model, plan, fn):
         return fn()
 
 
-def run_demo(model_name: str = "smollm2-135m-instruct", n_prompts: int = 4, max_new_tokens: int = 32,
-             rounds: int = 5, width: int = 38) -> dict:
+def run_demo(
+    model_name: str = "smollm2-135m-instruct",
+    n_prompts: int = 4,
+    max_new_tokens: int = 32,
+    rounds: int = 5,
+    width: int = 38,
+) -> dict:
     model, tok = load(model_name)
     tok.padding_side = "left"
     love = actadd(model, tok, "Love", "Hate", ACTADD_LAYER, coeff=ACTADD_COEFF)
     sentiment = caa(model, tok, sentiment_pairs(), CAA_LAYER, coeff=CAA_COEFF)
-    plans = {f"ActAdd Love-Hate c=+{ACTADD_COEFF:g}": love,
-             f"CAA sentiment c=+{CAA_COEFF:g}": sentiment,
-             f"CAA sentiment c=-{CAA_COEFF:g}": sentiment.with_strength(-CAA_COEFF)}
+    plans = {
+        f"ActAdd Love-Hate c=+{ACTADD_COEFF:g}": love,
+        f"CAA sentiment c=+{CAA_COEFF:g}": sentiment,
+        f"CAA sentiment c=-{CAA_COEFF:g}": sentiment.with_strength(-CAA_COEFF),
+    }
     prompts = neutral_prompts()[:n_prompts]
     columns = {"unsteered": _generate(model, tok, prompts, max_new_tokens)}
     for name, plan in plans.items():
@@ -52,7 +65,7 @@ def run_demo(model_name: str = "smollm2-135m-instruct", n_prompts: int = 4, max_
     one = [prompts[0]]
     gen = lambda: _generate(model, tok, one, max_new_tokens, max_new_tokens)  # noqa: E731
 
-    live = []   # the steering of the case about to run, applied untimed by `before`
+    live = []  # the steering of the case about to run, applied untimed by `before`
 
     def before(name):
         while live:
@@ -63,18 +76,27 @@ def run_demo(model_name: str = "smollm2-135m-instruct", n_prompts: int = 4, max_
             live.append(patch(model, sentiment))
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)     # all compute on this thread, so its CPU time is the forward's
+    torch.set_num_threads(1)  # all compute on this thread, so its CPU time is the forward's
     try:
-        times = interleaved({"unsteered": gen, "hooks": gen, "patched": gen}, rounds=rounds,
-                            before=before, rotate=True, clock="cpu")
+        times = interleaved(
+            {"unsteered": gen, "hooks": gen, "patched": gen},
+            rounds=rounds,
+            before=before,
+            rotate=True,
+            clock="cpu",
+        )
     finally:
         before("unsteered")
         torch.set_num_threads(threads)
     base_wall, base_cpu = times["unsteered"]["wall"]["median"], times["unsteered"]["cpu"]["median"]
-    print(f"\ndecode latency, batch 1, {max_new_tokens} tokens, CAA at layer {CAA_LAYER}, "
-          f"ops backend {ops.get_backend()}, 1 torch thread (median of {rounds} interleaved rounds; "
-          "the CPU ratio uses this thread's CPU time, which other processes' load does not inflate):")
+    print(
+        f"\ndecode latency, batch 1, {max_new_tokens} tokens, CAA at layer {CAA_LAYER}, "
+        f"ops backend {ops.get_backend()}, 1 torch thread (median of {rounds} interleaved rounds; "
+        "the CPU ratio uses this thread's CPU time, which other processes' load does not inflate):"
+    )
     for name, t in times.items():
-        print(f"  {name:<10} {1000 * t['wall']['median'] / max_new_tokens:8.2f} ms/token wall   "
-              f"x{t['wall']['median'] / base_wall:.3f} wall   x{t['cpu']['median'] / base_cpu:.3f} CPU")
+        print(
+            f"  {name:<10} {1000 * t['wall']['median'] / max_new_tokens:8.2f} ms/token wall   "
+            f"x{t['wall']['median'] / base_wall:.3f} wall   x{t['cpu']['median'] / base_cpu:.3f} CPU"
+        )
     return {"columns": columns, "times": times}

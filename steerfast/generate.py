@@ -9,13 +9,14 @@ slots (or a slot already holding the same plan) and restores the slots and row a
 changed. Calls on one model are serialised (a per-model lock, then the bank's lock): threads
 get exactly what they would get one after the other.
 """
+
 from __future__ import annotations
 
 import math
 import threading
 import weakref
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Optional, Sequence, Union
 
 import torch
 
@@ -28,20 +29,25 @@ from .runtime.bank import _HANDLE_ATTR, SteeringBank
 @dataclass(frozen=True)
 class Steer:
     """One request's steering: a plan, optionally with its own strength and positions."""
+
     plan: SteeringPlan
-    strength: Optional[float] = None
-    positions: Optional[str] = None
+    strength: float | None = None
+    positions: str | None = None
 
     def __post_init__(self):
         if self.plan is None:
             raise SteeringError("Steer(None): pass None itself (not Steer(None)) for an unsteered request")
         if not isinstance(self.plan, SteeringPlan):
-            raise SteeringError(f"Steer needs a SteeringPlan, got {type(self.plan).__name__} "
-                                f"({self.plan!r:.60}); build one with a recipe or SteeringPlan.load()")
-        if self.strength is not None:
-            if isinstance(self.strength, bool) or not isinstance(self.strength, (int, float)) \
-                    or not math.isfinite(self.strength):
-                raise SteeringError(f"Steer strength must be a finite number, got {self.strength!r}")
+            raise SteeringError(
+                f"Steer needs a SteeringPlan, got {type(self.plan).__name__} "
+                f"({self.plan!r:.60}); build one with a recipe or SteeringPlan.load()"
+            )
+        if self.strength is not None and (
+            isinstance(self.strength, bool)
+            or not isinstance(self.strength, (int, float))
+            or not math.isfinite(self.strength)
+        ):
+            raise SteeringError(f"Steer strength must be a finite number, got {self.strength!r}")
         if self.positions is not None:
             parse_policy(self.positions)
 
@@ -54,10 +60,10 @@ class Steer:
         return plan
 
 
-SteerSpec = Union[None, SteeringPlan, Steer]
+SteerSpec = SteeringPlan | Steer | None
 
 
-def _as_steer(spec: SteerSpec) -> Optional[Steer]:
+def _as_steer(spec: SteerSpec) -> Steer | None:
     if spec is None or isinstance(spec, Steer):
         return spec
     if isinstance(spec, SteeringPlan):
@@ -80,7 +86,7 @@ def _row_factor(model, gen_kwargs: dict) -> int:
     return beams if beams > 1 else setting("num_return_sequences")
 
 
-_MODEL_LOCKS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_MODEL_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _MODEL_LOCKS_GUARD = threading.Lock()
 
 
@@ -112,11 +118,13 @@ class _BankLease:
     def _open(self, model, plans: dict[int, SteeringPlan]) -> None:
         live = getattr(model, _HANDLE_ATTR, None)
         if live is not None and live.single_plan:
-            raise SteeringError("model is patched with a single plan (patch()); revert it first, "
-                                "or make a SteeringBank(model, slots=S) for per-request steering")
+            raise SteeringError(
+                "model is patched with a single plan (patch()); revert it first, "
+                "or make a SteeringBank(model, slots=S) for per-request steering"
+            )
         self.owned = live is None
         self.bank = live if live is not None else SteeringBank(model, slots=max(1, len(plans)))
-        self.lent: list[int] = []                  # live-bank slots this call filled
+        self.lent: list[int] = []  # live-bank slots this call filled
         self.restore_rows = None
         if self.owned:
             self.slot_of = {c: c for c in plans}
@@ -136,7 +144,8 @@ class _BankLease:
                 raise SteeringError(
                     f"{len(plans)} distinct steering configurations, the live bank has "
                     f"{self.bank.slots} slots and {len(used)} of them ({used}) hold your "
-                    f"plans; make the bank larger or unload some")
+                    f"plans; make the bank larger or unload some"
+                )
         self.lent = sorted(self.loads)
         self.restore_rows = _row_state(self.bank)
 
@@ -179,7 +188,7 @@ def _restore_rows(bank, state) -> None:
         bank._row_slot = None
 
 
-def _prepare(model, tokenizer, prompts: Sequence[str], steer: Optional[Sequence[SteerSpec]]):
+def _prepare(model, tokenizer, prompts: Sequence[str], steer: Sequence[SteerSpec] | None):
     if isinstance(prompts, str):
         raise SteeringError("prompts must be a list of strings")
     specs = [None] * len(prompts) if steer is None else [_as_steer(s) for s in steer]
@@ -206,8 +215,14 @@ def _encode(tokenizer, prompts, device):
     return {k: v.to(device) for k, v in enc.items()}
 
 
-def generate(model, tokenizer, prompts: Sequence[str], steer: Optional[Sequence[SteerSpec]] = None,
-             return_ids: bool = False, **gen_kwargs):
+def generate(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    steer: Sequence[SteerSpec] | None = None,
+    return_ids: bool = False,
+    **gen_kwargs,
+):
     """Completions (strings) for `prompts`, request i steered by steer[i] (None = unsteered).
 
     gen_kwargs go to HF `model.generate` (greedy or sampling, DynamicCache or
@@ -230,7 +245,7 @@ def generate(model, tokenizer, prompts: Sequence[str], steer: Optional[Sequence[
     finally:
         lease.close()
     ids = out if isinstance(out, torch.Tensor) else out.sequences
-    texts = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    texts = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     return (texts, out) if return_ids else texts
 
 
@@ -244,7 +259,7 @@ def stream(model, tokenizer, prompt: str, steer: SteerSpec = None, **gen_kwargs)
     def run():
         try:
             generate(model, tokenizer, [prompt], [steer], streamer=streamer, **gen_kwargs)
-        except BaseException as exc:   # re-raised in the consumer's thread
+        except BaseException as exc:  # re-raised in the consumer's thread
             errors.append(exc)
             streamer.end()
 

@@ -3,6 +3,7 @@
 Ordinary torch ops on the whole (B, T, D) activation, positions re-derived in every hook.
 It is the equivalence oracle of the patched runtime and the baseline of the benchmarks.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,7 +18,7 @@ from .positions import CallTracker
 
 def _edit(tracker: CallTracker, iv: Intervention, t: Tensor, add_scale: float) -> Tensor:
     sel, offset = tracker.info.select(iv.positions)
-    vec = iv.tensor.to(t.device)[offset.clamp(max=iv.entries - 1)]      # (B, T, D)
+    vec = iv.tensor.to(t.device)[offset.clamp(max=iv.entries - 1)]  # (B, T, D)
     a = t.to(math_dtype(t.dtype))
     if iv.kind == "scale":
         a = a * (1.0 + iv.strength * vec)
@@ -38,7 +39,7 @@ class HookHandle:
             self._model.__dict__["_steerfast_hooks"] = self._model.__dict__.get("_steerfast_hooks", 1) - 1
         self._handles = []
 
-    def __enter__(self) -> "HookHandle":
+    def __enter__(self) -> HookHandle:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -48,8 +49,9 @@ class HookHandle:
 def apply_hooks(model: nn.Module, plan: SteeringPlan) -> HookHandle:
     adapter = get_adapter(model)
     if getattr(model, "_steerfast_handle", None) is not None:
-        raise SteeringError("model is patched by steerfast; revert() it before apply_hooks "
-                            "(both at once would steer twice)")
+        raise SteeringError(
+            "model is patched by steerfast; revert() it before apply_hooks (both at once would steer twice)"
+        )
     plan.validate(model)
     base = model.get_submodule(adapter.base)
     tracker = CallTracker(base.forward)
@@ -61,14 +63,18 @@ def apply_hooks(model: nn.Module, plan: SteeringPlan) -> HookHandle:
     for iv in plan.interventions:
         site = adapter.site(model, iv.layer, iv.site)
         if site.side == "in":
+
             def pre(mod, args, iv=iv, a=site.add_scale):
                 return (_edit(tracker, iv, args[0], a),) + tuple(args[1:])
+
             handles.append(site.module.register_forward_pre_hook(pre))
         else:
+
             def post(mod, args, out, iv=iv, a=site.add_scale):
                 if isinstance(out, tuple):
                     return (_edit(tracker, iv, out[0], a),) + out[1:]
                 return _edit(tracker, iv, out, a)
+
             handles.append(site.module.register_forward_hook(post))
     model.__dict__["_steerfast_hooks"] = model.__dict__.get("_steerfast_hooks", 0) + 1
     return HookHandle(model, handles)

@@ -1,5 +1,6 @@
 """Looking at SADI's scores: a (layer, head) heatmap of the mean difference (paper Fig. 3)
 and the global top-K list."""
+
 from __future__ import annotations
 
 from torch import Tensor

@@ -5,6 +5,7 @@ zero-shot prompt format; scoring is exact match of greedy generation (evaluate/g
 CAA's layer, coefficient and positions are chosen per task on the dev split; LAAI uses the
 recipe's DEFAULTS (chosen once on dev with `--sweep`, see docs/laai_results.md).
 """
+
 from __future__ import annotations
 
 import json
@@ -15,16 +16,24 @@ CAA_LAYERS = (8, 15)
 CAA_COEFFS = (2.0, 6.0)
 CAA_POSITIONS = ("prompt_last", "from_prompt_end")
 # LAAI settings tried on dev by --sweep (name, overrides of recipes.laai.DEFAULTS)
-SWEEP = (("defaults", {}), ("no penalty", {"l1": 0.0, "l2": 0.0}), ("penalty x10", {"l1": 1e-3, "l2": 1e-2}),
-         ("penalty x100", {"l1": 1e-2, "l2": 1e-1}), ("layer 12 only", {"layers": [12]}),
-         ("layers 4-14", {"layers": list(range(4, 15))}), ("lr 0.01", {"lr": 0.01}))
+SWEEP = (
+    ("defaults", {}),
+    ("no penalty", {"l1": 0.0, "l2": 0.0}),
+    ("penalty x10", {"l1": 1e-3, "l2": 1e-2}),
+    ("penalty x100", {"l1": 1e-2, "l2": 1e-1}),
+    ("layer 12 only", {"layers": [12]}),
+    ("layers 4-14", {"layers": list(range(4, 15))}),
+    ("lr 0.01", {"lr": 0.01}),
+)
 
 
 def add_parser(sub):
     from .evaluate.fv_tasks import DEFAULT_FORMAT, TASKS
 
     p = sub.add_parser("laai-eval", help="LAAI vs zero-shot, few-shot ICL and CAA on the fv_* tasks")
-    p.add_argument("--out", default="docs/laai_results.md", help="markdown table (a .json is written beside it)")
+    p.add_argument(
+        "--out", default="docs/laai_results.md", help="markdown table (a .json is written beside it)"
+    )
     p.add_argument("--model", default="smollm2-135m-instruct")
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     p.add_argument("--demos", type=int, default=5)
@@ -35,8 +44,11 @@ def add_parser(sub):
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     p.add_argument("--render", action="store_true", help="only rewrite --out from its existing .json")
-    p.add_argument("--sweep", action="store_true",
-                   help="instead: score the LAAI settings in SWEEP on the dev split, write --out")
+    p.add_argument(
+        "--sweep",
+        action="store_true",
+        help="instead: score the LAAI settings in SWEEP on the dev split, write --out",
+    )
     return p
 
 
@@ -56,10 +68,13 @@ class Runner:
         self.model, self.tok, self.fmt, self.batch_size = model, tok, fmt, batch_size
 
     def max_new(self, outputs):
-        return 1 + max(len(self.tok(self.fmt.target(y), add_special_tokens=False)["input_ids"]) for y in outputs)
+        return 1 + max(
+            len(self.tok(self.fmt.target(y), add_special_tokens=False)["input_ids"]) for y in outputs
+        )
 
     def score(self, prompts, expected, plan=None, desc="generate"):
         import steerfast
+
         from .evaluate.generation import exact_match
 
         kw = dict(max_new_tokens=self.max_new(expected), batch_size=self.batch_size, desc=desc)
@@ -80,8 +95,10 @@ def _caa_select(r: Runner, task, dev_limit):
     from .recipes.caa import caa
 
     n = len(task.demos)
-    pairs = [(r.fmt.zero_shot(x) + r.fmt.target(y), r.fmt.zero_shot(x) + r.fmt.target(task.demos[(i + 1) % n][1]))
-             for i, (x, y) in enumerate(task.demos)]
+    pairs = [
+        (r.fmt.zero_shot(x) + r.fmt.target(y), r.fmt.zero_shot(x) + r.fmt.target(task.demos[(i + 1) % n][1]))
+        for i, (x, y) in enumerate(task.demos)
+    ]
     prompts, expected = r.zero_shot(_limit(task.dev, dev_limit))
     table, best = [], None
     for layer in CAA_LAYERS:
@@ -92,7 +109,7 @@ def _caa_select(r: Runner, task, dev_limit):
                 acc, _ = r.score(prompts, expected, plan, desc=f"CAA dev l{layer} c{coeff:g} {positions}")
                 row = {"layer": layer, "coeff": coeff, "positions": positions, "dev": _acc_json(acc)}
                 table.append(row)
-                if best is None or acc.value > best[1].value:       # ties keep the earlier candidate
+                if best is None or acc.value > best[1].value:  # ties keep the earlier candidate
                     best = (plan, acc, row)
     return best[0], best[2], table
 
@@ -101,8 +118,12 @@ def _with(plan, coeff, positions):
     from .plan import Intervention, SteeringPlan
 
     iv = plan.interventions[0]
-    return SteeringPlan([Intervention(iv.layer, iv.site, "add", iv.tensor, positions, coeff)], "caa",
-                        dict(plan.model), dict(plan.meta, coeff=coeff, positions=positions))
+    return SteeringPlan(
+        [Intervention(iv.layer, iv.site, "add", iv.tensor, positions, coeff)],
+        "caa",
+        dict(plan.model),
+        dict(plan.meta, coeff=coeff, positions=positions),
+    )
 
 
 def _evaluate_task(r: Runner, name, args):
@@ -152,8 +173,16 @@ def _sweep_task(r: Runner, name, args):
         kw = dict(DEFAULTS, **over)
         plan = laai(r.model, r.tok, r.train_pairs(task.demos), seed=args.seed, **kw)
         acc, comp = r.score(prompts, expected, plan, desc=f"{name} sweep {label}")
-        rows.append({"setting": label, "overrides": over, "dev": _acc_json(acc),
-                     "training": plan.meta["training"], "seconds": time.time() - t, "sample": comp[:3]})
+        rows.append(
+            {
+                "setting": label,
+                "overrides": over,
+                "dev": _acc_json(acc),
+                "training": plan.meta["training"],
+                "seconds": time.time() - t,
+                "sample": comp[:3],
+            }
+        )
         print(f"{name:<20} {label:<16} dev {acc}  {plan.meta['training']}", flush=True)
     return rows
 
@@ -193,41 +222,60 @@ def _markdown(results, args, seconds):
     from .evaluate.stats import Accuracy, beats
     from .recipes.laai import DEFAULTS
 
-    lines = ["# LAAI on the fv_* tasks (SmolLM2-135M-Instruct)", "",
-             f"Written by `steerfast laai-eval` in {seconds / 60:.1f} min. Exact match of greedy generation, "
-             f"accuracy % with the Wilson 95% interval; "
-             f"{f'first {args.test_limit}' if args.test_limit else 'all'} test items per task; "
-             f"format `{args.format}`; {args.demos} demonstrations (the same for every condition); seed {args.seed}.",
-             "", "| task | n | zero-shot | few-shot ICL | CAA | LAAI | LAAI beats zero-shot |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "# LAAI on the fv_* tasks (SmolLM2-135M-Instruct)",
+        "",
+        f"Written by `steerfast laai-eval` in {seconds / 60:.1f} min. Exact match of greedy generation, "
+        f"accuracy % with the Wilson 95% interval; "
+        f"{f'first {args.test_limit}' if args.test_limit else 'all'} test items per task; "
+        f"format `{args.format}`; {args.demos} demonstrations (the same for every condition); seed {args.seed}.",
+        "",
+        "| task | n | zero-shot | few-shot ICL | CAA | LAAI | LAAI beats zero-shot |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, r in results.items():
-        a = lambda k: Accuracy(r[k]["correct"], r[k]["total"])  # noqa: E731
+        a = lambda k, r=r: Accuracy(r[k]["correct"], r[k]["total"])  # noqa: E731
         c = r["caa"]["chosen"]
-        lines.append(f"| {name} | {r['test_items']} | {_cell(r['zero_shot'])} | {_cell(r['few_shot'])} | "
-                     f"{_cell(r['caa'])} (l{c['layer']}, c{c['coeff']:g}, {c['positions']}) | {_cell(r['laai'])} | "
-                     f"{'yes' if beats(a('laai'), a('zero_shot')) else 'no'} |")
-    lines += ["", "LAAI settings (recipes/laai.py DEFAULTS): " + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items()),
-              "", "| task | LAAI steps | initial → best loss | layers with a surviving head | heads surviving |",
-              "| --- | --- | --- | --- | --- |"]
+        lines.append(
+            f"| {name} | {r['test_items']} | {_cell(r['zero_shot'])} | {_cell(r['few_shot'])} | "
+            f"{_cell(r['caa'])} (l{c['layer']}, c{c['coeff']:g}, {c['positions']}) | {_cell(r['laai'])} | "
+            f"{'yes' if beats(a('laai'), a('zero_shot')) else 'no'} |"
+        )
+    lines += [
+        "",
+        "LAAI settings (recipes/laai.py DEFAULTS): " + ", ".join(f"{k}={v}" for k, v in DEFAULTS.items()),
+        "",
+        "| task | LAAI steps | initial → best loss | layers with a surviving head | heads surviving |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, r in results.items():
         p = r["laai"]["plan"]
         n_heads = sum(len(h) for h in p["surviving_heads"].values())
         tr = p["training"]
-        lines.append(f"| {name} | {tr['steps']} | {tr['initial_loss']:.3f} → {tr['best_loss']:.3f} | "
-                     f"{len(p['surviving_layers'])}/{len(p['layers'])} | {n_heads} |")
-    lines += ["", "Seconds per condition (CAA includes its dev selection, LAAI its training):", "",
-              "| task | zero-shot | few-shot | CAA | LAAI |", "| --- | --- | --- | --- | --- |"]
+        lines.append(
+            f"| {name} | {tr['steps']} | {tr['initial_loss']:.3f} → {tr['best_loss']:.3f} | "
+            f"{len(p['surviving_layers'])}/{len(p['layers'])} | {n_heads} |"
+        )
+    lines += [
+        "",
+        "Seconds per condition (CAA includes its dev selection, LAAI its training):",
+        "",
+        "| task | zero-shot | few-shot | CAA | LAAI |",
+        "| --- | --- | --- | --- | --- |",
+    ]
     for name, r in results.items():
         s = r["seconds"]
-        lines.append(f"| {name} | {s['zero_shot']:.0f} | {s['few_shot']:.0f} | {s['caa']:.0f} | {s['laai']:.0f} |")
+        lines.append(
+            f"| {name} | {s['zero_shot']:.0f} | {s['few_shot']:.0f} | {s['caa']:.0f} | {s['laai']:.0f} |"
+        )
     return "\n".join(lines) + "\n" + NOTES
 
 
 def run(args) -> int:
+    import torch
+
     from .evaluate.fv_tasks import get_format
     from .models import load
-
-    import torch
 
     out = Path(args.out)
     if args.render:
@@ -246,21 +294,38 @@ def run(args) -> int:
     if args.sweep:
         rows = {name: _sweep_task(r, name, args) for name in args.tasks}
         out.with_suffix(".json").write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n")
-        lines = ["| task | setting | dev accuracy | steps | best loss | seconds |", "| --- | --- | --- | --- | --- | --- |"]
+        lines = [
+            "| task | setting | dev accuracy | steps | best loss | seconds |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         for name, rs in rows.items():
-            lines += [f"| {name} | {x['setting']} | {_cell(x['dev'])} | {x['training']['steps']} | "
-                      f"{x['training']['best_loss']:.3f} | {x['seconds']:.0f} |" for x in rs]
+            lines += [
+                f"| {name} | {x['setting']} | {_cell(x['dev'])} | {x['training']['steps']} | "
+                f"{x['training']['best_loss']:.3f} | {x['seconds']:.0f} |"
+                for x in rs
+            ]
         out.write_text("\n".join(lines) + "\n")
         print("\n".join(lines))
         return 0
     results = {}
     for name in args.tasks:
         results[name] = _evaluate_task(r, name, args)
-        print(f"{name}: " + ", ".join(f"{k} {_cell(results[name][k])}"
-                                      for k in ("zero_shot", "few_shot", "caa", "laai")), flush=True)
-        seconds = time.time() - start          # written after every task: a partial run keeps its rows
-        doc = {"model": args.model, "format": args.format, "demos": args.demos, "test_limit": args.test_limit,
-               "dev_limit": args.dev_limit, "seed": args.seed, "seconds": seconds, "tasks": results}
+        print(
+            f"{name}: "
+            + ", ".join(f"{k} {_cell(results[name][k])}" for k in ("zero_shot", "few_shot", "caa", "laai")),
+            flush=True,
+        )
+        seconds = time.time() - start  # written after every task: a partial run keeps its rows
+        doc = {
+            "model": args.model,
+            "format": args.format,
+            "demos": args.demos,
+            "test_limit": args.test_limit,
+            "dev_limit": args.dev_limit,
+            "seed": args.seed,
+            "seconds": seconds,
+            "tasks": results,
+        }
         out.with_suffix(".json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
         out.write_text(_markdown(results, args, seconds))
     print(out.read_text())

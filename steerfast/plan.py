@@ -3,6 +3,7 @@
 A plan is a list of interventions plus metadata. Saved as one safetensors file: the tensors
 as `intervention.<i>`, everything else as JSON in the file's metadata header.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,6 +45,7 @@ class Intervention:
     Immutable (use SteeringPlan.with_strength / with_positions, or build a new one);
     SteeringPlan.validate re-checks the tensor, which could still be edited in place.
     """
+
     layer: int
     site: str
     kind: str
@@ -55,7 +57,9 @@ class Intervention:
         object.__setattr__(self, "strength", _strength(self.strength))
         self.check()
         t = self.tensor.detach()
-        object.__setattr__(self, "tensor", (t.unsqueeze(0) if t.dim() == 1 else t).to(torch.float32).contiguous())
+        object.__setattr__(
+            self, "tensor", (t.unsqueeze(0) if t.dim() == 1 else t).to(torch.float32).contiguous()
+        )
 
     def check(self) -> None:
         """Raise PlanError if any field is invalid (the tensor's values included)."""
@@ -76,14 +80,17 @@ class Intervention:
         if t.dim() == 1:
             t = t.unsqueeze(0)
         if t.dim() != 2 or t.shape[0] == 0 or t.shape[1] == 0:
-            raise PlanError(f"intervention tensor must be (D,) or (E, D), got shape {tuple(self.tensor.shape)}")
+            raise PlanError(
+                f"intervention tensor must be (D,) or (E, D), got shape {tuple(self.tensor.shape)}"
+            )
         if not t.is_floating_point():
             raise PlanError(f"intervention tensor must be floating point, got {t.dtype}")
         want = n if name == "prefix" else 1
         if t.shape[0] != want:
             raise PlanError(
                 f"positions {self.positions!r} needs a tensor with {want} row(s), got {t.shape[0]} "
-                f"(layer {self.layer}, {self.site})")
+                f"(layer {self.layer}, {self.site})"
+            )
         if not torch.isfinite(t).all():
             raise PlanError(f"intervention tensor at layer {self.layer}, {self.site} has NaN or inf")
         _strength(self.strength)
@@ -97,28 +104,38 @@ class Intervention:
         return self.tensor.shape[1]
 
     def header(self) -> dict:
-        return {"layer": self.layer, "site": self.site, "kind": self.kind,
-                "positions": self.positions, "strength": self.strength}
+        return {
+            "layer": self.layer,
+            "site": self.site,
+            "kind": self.kind,
+            "positions": self.positions,
+            "strength": self.strength,
+        }
 
 
 def model_hint(model: nn.Module) -> dict:
     cfg = model.config
-    return {"model_type": cfg.model_type, "hidden_size": cfg.hidden_size,
-            "num_hidden_layers": cfg.num_hidden_layers}
+    return {
+        "model_type": cfg.model_type,
+        "hidden_size": cfg.hidden_size,
+        "num_hidden_layers": cfg.num_hidden_layers,
+    }
 
 
 @dataclass
 class SteeringPlan:
     interventions: list[Intervention]
     method: str = "custom"
-    model: dict = field(default_factory=dict)   # model hint: model_type, hidden_size, num_hidden_layers
-    meta: dict = field(default_factory=dict)    # recipe details (JSON-serialisable)
+    model: dict = field(default_factory=dict)  # model hint: model_type, hidden_size, num_hidden_layers
+    meta: dict = field(default_factory=dict)  # recipe details (JSON-serialisable)
 
     def __post_init__(self):
         if isinstance(self.interventions, tuple):
             self.interventions = list(self.interventions)
         if not isinstance(self.interventions, list):
-            raise PlanError(f"interventions must be a list of Intervention, got {type(self.interventions).__name__}")
+            raise PlanError(
+                f"interventions must be a list of Intervention, got {type(self.interventions).__name__}"
+            )
         if not self.interventions:
             raise PlanError("a plan needs at least one intervention")
         self._check_interventions()
@@ -143,27 +160,39 @@ class SteeringPlan:
             if not isinstance(iv, Intervention):
                 raise PlanError(f"intervention {i} is a {type(iv).__name__}, not an Intervention")
 
-    def with_strength(self, strength: float) -> "SteeringPlan":
+    def with_strength(self, strength: float) -> SteeringPlan:
         """A copy with every intervention's strength set to `strength` (tensors shared)."""
         return self._replace(strength=strength)
 
-    def with_positions(self, positions: str) -> "SteeringPlan":
+    def with_positions(self, positions: str) -> SteeringPlan:
         """A copy with every intervention steering at `positions` (tensor rows must fit)."""
         return self._replace(positions=positions)
 
-    def _replace(self, **change) -> "SteeringPlan":
-        ivs = [Intervention(iv.layer, iv.site, iv.kind, iv.tensor,
-                            change.get("positions", iv.positions), change.get("strength", iv.strength))
-               for iv in self.interventions]
+    def _replace(self, **change) -> SteeringPlan:
+        ivs = [
+            Intervention(
+                iv.layer,
+                iv.site,
+                iv.kind,
+                iv.tensor,
+                change.get("positions", iv.positions),
+                change.get("strength", iv.strength),
+            )
+            for iv in self.interventions
+        ]
         return SteeringPlan(ivs, self.method, dict(self.model), dict(self.meta))
 
-    def __add__(self, other: "SteeringPlan") -> "SteeringPlan":
+    def __add__(self, other: SteeringPlan) -> SteeringPlan:
         if not isinstance(other, SteeringPlan):
-            raise PlanError(f"can only combine a SteeringPlan with another SteeringPlan, got "
-                            f"{type(other).__name__}")
-        return SteeringPlan(self.interventions + other.interventions,
-                            f"{self.method}+{other.method}", dict(self.model or other.model),
-                            {"parts": [self.meta, other.meta]})
+            raise PlanError(
+                f"can only combine a SteeringPlan with another SteeringPlan, got {type(other).__name__}"
+            )
+        return SteeringPlan(
+            self.interventions + other.interventions,
+            f"{self.method}+{other.method}",
+            dict(self.model or other.model),
+            {"parts": [self.meta, other.meta]},
+        )
 
     # --- validation ------------------------------------------------------------------
     def validate(self, model: nn.Module) -> None:
@@ -172,14 +201,14 @@ class SteeringPlan:
             raise PlanError("a plan needs at least one intervention")
         self._check_interventions()
         self._check_hint()
-        for i, iv in enumerate(self.interventions):   # fields or tensors may have been edited
+        for i, iv in enumerate(self.interventions):  # fields or tensors may have been edited
             try:
                 iv.check()
             except PlanError as exc:
                 raise PlanError(f"intervention {i}: {exc}") from None
         adapter = get_adapter(model)
         cfg = model.config
-        for key in ("hidden_size", "num_hidden_layers"):   # model_type may differ (same shapes)
+        for key in ("hidden_size", "num_hidden_layers"):  # model_type may differ (same shapes)
             want = self.model.get(key)
             have = getattr(cfg, key, None)
             if want is not None and want != have:
@@ -187,25 +216,35 @@ class SteeringPlan:
         n_layers = adapter.num_layers(model)
         for i, iv in enumerate(self.interventions):
             if iv.layer >= n_layers:
-                raise PlanError(f"intervention {i}: layer {iv.layer} out of range; the model has "
-                                f"{n_layers} layers (0..{n_layers - 1})")
+                raise PlanError(
+                    f"intervention {i}: layer {iv.layer} out of range; the model has "
+                    f"{n_layers} layers (0..{n_layers - 1})"
+                )
             dim = adapter.site_dim(model, iv.layer, iv.site)
             if iv.dim != dim:
-                raise PlanError(f"intervention {i}: {iv.site} of layer {iv.layer} has size {dim}, "
-                                f"the plan's tensor has size {iv.dim}")
+                raise PlanError(
+                    f"intervention {i}: {iv.site} of layer {iv.layer} has size {dim}, "
+                    f"the plan's tensor has size {iv.dim}"
+                )
 
     # --- persistence -----------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         from safetensors.torch import save_file
 
-        header = {"format": FORMAT, "method": self.method, "model": self.model, "meta": self.meta,
-                  "interventions": [iv.header() for iv in self.interventions]}
-        tensors = {f"intervention.{i}": iv.tensor.cpu().contiguous()
-                   for i, iv in enumerate(self.interventions)}
+        header = {
+            "format": FORMAT,
+            "method": self.method,
+            "model": self.model,
+            "meta": self.meta,
+            "interventions": [iv.header() for iv in self.interventions],
+        }
+        tensors = {
+            f"intervention.{i}": iv.tensor.cpu().contiguous() for i, iv in enumerate(self.interventions)
+        }
         save_file(tensors, str(path), metadata={"steerfast": json.dumps(header)})
 
     @classmethod
-    def load(cls, path: str | Path) -> "SteeringPlan":
+    def load(cls, path: str | Path) -> SteeringPlan:
         from safetensors import safe_open
 
         path = Path(path)
@@ -214,7 +253,7 @@ class SteeringPlan:
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
         except Exception as exc:  # safetensors raises its own error types for corrupt files
             raise PlanError(f"{path} is not a readable safetensors plan: {exc}") from exc
         try:
@@ -229,7 +268,7 @@ class SteeringPlan:
             raise PlanError(f"{path}: malformed plan header ({type(exc).__name__}: {exc})") from exc
 
     @classmethod
-    def _from_header(cls, header, tensors: dict) -> "SteeringPlan":
+    def _from_header(cls, header, tensors: dict) -> SteeringPlan:
         if not isinstance(header, dict):
             raise PlanError(f"the plan header must be a JSON object, got {type(header).__name__}")
         if header.get("format") != FORMAT:
@@ -251,8 +290,16 @@ class SteeringPlan:
             if key not in tensors:
                 raise PlanError(f"tensor {key} is missing")
             try:
-                ivs.append(Intervention(h["layer"], h["site"], h["kind"], tensors[key],
-                                        h.get("positions", "all"), h.get("strength", 1.0)))
+                ivs.append(
+                    Intervention(
+                        h["layer"],
+                        h["site"],
+                        h["kind"],
+                        tensors[key],
+                        h.get("positions", "all"),
+                        h.get("strength", 1.0),
+                    )
+                )
             except PlanError as exc:
                 raise PlanError(f"intervention {i}: {exc}") from None
         return cls(ivs, header.get("method", "custom"), header.get("model", {}), header.get("meta", {}))
@@ -261,8 +308,10 @@ class SteeringPlan:
 def describe(plan: SteeringPlan) -> str:
     rows = [f"{plan.method}: {len(plan.interventions)} intervention(s)"]
     for iv in plan.interventions:
-        rows.append(f"  layer {iv.layer:>3} {iv.site:<12} {iv.kind:<5} E={iv.entries} D={iv.dim} "
-                    f"positions={iv.positions} strength={iv.strength:g}")
+        rows.append(
+            f"  layer {iv.layer:>3} {iv.site:<12} {iv.kind:<5} E={iv.entries} D={iv.dim} "
+            f"positions={iv.positions} strength={iv.strength:g}"
+        )
     return "\n".join(rows)
 
 

@@ -9,11 +9,11 @@ attention mask and the shapes of the call, with tensor ops only (no host sync):
     from_prompt_end  the prompt's last token and every token after it (CAA)
     all              every real token
 """
+
 from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from torch import Tensor
@@ -45,6 +45,7 @@ class CallInfo:
     prompt_len: 0-dim tensor, padded prompt length P (columns < P are prompt, >= P generated).
     prompt_real: (B,) number of real prompt tokens per row.
     """
+
     batch: int
     past: int
     length: int
@@ -56,14 +57,14 @@ class CallInfo:
         """Base (B, T) masks of this call, shared by every policy, plus the real position."""
         T, past = self.length, self.past
         mask = self.mask.bool()
-        cur = mask[:, past:past + T]
-        real_pos = mask.long().cumsum(1)[:, past:past + T] - 1
+        cur = mask[:, past : past + T]
+        real_pos = mask.long().cumsum(1)[:, past : past + T] - 1
         col = torch.arange(past, past + T, device=mask.device).unsqueeze(0)
         in_prompt = col < self.prompt_len
         prompt_last = cur & in_prompt & (real_pos == (self.prompt_real - 1).unsqueeze(1))
         generated = cur & ~in_prompt
         return {
-            "prefix": cur & in_prompt,          # further limited to real_pos < n
+            "prefix": cur & in_prompt,  # further limited to real_pos < n
             "prompt_last": prompt_last,
             "last": prompt_last | (generated & (col == past + T - 1)),
             "from_prompt_end": prompt_last | generated,
@@ -99,13 +100,16 @@ class CallTracker:
     """
 
     def __init__(self, forward_fn):
-        self._names = [n for n, p in inspect.signature(forward_fn).parameters.items()
-                       if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        self.prompt_len: Optional[Tensor] = None
-        self.prompt_real: Optional[Tensor] = None
-        self.info: Optional[CallInfo] = None
+        self._names = [
+            n
+            for n, p in inspect.signature(forward_fn).parameters.items()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        self.prompt_len: Tensor | None = None
+        self.prompt_real: Tensor | None = None
+        self.info: CallInfo | None = None
         self.seen = 0
-        self.columns: Optional[Tensor] = None   # the 2D padding mask of the sequence so far
+        self.columns: Tensor | None = None  # the 2D padding mask of the sequence so far
 
     def _padding_from_4d(self, mask: Tensor, B: int, past: int, T: int) -> Tensor:
         """The (B, past + T) padding mask behind HF's 4D (B, 1, T, K) static-cache mask.
@@ -118,7 +122,7 @@ class CallTracker:
         """
         allowed = mask[:, 0] if mask.dtype == torch.bool else mask[:, 0] == 0
         if allowed.shape[-1] >= past + T:
-            seen = allowed[:, :, :past + T].any(1)
+            seen = allowed[:, :, : past + T].any(1)
         else:
             seen = torch.ones(B, past + T, dtype=torch.bool, device=mask.device)
         prev = self.columns
@@ -146,7 +150,7 @@ class CallTracker:
             past = mask.shape[1] - T
         else:
             cache = self._arg(args, kwargs, "past_key_values")
-            if cache is None:                  # transformers >= 5.24 passes it as `cache`
+            if cache is None:  # transformers >= 5.24 passes it as `cache`
                 cache = self._arg(args, kwargs, "cache")
             past = cache.get_seq_length() if cache is not None else 0
             if isinstance(past, Tensor):

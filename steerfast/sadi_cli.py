@@ -1,4 +1,5 @@
 """`steerfast sadi-eval` and `steerfast sadi-heatmap` (hooked into cli.py with add_parser/run)."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,8 +15,11 @@ def add_parser(sub) -> None:
     ev.add_argument("--calib-pairs", type=int, default=None)
     ev.add_argument("--dev-items", type=int, default=None, help="prefix of the dev split (0 = all)")
     ev.add_argument("--test-items", type=int, default=None, help="prefix of the test split (0 = all)")
-    ev.add_argument("--render-only", action="store_true",
-                    help="rewrite the markdown from the JSON beside --out; run nothing")
+    ev.add_argument(
+        "--render-only",
+        action="store_true",
+        help="rewrite the markdown from the JSON beside --out; run nothing",
+    )
     hm = sub.add_parser("sadi-heatmap", help="PNG heatmap of SADI's per-(layer, head) scores")
     hm.add_argument("--model", default="smollm2-135m-instruct")
     hm.add_argument("--task", default="mc_copa")
@@ -41,15 +45,17 @@ def _eval(args) -> int:
         with open(json_path, encoding="utf-8") as f:
             results = json.load(f)
         cfg = sweep.SweepConfig(**results["config"])
-    header = (f"# SADI on the shipped MC tasks ({args.model})\n\n"
-              f"Accuracy (%) with Wilson 95% interval on {_prefix(cfg.test_items)} test "
-              f"items; K, δ, layer and coefficients chosen on {_prefix(cfg.dev_items)} dev "
-              f"items. Command: `steerfast sadi-eval --calib-pairs {cfg.calib_pairs} "
-              f"--dev-items {cfg.dev_items} --test-items {cfg.test_items}`. Calibration: "
-              f"{cfg.calib_pairs} calib pairs per task. SADI steers the prompt's last token "
-              f"(`prompt_last`) with A' = (1 + δ)·A on the masked units (the official code's "
-              f"multiplier s = 1 + δ); CAA adds c·v from the prompt's end on. Options are scored "
-              f"by summed log-likelihood. Produced by `steerfast sadi-eval`.\n\n")
+    header = (
+        f"# SADI on the shipped MC tasks ({args.model})\n\n"
+        f"Accuracy (%) with Wilson 95% interval on {_prefix(cfg.test_items)} test "
+        f"items; K, δ, layer and coefficients chosen on {_prefix(cfg.dev_items)} dev "
+        f"items. Command: `steerfast sadi-eval --calib-pairs {cfg.calib_pairs} "
+        f"--dev-items {cfg.dev_items} --test-items {cfg.test_items}`. Calibration: "
+        f"{cfg.calib_pairs} calib pairs per task. SADI steers the prompt's last token "
+        f"(`prompt_last`) with A' = (1 + δ)·A on the masked units (the official code's "
+        f"multiplier s = 1 + δ); CAA adds c·v from the prompt's end on. Options are scored "
+        f"by summed log-likelihood. Produced by `steerfast sadi-eval`.\n\n"
+    )
 
     if args.render_only:
         sweep.save(results, args.out, header)
@@ -76,10 +82,14 @@ def _heatmap(args) -> int:
     from .recipes.sadi import mean_differences
 
     model, tok = load(args.model)
-    calib = load_jsonl(args.task, "calib")[:args.calib_pairs]
+    calib = load_jsonl(args.task, "calib")[: args.calib_pairs]
     scores = mean_differences(model, tok, contrastive_pairs(calib))
-    top = heatmap(scores.scores["head"], args.out,
-                  f"{args.model} · {args.task}: mean head difference, {len(calib)} pairs", args.top)
+    top = heatmap(
+        scores.scores["head"],
+        args.out,
+        f"{args.model} · {args.task}: mean head difference, {len(calib)} pairs",
+        args.top,
+    )
     print(f"top-{len(top)} heads (layer, head, score):")
     for l, h, s in top:
         print(f"  L{l:<3} H{h:<3} {s:+.5f}")

@@ -5,21 +5,34 @@ alternating rounds (A B C A B C ...), so that drift and the load of other proces
 cases alike. `interleaved` times whole calls; `interleaved_steps` times one step of each case
 per round (e.g. one decode token of each variant, each with its own KV cache).
 """
+
 from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, Optional, Sequence
+from collections.abc import Callable, Sequence
 
 
 def summarize(samples: Sequence[float]) -> dict:
     """median, min, max, quartiles and the samples themselves (seconds)."""
     v = sorted(samples)
     if not v:
-        return {"median": float("nan"), "min": float("nan"), "max": float("nan"),
-                "p25": float("nan"), "p75": float("nan"), "samples": []}
-    return {"median": statistics.median(v), "min": v[0], "max": v[-1],
-            "p25": quantile(v, 0.25), "p75": quantile(v, 0.75), "samples": list(samples)}
+        return {
+            "median": float("nan"),
+            "min": float("nan"),
+            "max": float("nan"),
+            "p25": float("nan"),
+            "p75": float("nan"),
+            "samples": [],
+        }
+    return {
+        "median": statistics.median(v),
+        "min": v[0],
+        "max": v[-1],
+        "p25": quantile(v, 0.25),
+        "p75": quantile(v, 0.75),
+        "samples": list(samples),
+    }
 
 
 def quantile(values: Sequence[float], q: float) -> float:
@@ -51,9 +64,14 @@ def _order(names: list[str], round_index: int, rotate: bool) -> list[str]:
 CLOCKS = ("wall", "cpu")
 
 
-def interleaved(cases: dict[str, Callable[[], object]], rounds: int = 5, warmup: int = 1,
-                before: Optional[Callable[[str], None]] = None, rotate: bool = False,
-                clock: str = "wall") -> dict[str, dict]:
+def interleaved(
+    cases: dict[str, Callable[[], object]],
+    rounds: int = 5,
+    warmup: int = 1,
+    before: Callable[[str], None] | None = None,
+    rotate: bool = False,
+    clock: str = "wall",
+) -> dict[str, dict]:
     """Time each case once per round, in turn (A B C A B C ...), so drift hits all alike.
 
     before(name), if given, runs untimed before each call (e.g. to switch the ops backend).
@@ -94,9 +112,14 @@ def interleaved(cases: dict[str, Callable[[], object]], rounds: int = 5, warmup:
     return out
 
 
-def interleaved_steps(cases: dict[str, Callable[[], object]], steps: int, warmup: int = 1,
-                      before: Optional[Callable[[str], None]] = None,
-                      rotate: bool = True, clock: str = "wall") -> dict[str, dict]:
+def interleaved_steps(
+    cases: dict[str, Callable[[], object]],
+    steps: int,
+    warmup: int = 1,
+    before: Callable[[str], None] | None = None,
+    rotate: bool = True,
+    clock: str = "wall",
+) -> dict[str, dict]:
     """Like `interleaved`, with a stateful step per case: round i runs step i of every case.
 
     Used for decode: each case owns a KV cache and advances one token per round, so the

@@ -19,8 +19,8 @@ def left_pad(rows, pad_id=0):
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.as_tensor(r)
-        mask[i, width - len(r):] = 1
+        ids[i, width - len(r) :] = torch.as_tensor(r)
+        mask[i, width - len(r) :] = 1
     return ids, mask, (mask.cumsum(1) - 1).clamp(min=0)
 
 

@@ -1,7 +1,10 @@
 """Every supported architecture as a tiny random model: patched == hooks, generate, and the
 meaning of the residual sites (an add there is an add to the residual stream)."""
+
 import pytest
 import torch
+from conftest import left_pad
+from helpers import random_plan
 from transformers import StaticCache
 
 import steerfast
@@ -9,9 +12,6 @@ from steerfast.adapters import get_adapter
 from steerfast.errors import PlanError, UnsupportedModelError
 from steerfast.models import TINY_ARCHS, tiny_model
 from steerfast.plan import Intervention, SteeringPlan
-
-from conftest import left_pad
-from helpers import random_plan
 
 ROWS = [[5, 9, 17, 33, 2, 7, 11, 64, 3], [40, 41, 42, 43], [7, 7, 100], [90, 12, 13, 14, 15, 16, 17]]
 POST_NORM = {"gemma2", "gemma3_text", "olmo2"}
@@ -32,8 +32,12 @@ def test_patched_equals_hooks_every_policy(arch_model):
     ids, mask, pos = left_pad(ROWS)
     real = mask.bool()
     base = logits(model, ids, mask, pos)
-    for seed, policies in enumerate([("prefix:3", "from_prompt_end", "prompt_last", "all", "last"),
-                                     ("all", "last", "prefix:2", "prompt_last", "from_prompt_end")]):
+    for seed, policies in enumerate(
+        [
+            ("prefix:3", "from_prompt_end", "prompt_last", "all", "last"),
+            ("all", "last", "prefix:2", "prompt_last", "from_prompt_end"),
+        ]
+    ):
         plan = random_plan(model, seed=seed, policies=policies)
         with steerfast.patch(model, plan):
             fused = logits(model, ids, mask, pos)
@@ -53,8 +57,15 @@ def test_generate_token_identical_dynamic_and_static_cache(arch_model):
     n = 12
 
     def run(cache):
-        kw = dict(attention_mask=mask, max_new_tokens=n, min_new_tokens=n, do_sample=False, pad_token_id=0,
-                  output_logits=True, return_dict_in_generate=True)
+        kw = dict(
+            attention_mask=mask,
+            max_new_tokens=n,
+            min_new_tokens=n,
+            do_sample=False,
+            pad_token_id=0,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
         if cache == "static":
             kw["past_key_values"] = StaticCache(config=model.config, max_cache_len=ids.shape[1] + n)
         with torch.no_grad():
@@ -71,10 +82,11 @@ def test_generate_token_identical_dynamic_and_static_cache(arch_model):
         assert not torch.equal(fused.sequences, plain.sequences)
         runs[cache] = fused
     dyn, sta = runs["dynamic"], runs["static"]
-    first = next((i for i, (a, b) in enumerate(zip(dyn.sequences.T, sta.sequences.T)) if not torch.equal(a, b)),
-                 None)
-    steps = n if first is None else first - ids.shape[1]      # compare logits up to any divergence
-    for a, b in list(zip(dyn.logits, sta.logits))[:max(steps, 1)]:
+    first = next(
+        (i for i, (a, b) in enumerate(zip(dyn.sequences.T, sta.sequences.T)) if not torch.equal(a, b)), None
+    )
+    steps = n if first is None else first - ids.shape[1]  # compare logits up to any divergence
+    for a, b in list(zip(dyn.logits, sta.logits))[: max(steps, 1)]:
         assert (a - b).abs().max().item() <= 1e-4, arch
 
 
@@ -86,6 +98,7 @@ def _layer_input_add(model, layer, vec):
         if args:
             return (args[0] + vec,) + tuple(args[1:]), kwargs
         return args, {**kwargs, "hidden_states": kwargs["hidden_states"] + vec}
+
     return module.register_forward_pre_hook(pre, with_kwargs=True)
 
 
@@ -124,8 +137,11 @@ def test_attn_out_adds_to_the_stream(arch_model):
     mlp = adapter.layer_modules(model)[0].get_submodule(adapter.mlp_block)
 
     def silence(mod, args, out):
-        return tuple(torch.zeros_like(o) if torch.is_tensor(o) else o for o in out) \
-            if isinstance(out, tuple) else torch.zeros_like(out)
+        return (
+            tuple(torch.zeros_like(o) if torch.is_tensor(o) else o for o in out)
+            if isinstance(out, tuple)
+            else torch.zeros_like(out)
+        )
 
     silenced = None if adapter.parallel else mlp.register_forward_hook(silence)
     try:
@@ -147,8 +163,9 @@ def test_residual_add_grows_linearly_on_post_norm_models():
     vec = torch.randn(64, generator=torch.Generator().manual_seed(0))
     seen = []
     layer2 = get_adapter(model).layer_modules(model)[2]
-    h = layer2.register_forward_pre_hook(lambda m, a, k: seen.append((a[0] if a else k["hidden_states"]).clone()),
-                                         with_kwargs=True)
+    h = layer2.register_forward_pre_hook(
+        lambda m, a, k: seen.append((a[0] if a else k["hidden_states"]).clone()), with_kwargs=True
+    )
     logits(model, ids, mask, pos)
     base = seen.pop()
     norms = []
@@ -204,6 +221,7 @@ def test_register_architecture_describes_a_new_model():
         assert (fused - hooked)[mask.bool()].abs().max().item() <= 1e-5
     finally:
         from steerfast.adapters import REGISTRY
+
         REGISTRY.pop("my_llama")
 
 

@@ -4,21 +4,22 @@ Public API only (patch, apply_hooks, SteeringPlan, Intervention), so it holds wh
 runtime does inside: every site and kind, few rows (the fused linear) and many, both ops
 backends; plus an fp64 gradcheck of the patched model w.r.t. the embedding weight.
 """
+
 import functools
 
 import pytest
 import torch
+from conftest import left_pad
+from helpers import random_plan
 
 import steerfast
 from steerfast import Intervention, SteeringPlan, ops
 from steerfast.models import tiny_model
 
-from conftest import left_pad
-from helpers import random_plan
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model(arch, seed=0, **kw):
-    return tiny_model(arch, seed=seed, **kw)   # patch() reverts exactly: safe to share
+    return tiny_model(arch, seed=seed, **kw)  # patch() reverts exactly: safe to share
 
 
 SITES = ["embed.out", "attn.heads", "attn.out", "mlp.neurons", "mlp.out"]
@@ -41,8 +42,10 @@ def _site_plan(model, site, kind, seed=0):
     else:
         dim = model.config.hidden_size
     t = torch.randn(1, dim, generator=g) if kind == "add" else (torch.rand(1, dim, generator=g) > 0.5).float()
-    ivs = [Intervention(layer, site, kind, t, "all", 1.5 if kind == "add" else -0.6),
-           Intervention(layer, site, kind, t.flip(1), "prompt_last", 0.8)]
+    ivs = [
+        Intervention(layer, site, kind, t, "all", 1.5 if kind == "add" else -0.6),
+        Intervention(layer, site, kind, t.flip(1), "prompt_last", 0.8),
+    ]
     return SteeringPlan(ivs, "grad-test")
 
 
@@ -67,15 +70,16 @@ def _check_same_grads(model, plan, ids, mask):
     torch.testing.assert_close(out_p, out_h, rtol=1e-5, atol=1e-5)
     assert grads_p.keys() == grads_h.keys(), sorted(set(grads_h) ^ set(grads_p))
     for name in grads_h:
-        torch.testing.assert_close(grads_p[name], grads_h[name], rtol=1e-4, atol=1e-5,
-                                   msg=lambda m: f"{name}: {m}")
+        torch.testing.assert_close(
+            grads_p[name], grads_h[name], rtol=1e-4, atol=1e-5, msg=lambda m: f"{name}: {m}"
+        )
 
 
 # 1 row x 4 tokens = 4 rows (the fused linear runs), 2 x 7 = 14 rows (the row op runs)
 BATCHES = {"few_rows": [[5, 9, 12, 7]], "many_rows": [[5, 9, 12, 7, 3, 8, 4], [11, 6, 2]]}
 
 
-@pytest.mark.parametrize("backend", ["fused"], indirect=True)   # the reference: random plan below
+@pytest.mark.parametrize("backend", ["fused"], indirect=True)  # the reference: random plan below
 @pytest.mark.parametrize("batch", sorted(BATCHES))
 @pytest.mark.parametrize("site", SITES)
 @pytest.mark.parametrize("kind", ["add", "scale"])
@@ -103,8 +107,9 @@ def test_gradcheck_patched_fp64(backend, kind):
     w0 = model.model.embed_tokens.weight.detach().clone().requires_grad_()
 
     def f(w):
-        logits = torch.func.functional_call(model, {"model.embed_tokens.weight": w},
-                                            kwargs=dict(input_ids=ids, attention_mask=mask)).logits
+        logits = torch.func.functional_call(
+            model, {"model.embed_tokens.weight": w}, kwargs=dict(input_ids=ids, attention_mask=mask)
+        ).logits
         return logits * mask.unsqueeze(-1)
 
     with steerfast.patch(model, plan):

@@ -1,5 +1,6 @@
 """Malformed plan files and misused APIs raise PlanError / SteeringError naming the problem,
 never a raw KeyError / TypeError / AttributeError / ValueError / IndexError."""
+
 import copy
 import dataclasses
 import json
@@ -28,9 +29,15 @@ def model():
 def _good_plan(model):
     g = torch.Generator().manual_seed(0)
     h = model.config.hidden_size
-    return SteeringPlan([Intervention(0, "embed.out", "add", torch.randn(2, h, generator=g), "prefix:2", 2.0),
-                         Intervention(1, "mlp.out", "scale", torch.rand(h, generator=g), "last", 0.5)],
-                        "fuzz", model_hint(model), {"note": "ok"})
+    return SteeringPlan(
+        [
+            Intervention(0, "embed.out", "add", torch.randn(2, h, generator=g), "prefix:2", 2.0),
+            Intervention(1, "mlp.out", "scale", torch.rand(h, generator=g), "last", 0.5),
+        ],
+        "fuzz",
+        model_hint(model),
+        {"note": "ok"},
+    )
 
 
 def _write(path, header, tensors):
@@ -67,25 +74,27 @@ def _header_variants(header):
             h = copy.deepcopy(header)
             h["interventions"][i] = v
             out.append((f"iv{i}={v!r}", h))
-    for raw in ["{", "[]", "null", "42", '"text"', "", "{\"format\": 1}"]:
+    for raw in ["{", "[]", "null", "42", '"text"', "", '{"format": 1}']:
         out.append((f"raw {raw!r}", raw))
     return out
 
 
 def _tensor_variants(tensors):
     h = tensors["intervention.1"].shape[-1]
-    variants = [("missing 0", {k: v for k, v in tensors.items() if k != "intervention.0"}),
-                ("extra", {**tensors, "intervention.9": torch.ones(h)}),
-                ("int dtype", {**tensors, "intervention.1": torch.ones(1, h, dtype=torch.int32)}),
-                ("3-D", {**tensors, "intervention.1": torch.ones(1, 1, h)}),
-                ("0-D", {**tensors, "intervention.1": torch.tensor(1.0)}),
-                ("empty rows", {**tensors, "intervention.1": torch.ones(0, h)}),
-                ("prefix rows", {**tensors, "intervention.0": torch.ones(3, h)}),
-                ("nan", {**tensors, "intervention.1": torch.full((1, h), float("nan"))}),
-                ("inf", {**tensors, "intervention.0": torch.full((2, h), float("inf"))}),
-                ("wrong width", {**tensors, "intervention.1": torch.ones(1, h + 1)}),
-                ("bool", {**tensors, "intervention.1": torch.ones(1, h, dtype=torch.bool)}),
-                ("bf16 (valid)", {**tensors, "intervention.1": torch.ones(1, h, dtype=torch.bfloat16)})]
+    variants = [
+        ("missing 0", {k: v for k, v in tensors.items() if k != "intervention.0"}),
+        ("extra", {**tensors, "intervention.9": torch.ones(h)}),
+        ("int dtype", {**tensors, "intervention.1": torch.ones(1, h, dtype=torch.int32)}),
+        ("3-D", {**tensors, "intervention.1": torch.ones(1, 1, h)}),
+        ("0-D", {**tensors, "intervention.1": torch.tensor(1.0)}),
+        ("empty rows", {**tensors, "intervention.1": torch.ones(0, h)}),
+        ("prefix rows", {**tensors, "intervention.0": torch.ones(3, h)}),
+        ("nan", {**tensors, "intervention.1": torch.full((1, h), float("nan"))}),
+        ("inf", {**tensors, "intervention.0": torch.full((2, h), float("inf"))}),
+        ("wrong width", {**tensors, "intervention.1": torch.ones(1, h + 1)}),
+        ("bool", {**tensors, "intervention.1": torch.ones(1, h, dtype=torch.bool)}),
+        ("bf16 (valid)", {**tensors, "intervention.1": torch.ones(1, h, dtype=torch.bfloat16)}),
+    ]
     return variants
 
 
@@ -107,8 +116,13 @@ def test_corrupt_plan_files_raise_plan_error(model, tmp_path):
     good = _good_plan(model)
     good.save(tmp_path / "good.safetensors")
     assert _outcome(tmp_path / "good.safetensors", model) == "ok"
-    header = {"format": "steerfast.plan/1", "method": good.method, "model": good.model, "meta": good.meta,
-              "interventions": [iv.header() for iv in good.interventions]}
+    header = {
+        "format": "steerfast.plan/1",
+        "method": good.method,
+        "model": good.model,
+        "meta": good.meta,
+        "interventions": [iv.header() for iv in good.interventions],
+    }
     tensors = {f"intervention.{i}": iv.tensor for i, iv in enumerate(good.interventions)}
     cases = []
     for name, h in _header_variants(header):
@@ -136,12 +150,23 @@ def test_corrupt_plan_files_raise_plan_error(model, tmp_path):
         results[name] = _outcome(path, model)
     raw = {k: v for k, v in results.items() if v.startswith("raw")}
     clear = sum(v == "clear" for v in results.values())
-    print(f"\nplan-file fuzz: {len(results)} cases, {clear} PlanError, "
-          f"{sum(v == 'ok' for v in results.values())} loaded fine, {len(raw)} raw errors")
+    print(
+        f"\nplan-file fuzz: {len(results)} cases, {clear} PlanError, "
+        f"{sum(v == 'ok' for v in results.values())} loaded fine, {len(raw)} raw errors"
+    )
     assert not raw, raw
     assert results["bf16 (valid)"] == "ok" and results["iv0.strength=1.5"] == "ok"
-    for must_fail in ("model.hidden_size='64'", "model.model_type=[]", "iv1.kind='mul'", "iv1.strength=nan", "nan",
-                      "iv0.layer=True", "del interventions", "truncated 20", "extra"):
+    for must_fail in (
+        "model.hidden_size='64'",
+        "model.model_type=[]",
+        "iv1.kind='mul'",
+        "iv1.strength=nan",
+        "nan",
+        "iv0.layer=True",
+        "del interventions",
+        "truncated 20",
+        "extra",
+    ):
         assert results[must_fail] == "clear", (must_fail, results[must_fail])
 
 
@@ -174,7 +199,10 @@ def _api_cases(model, tok):
     yield "sadi negative ids", lambda: sadi(model, None, [([1, -5], [1, 2])], k=1, progress=False)
     yield "sadi batch_size='2'", lambda: sadi(model, tok, pairs, k=1, batch_size="2", progress=False)
     yield "sadi pairs of strings", lambda: sadi(model, tok, ["ab", "cd"], k=1, progress=False)
-    yield "laai min_delta nan", lambda: laai(model, tok, [("a ->", " b")], min_delta=float("nan"), steps=2, progress=False)
+    yield (
+        "laai min_delta nan",
+        lambda: laai(model, tok, [("a ->", " b")], min_delta=float("nan"), steps=2, progress=False),
+    )
     yield "laai lr 'fast'", lambda: laai(model, tok, [("a ->", " b")], lr="fast", steps=2, progress=False)
     yield "laai demos of strings", lambda: laai(model, tok, ["a -> b"], steps=2, progress=False)
     yield "laai steps True", lambda: laai(model, tok, [("a ->", " b")], steps=True, progress=False)
@@ -206,11 +234,11 @@ def test_interventions_are_immutable_and_revalidated_on_use(model):
         iv.strength = float("nan")
     with pytest.raises(dataclasses.FrozenInstanceError):
         iv.kind = "mul"
-    object.__setattr__(iv, "kind", "mul")            # forced past the freeze: caught on use
+    object.__setattr__(iv, "kind", "mul")  # forced past the freeze: caught on use
     with pytest.raises(PlanError, match="unknown kind 'mul'"):
         steerfast.patch(model, plan)
     object.__setattr__(iv, "kind", "scale")
-    iv.tensor[0, 0] = math.nan                       # the tensor itself is still writable
+    iv.tensor[0, 0] = math.nan  # the tensor itself is still writable
     with pytest.raises(PlanError, match="NaN"):
         steerfast.patch(model, plan)
     with pytest.raises(PlanError, match="NaN"):

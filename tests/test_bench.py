@@ -1,4 +1,5 @@
 """Correctness of the benchmark suite's own logic (no timing assertions)."""
+
 import json
 
 import pytest
@@ -12,8 +13,10 @@ from steerfast.bench.variants import PlanCache, build_variant, clone_sharing_wei
 from steerfast.models import tiny_model
 from steerfast.timing import interleaved, quantile, relative_spread, summarize
 
-TH = {"decode_b1_all_layers": {"max_ratio": 1.03, "sites": ["all-add"], "kinds": ["fused"]},
-      "fused_vs_hooks": {"noise_factor": 1.0, "kinds": ["fused"]}}
+TH = {
+    "decode_b1_all_layers": {"max_ratio": 1.03, "sites": ["all-add"], "kinds": ["fused"]},
+    "fused_vs_hooks": {"noise_factor": 1.0, "kinds": ["fused"]},
+}
 
 
 def _row(kind, sites, median, base=1.0, status="ok"):
@@ -21,16 +24,36 @@ def _row(kind, sites, median, base=1.0, status="ok"):
 
 
 def _results(fused_dec=1.01, hooks_dec=1.02, noise=0.02, fused_pre=1.0, hooks_pre=1.0):
-    return {"groups": [
-        {"id": "d/decode/b1", "phase": "decode", "batch": 1, "length": 64, "engine": "eager", "noise": noise,
-         "variants": {"unsteered": _row("unsteered", None, 1.0),
-                      "hooks[all-add]": _row("hooks", "all-add", hooks_dec),
-                      "fused[all-add]": _row("fused", "all-add", fused_dec)}},
-        {"id": "d/prefill/b1", "phase": "prefill", "batch": 1, "length": 128, "engine": "eager", "noise": noise,
-         "variants": {"unsteered": _row("unsteered", None, 1.0),
-                      "hooks[all-add]": _row("hooks", "all-add", hooks_pre),
-                      "fused[all-add]": _row("fused", "all-add", fused_pre)}},
-    ]}
+    return {
+        "groups": [
+            {
+                "id": "d/decode/b1",
+                "phase": "decode",
+                "batch": 1,
+                "length": 64,
+                "engine": "eager",
+                "noise": noise,
+                "variants": {
+                    "unsteered": _row("unsteered", None, 1.0),
+                    "hooks[all-add]": _row("hooks", "all-add", hooks_dec),
+                    "fused[all-add]": _row("fused", "all-add", fused_dec),
+                },
+            },
+            {
+                "id": "d/prefill/b1",
+                "phase": "prefill",
+                "batch": 1,
+                "length": 128,
+                "engine": "eager",
+                "noise": noise,
+                "variants": {
+                    "unsteered": _row("unsteered", None, 1.0),
+                    "hooks[all-add]": _row("hooks", "all-add", hooks_pre),
+                    "fused[all-add]": _row("fused", "all-add", fused_pre),
+                },
+            },
+        ]
+    }
 
 
 def test_check_passes_within_thresholds():
@@ -51,8 +74,12 @@ def test_check_fused_slower_than_hooks_beyond_noise():
 
 def test_check_missing_fused_cell_is_a_violation():
     res = _results()
-    res["groups"][0]["variants"]["fused[all-add]"] = {"kind": "fused", "sites": "all-add",
-                                                      "status": "missing", "reason": "no compiler"}
+    res["groups"][0]["variants"]["fused[all-add]"] = {
+        "kind": "fused",
+        "sites": "all-add",
+        "status": "missing",
+        "reason": "no compiler",
+    }
     bad = check(res, TH)
     assert any("missing" in b for b in bad)
     # and no decode b1 group at all cannot pass either
@@ -71,8 +98,9 @@ def test_timing_helpers():
     s = summarize([3.0, 1.0, 2.0])
     assert (s["median"], s["min"], s["max"]) == (2.0, 1.0, 3.0)
     order = []
-    out = interleaved({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
-                      rounds=2, warmup=1, rotate=True)
+    out = interleaved(
+        {"a": lambda: order.append("a"), "b": lambda: order.append("b")}, rounds=2, warmup=1, rotate=True
+    )
     assert order == ["a", "b", "a", "b", "b", "a"]
     assert len(out["a"]["samples"]) == 2
 
@@ -128,8 +156,8 @@ def test_clone_shares_weights_and_steers_independently(tiny):
         b = v.model(input_ids=ids).logits
         v.close()
         c2 = tiny(input_ids=ids).logits
-    assert not torch.equal(a, b)       # the clone is steered
-    assert torch.equal(a, c2)          # the base model is not
+    assert not torch.equal(a, b)  # the clone is steered
+    assert torch.equal(a, c2)  # the base model is not
 
 
 def test_variants_match_the_hook_oracle(tiny):
@@ -140,7 +168,7 @@ def test_variants_match_the_hook_oracle(tiny):
     built = [build_variant(tiny, n, plans, 2) for n in names]
     equivalence(tiny, built, plans, 2)
     for v in built:
-        if v.status == "missing":       # fused ops or bank absent in this build: reported, not run
+        if v.status == "missing":  # fused ops or bank absent in this build: reported, not run
             continue
         assert v.ok, v.reason
         assert v.info["max_abs_diff_vs_hooks"] < 1e-4, (v.name, v.info)

@@ -1,5 +1,6 @@
 """Running the installed `steerfast` command the way a user does (helpers for tests/test_cli_*.py),
 and the subcommands every release must keep."""
+
 import os
 import subprocess
 import sys
@@ -11,7 +12,9 @@ SCRIPT = Path(sys.executable).parent / "steerfast"
 def steerfast(*args, timeout=240):
     cmd = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "steerfast.cli"]
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", TQDM_DISABLE="0")
-    return subprocess.run(cmd + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, env=env)
+    return subprocess.run(
+        cmd + [str(a) for a in args], capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def assert_clean_error(res, *needles):
@@ -25,18 +28,32 @@ def assert_clean_error(res, *needles):
     return lines[0]
 
 
-def _progress(line):   # model-loading notes and progress bars precede the error line
+def _progress(line):  # model-loading notes and progress bars precede the error line
     return line.startswith("loading model") or "it/s]" in line or "s/it]" in line or "%|" in line
 
 
 def test_every_subcommand_is_registered():
     res = steerfast("--help")
     assert res.returncode == 0, res.stderr
-    for name in ("demo", "make", "convert", "inspect", "generate", "bench", "sadi-eval", "sadi-heatmap",
-                 "laai-eval"):
+    for name in (
+        "demo",
+        "make",
+        "convert",
+        "inspect",
+        "generate",
+        "bench",
+        "sadi-eval",
+        "sadi-heatmap",
+        "laai-eval",
+    ):
         assert f"    {name}" in res.stdout, name
-    for args in (["make", "caa", "--help"], ["bench", "--help"], ["sadi-heatmap", "--help"],
-                 ["laai-eval", "--help"], ["demo", "--help"]):
+    for args in (
+        ["make", "caa", "--help"],
+        ["bench", "--help"],
+        ["sadi-heatmap", "--help"],
+        ["laai-eval", "--help"],
+        ["demo", "--help"],
+    ):
         res = steerfast(*args)
         assert res.returncode == 0 and "usage: steerfast" in res.stdout, (args, res.stderr)
 

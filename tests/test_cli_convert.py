@@ -1,13 +1,14 @@
 """`steerfast convert` and `steerfast inspect` as a user runs them (no model needed)."""
+
 import json
 
 import pytest
 import steering_vectors  # make test installs it --no-deps; steerfast never imports it
 import torch
+from test_cli_common import steerfast
 
 from steerfast.interop import read
 from steerfast.plan import Intervention, SteeringPlan
-from test_cli_common import steerfast
 
 HINT = {"model_type": "llama", "hidden_size": 576, "num_hidden_layers": 30}
 
@@ -18,9 +19,15 @@ def _vec(seed, d=576):
 
 @pytest.fixture
 def plan_file(tmp_path):
-    plan = SteeringPlan([Intervention(4, "mlp.out", "add", _vec(1), "all", 3.0),
-                         Intervention(12, "mlp.out", "add", _vec(2), "all", 3.0)],
-                        "caa", dict(HINT), {"layer": 5, "pairs": 9})
+    plan = SteeringPlan(
+        [
+            Intervention(4, "mlp.out", "add", _vec(1), "all", 3.0),
+            Intervention(12, "mlp.out", "add", _vec(2), "all", 3.0),
+        ],
+        "caa",
+        dict(HINT),
+        {"layer": 5, "pairs": 9},
+    )
     plan.save(tmp_path / "p.safetensors")
     return tmp_path / "p.safetensors"
 
@@ -35,7 +42,12 @@ def test_convert_safetensors_gguf_round_trip(tmp_path, plan_file):
     res = steerfast("convert", plan_file, tmp_path / "v.gguf")
     assert res.returncode == 0 and "wrote" in res.stdout, res.stderr
     cv = read(tmp_path / "v.gguf")
-    assert (cv.convention, cv.model_hint, cv.layer_count, sorted(cv.directions)) == ("llamacpp", "llama", 12, [4, 12])
+    assert (cv.convention, cv.model_hint, cv.layer_count, sorted(cv.directions)) == (
+        "llamacpp",
+        "llama",
+        12,
+        [4, 12],
+    )
     res = steerfast("convert", tmp_path / "v.gguf", tmp_path / "back.safetensors")
     assert res.returncode == 0, res.stderr
     _same(SteeringPlan.load(tmp_path / "back.safetensors"), SteeringPlan.load(plan_file))

@@ -1,13 +1,14 @@
 """`steerfast generate` on the default model: steered next to unsteered, from a safetensors
 plan and the same vector as a llama.cpp control vector."""
+
 import json
 
 import pytest
 import torch
+from test_cli_common import steerfast
 
 from steerfast.interop import export_gguf
 from steerfast.plan import Intervention, SteeringPlan
-from test_cli_common import steerfast
 
 pytestmark = pytest.mark.slow
 HINT = {"model_type": "llama", "hidden_size": 576, "num_hidden_layers": 30}
@@ -21,8 +22,18 @@ def test_generate_steers_and_gguf_gives_the_same_text(tmp_path):
     prompts = ["The weather today is", "My favourite food is"]
     runs = {}
     for name in ("p.safetensors", "p.gguf"):
-        res = steerfast("generate", "--plan", tmp_path / name, "--strength", 40, "--tokens", 8,
-                        "--out", tmp_path / f"{name}.json", *prompts)
+        res = steerfast(
+            "generate",
+            "--plan",
+            tmp_path / name,
+            "--strength",
+            40,
+            "--tokens",
+            8,
+            "--out",
+            tmp_path / f"{name}.json",
+            *prompts,
+        )
         assert res.returncode == 0, res.stderr[-3000:]
         assert "unsteered:" in res.stdout and "steered (custom, strength 40)" in res.stdout
         runs[name] = json.loads((tmp_path / f"{name}.json").read_text())
@@ -47,8 +58,17 @@ def test_generate_adds_several_plans_up(tmp_path):
     out = {}
     for name, plans in (("two", ["a.gguf", "b.gguf"]), ("sum", ["sum.gguf"])):
         args = [x for p in plans for x in ("--plan", tmp_path / p)]
-        res = steerfast("generate", *args, "--model", tmp_path / "tiny", "--tokens", 6,
-                        "--out", tmp_path / f"{name}.json", "abc")
+        res = steerfast(
+            "generate",
+            *args,
+            "--model",
+            tmp_path / "tiny",
+            "--tokens",
+            6,
+            "--out",
+            tmp_path / f"{name}.json",
+            "abc",
+        )
         assert res.returncode == 0, res.stderr[-3000:]
         out[name] = json.loads((tmp_path / f"{name}.json").read_text())["results"]
     assert out["two"] == out["sum"] and out["two"][0]["steered"] != out["two"][0]["unsteered"]

@@ -1,12 +1,12 @@
 """torch.compile(fullgraph=True) over a patched model: no graph break, equals eager, no recompiles."""
+
 import torch
+from conftest import left_pad
+from helpers import random_plan
 from torch._dynamo.testing import CompileCounterWithBackend
 
 import steerfast
 from steerfast.models import tiny_model
-
-from conftest import left_pad
-from helpers import random_plan
 
 ROWS = [[5, 9, 17, 33, 2, 7], [40, 41, 42], [7, 7, 100, 5], [1, 2, 3, 4, 5, 6]]
 

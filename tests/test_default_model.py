@@ -1,22 +1,28 @@
 """ActAdd and CAA on the embedded default model (SmolLM2-135M-Instruct): equivalence, revert, effect."""
+
 import pytest
 import torch
+from helpers import vader_mean
 
 import steerfast
 from steerfast.data import neutral_prompts, sentiment_pairs
 from steerfast.recipes import actadd, caa
 
-from helpers import vader_mean
-
-PROMPTS = ["The weather in the city today", "My neighbour told me that the new bridge",
-           "After the meeting, the team went", "I opened the letter and read that"]
+PROMPTS = [
+    "The weather in the city today",
+    "My neighbour told me that the new bridge",
+    "After the meeting, the team went",
+    "I opened the letter and read that",
+]
 
 
 @pytest.fixture(scope="module")
 def plans(default_model):
     model, tok = default_model
-    return {"actadd": actadd(model, tok, "Love", "Hate", layer=6, coeff=5.0),
-            "caa": caa(model, tok, sentiment_pairs()[:40], layer=8, coeff=4.0, progress=False)}
+    return {
+        "actadd": actadd(model, tok, "Love", "Hate", layer=6, coeff=5.0),
+        "caa": caa(model, tok, sentiment_pairs()[:40], layer=8, coeff=4.0, progress=False),
+    }
 
 
 def _logits(model, enc):
@@ -69,7 +75,7 @@ def test_left_padded_rows_equal_single_runs(default_model, plans):
     plan = plans["actadd"] + plans["caa"]
     enc = tok(PROMPTS, return_tensors="pt", padding=True)
     singles = [tok([p], return_tensors="pt") for p in PROMPTS]
-    with steerfast.patch(model64, plan):      # fp64 activations run the reference ops
+    with steerfast.patch(model64, plan):  # fp64 activations run the reference ops
         batch = _logits(model64, enc)
         steered = [_logits(model64, one)[0] for one in singles]
     plain = [_logits(model64, one)[0] for one in singles]

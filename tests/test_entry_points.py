@@ -1,4 +1,5 @@
 """`python -m steerfast`, user-facing help texts, and packaging metadata without warnings."""
+
 import subprocess
 import sys
 import warnings
@@ -8,8 +9,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, "-m", "steerfast", *args], capture_output=True,
-                          text=True, timeout=300, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "steerfast", *args], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
 
 
 def test_python_dash_m_steerfast():

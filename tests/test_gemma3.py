@@ -1,7 +1,9 @@
 """Gemma 3 270M (real, packaged): a post-norm architecture. Patched == hooks, the residual
 sites add to the stream (|Δ residual| linear in the strength), and CAA moves sentiment."""
+
 import pytest
 import torch
+from helpers import random_plan, vader_mean
 
 import steerfast
 from steerfast.adapters import get_adapter
@@ -9,11 +11,13 @@ from steerfast.data import neutral_prompts, sentiment_pairs
 from steerfast.plan import Intervention, SteeringPlan
 from steerfast.recipes import caa
 
-from helpers import random_plan, vader_mean
-
 pytestmark = pytest.mark.slow
-PROMPTS = ["The weather in the city today", "My neighbour told me that the new bridge",
-           "After the meeting, the team went", "I opened the letter and read that"]
+PROMPTS = [
+    "The weather in the city today",
+    "My neighbour told me that the new bridge",
+    "After the meeting, the team went",
+    "I opened the letter and read that",
+]
 CAA_LAYER, CAA_COEFF = 6, 4.0
 
 
@@ -67,7 +71,8 @@ def test_residual_delta_grows_linearly_with_strength(gemma):
     layer = get_adapter(model).layer_modules(model)[9]
     seen = []
     h = layer.register_forward_pre_hook(
-        lambda m, a, k: seen.append((a[0] if a else k["hidden_states"]).detach().clone()), with_kwargs=True)
+        lambda m, a, k: seen.append((a[0] if a else k["hidden_states"]).detach().clone()), with_kwargs=True
+    )
     enc = tok(PROMPTS[:1], return_tensors="pt")
     try:
         _logits(model, enc)
@@ -91,7 +96,9 @@ def test_caa_moves_sentiment_both_ways(gemma, caa_plan):
     base = vader_mean(model, tok, prompts, None)
     up = vader_mean(model, tok, prompts, caa_plan.with_strength(CAA_COEFF))
     down = vader_mean(model, tok, prompts, caa_plan.with_strength(-CAA_COEFF))
-    print(f"Gemma 3 270M CAA layer {CAA_LAYER} c=±{CAA_COEFF}, VADER compound mean over 24 prompts: "
-          f"-c {down:.3f}  unsteered {base:.3f}  +c {up:.3f}")
+    print(
+        f"Gemma 3 270M CAA layer {CAA_LAYER} c=±{CAA_COEFF}, VADER compound mean over 24 prompts: "
+        f"-c {down:.3f}  unsteered {base:.3f}  +c {up:.3f}"
+    )
     assert up > base + 0.1
     assert down < base - 0.05

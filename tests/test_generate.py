@@ -1,4 +1,5 @@
 """Per-request steering in one batch (SteeringBank + generate): equals each request alone."""
+
 import threading
 
 import pytest
@@ -9,44 +10,71 @@ from steerfast.generate import Steer, generate
 from steerfast.models import tiny_model, tiny_tokenizer
 from steerfast.plan import Intervention, SteeringPlan
 
-PROMPTS = ["the cat sat", "a", "steering is fast!", "hello there", "xy", "one two three four",
-           "ok", "last prompt here"]
+PROMPTS = [
+    "the cat sat",
+    "a",
+    "steering is fast!",
+    "hello there",
+    "xy",
+    "one two three four",
+    "ok",
+    "last prompt here",
+]
 
 
 def _plans(model, seed=0):
     g = torch.Generator().manual_seed(seed)
     h, inter = model.config.hidden_size, model.config.intermediate_size
     heads = model.model.layers[0].self_attn.o_proj.in_features
-    r = lambda *s: torch.randn(*s, generator=g)            # noqa: E731
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
     m = lambda d: (torch.rand(d, generator=g) > 0.7).float()  # noqa: E731
     caa = SteeringPlan([Intervention(1, "mlp.out", "add", r(h), "from_prompt_end", 3.0)], "caa")
     actadd = SteeringPlan([Intervention(0, "embed.out", "add", r(3, h), "prefix:3", 4.0)], "actadd")
-    sadi = SteeringPlan([Intervention(1, "attn.heads", "scale", m(heads), "prompt_last", 5.0),
-                         Intervention(2, "attn.heads", "scale", m(heads), "prompt_last", 5.0)], "sadi")
+    sadi = SteeringPlan(
+        [
+            Intervention(1, "attn.heads", "scale", m(heads), "prompt_last", 5.0),
+            Intervention(2, "attn.heads", "scale", m(heads), "prompt_last", 5.0),
+        ],
+        "sadi",
+    )
     neurons = SteeringPlan([Intervention(0, "mlp.neurons", "scale", m(inter), "last", -0.8)], "sadi-n")
     laai = SteeringPlan([Intervention(2, "attn.out", "add", r(h), "prompt_last", 2.0)], "laai")
-    everywhere = SteeringPlan([Intervention(2, "mlp.out", "scale", m(h), "all", 1.5),
-                               Intervention(2, "mlp.out", "add", r(h), "all", 1.0)], "all")
+    everywhere = SteeringPlan(
+        [
+            Intervention(2, "mlp.out", "scale", m(h), "all", 1.5),
+            Intervention(2, "mlp.out", "add", r(h), "all", 1.0),
+        ],
+        "all",
+    )
     return caa, actadd, sadi, neurons, laai, everywhere
 
 
 def _configs(model):
     caa, actadd, sadi, neurons, laai, everywhere = _plans(model)
-    return [Steer(caa), Steer(caa, strength=-2.0), Steer(actadd), Steer(sadi + caa), None,
-            Steer(neurons), Steer(laai), Steer(everywhere)]
+    return [
+        Steer(caa),
+        Steer(caa, strength=-2.0),
+        Steer(actadd),
+        Steer(sadi + caa),
+        None,
+        Steer(neurons),
+        Steer(laai),
+        Steer(everywhere),
+    ]
 
 
 @pytest.mark.parametrize("cache", ["dynamic", "static"])
 def test_batch_of_8_configs_equals_each_alone(cache):
     model, tok = tiny_model("llama", seed=21), tiny_tokenizer()
     steer = _configs(model)
-    kw = dict(max_new_tokens=6, min_new_tokens=6, do_sample=False, output_logits=True,
-              return_dict_in_generate=True)
+    kw = dict(
+        max_new_tokens=6, min_new_tokens=6, do_sample=False, output_logits=True, return_dict_in_generate=True
+    )
     if cache == "static":
         kw["cache_implementation"] = "static"
     _, batch = generate(model, tok, PROMPTS, steer, return_ids=True, **kw)
     width = batch.sequences.shape[1] - 6
-    assert getattr(model, "_steerfast_handle", None) is None      # temporary bank reverted
+    assert getattr(model, "_steerfast_handle", None) is None  # temporary bank reverted
     for i, (prompt, s) in enumerate(zip(PROMPTS, steer)):
         _, alone = generate(model, tok, [prompt], [s], return_ids=True, **kw)
         n = alone.sequences.shape[1] - 6
@@ -94,9 +122,8 @@ def test_bank_errors():
         bank.assign([0, 0, 0])
         with pytest.raises(steerfast.SteeringError, match="gave 3 row slots, the batch has 2"):
             model(torch.ones(2, 4, dtype=torch.long))
-    with steerfast.patch(model, caa):
-        with pytest.raises(steerfast.SteeringError, match="single plan"):
-            generate(model, tiny_tokenizer(), ["ab"], [caa], max_new_tokens=2)
+    with steerfast.patch(model, caa), pytest.raises(steerfast.SteeringError, match="single plan"):
+        generate(model, tiny_tokenizer(), ["ab"], [caa], max_new_tokens=2)
     with pytest.raises(steerfast.SteeringError, match="2 prompts but 1 steer"):
         generate(model, tiny_tokenizer(), ["ab", "cd"], [caa], max_new_tokens=2)
 

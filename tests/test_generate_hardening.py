@@ -1,4 +1,5 @@
 """steerfast.generate under concurrency, on a user's live bank, and with generation configs."""
+
 import threading
 
 import pytest
@@ -18,9 +19,13 @@ def _plans(model):
     g = torch.Generator().manual_seed(7)
     h = model.config.hidden_size
     heads = model.model.layers[0].self_attn.o_proj.in_features
-    a = SteeringPlan([Intervention(1, "mlp.out", "add", torch.randn(h, generator=g), "from_prompt_end", 1.5)], "a")
-    b = SteeringPlan([Intervention(0, "attn.heads", "scale", (torch.rand(heads, generator=g) > 0.5).float(),
-                                   "all", 1.0)], "b")
+    a = SteeringPlan(
+        [Intervention(1, "mlp.out", "add", torch.randn(h, generator=g), "from_prompt_end", 1.5)], "a"
+    )
+    b = SteeringPlan(
+        [Intervention(0, "attn.heads", "scale", (torch.rand(heads, generator=g) > 0.5).float(), "all", 1.0)],
+        "b",
+    )
     c = SteeringPlan([Intervention(2, "attn.out", "add", torch.randn(h, generator=g), "last", -1.5)], "c")
     return a, b, c
 
@@ -50,7 +55,7 @@ def test_concurrent_generate_and_stream_equal_sequential():
     model, tok = tiny_model("llama", seed=11), tiny_tokenizer()
     jobs = _jobs(model)
     expected = [_run(model, tok, job) for job in jobs]
-    assert len(set(map(str, expected))) >= 4          # the jobs are distinguishable
+    assert len(set(map(str, expected))) >= 4  # the jobs are distinguishable
     results, errors = {}, []
 
     def worker(w):
@@ -114,6 +119,12 @@ def test_num_beams_from_a_generation_config(where):
         finally:
             model.generation_config = saved
     else:
-        got = generate(model, tok, prompts, steer,
-                       generation_config=GenerationConfig(num_beams=3, num_return_sequences=2), **kw)
+        got = generate(
+            model,
+            tok,
+            prompts,
+            steer,
+            generation_config=GenerationConfig(num_beams=3, num_return_sequences=2),
+            **kw,
+        )
     assert len(got) == 4 and got == by_keyword

@@ -1,13 +1,13 @@
 """A bank or patch built, loaded or used under torch.inference_mode keeps working outside it,
 and gives the same logits as one made outside."""
+
 import pytest
 import torch
+from helpers import random_plan
 
 import steerfast
 from steerfast.generate import Steer, generate
 from steerfast.models import tiny_model, tiny_tokenizer
-
-from helpers import random_plan
 
 IDS = torch.tensor([[5, 9, 12, 7], [0, 0, 11, 6]])
 MASK = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1]])
@@ -37,7 +37,7 @@ def test_patch_built_inside_used_and_changed_outside(setup):
         h.set_strength(2.0)
         assert torch.equal(_logits(model), want2)
         model.zero_grad()
-        model(input_ids=IDS, attention_mask=MASK).logits.sum().backward()   # tables saved for backward
+        model(input_ids=IDS, attention_mask=MASK).logits.sum().backward()  # tables saved for backward
     finally:
         h.revert()
 

@@ -1,5 +1,6 @@
 """GGUF control vectors: round trips, llama.cpp's and repeng's conventions, the layer mapping
 (checked against a hand-written block-output hook), and clear errors."""
+
 import gguf
 import numpy as np
 import pytest
@@ -82,8 +83,11 @@ def test_round_trip_other_positions_only_when_allowed(tmp_path, model):
 
 def test_mixed_strengths_and_duplicate_layers_fold_into_the_vectors(tmp_path, model):
     a, b = _vec(1), _vec(2)
-    plan = SteeringPlan([Intervention(1, "mlp.out", "add", a, "all", 2.0),
-                         Intervention(1, "mlp.out", "add", b, "all", -3.0)], "x", model_hint(model))
+    plan = SteeringPlan(
+        [Intervention(1, "mlp.out", "add", a, "all", 2.0), Intervention(1, "mlp.out", "add", b, "all", -3.0)],
+        "x",
+        model_hint(model),
+    )
     export_gguf(plan, tmp_path / "m.gguf")
     back = import_gguf(tmp_path / "m.gguf")
     (iv,) = back.interventions
@@ -96,8 +100,9 @@ def test_llamacpp_convention_file_loads_direction_n_at_mlp_out_n(tmp_path, model
     dirs = {f"direction.{n}": _vec(10 + n).numpy() for n in range(1, L)}
     _write(tmp_path / "l.gguf", dirs, "int32", "llama", count=L - 1)
     plan = import_gguf(tmp_path / "l.gguf", scale=0.5, model=model)
-    assert [(iv.layer, iv.site, iv.kind, iv.positions, iv.strength) for iv in plan.interventions] == \
-        [(n, "mlp.out", "add", "all", 0.5) for n in range(1, L)]
+    assert [(iv.layer, iv.site, iv.kind, iv.positions, iv.strength) for iv in plan.interventions] == [
+        (n, "mlp.out", "add", "all", 0.5) for n in range(1, L)
+    ]
     for n, iv in zip(range(1, L), plan.interventions):
         assert torch.equal(iv.tensor[0], _vec(10 + n))
     assert plan.meta["gguf"]["convention"] == "llamacpp" and plan.model["hidden_size"] == D
@@ -105,8 +110,12 @@ def test_llamacpp_convention_file_loads_direction_n_at_mlp_out_n(tmp_path, model
 
 def test_repeng_convention_file_loads_with_its_keys(tmp_path, model):
     # as repeng's export_gguf writes them: HF model_type hint, uint32 count = len(directions), key 0 allowed
-    _write(tmp_path / "r.gguf", {"direction.0": _vec(1).numpy(), "direction.2": _vec(2).numpy()},
-           "uint32", "llama")
+    _write(
+        tmp_path / "r.gguf",
+        {"direction.0": _vec(1).numpy(), "direction.2": _vec(2).numpy()},
+        "uint32",
+        "llama",
+    )
     plan = import_gguf(tmp_path / "r.gguf", model=model)
     assert [(iv.layer, iv.site) for iv in plan.interventions] == [(0, "mlp.out"), (2, "mlp.out")]
     assert plan.meta["gguf"]["convention"] == "repeng" and plan.meta["gguf"]["layer_count"] == 2
@@ -132,7 +141,7 @@ def test_direction_n_steers_like_adding_to_block_n_output(tmp_path, model):
             want = model(input_ids=ids).logits
         finally:
             handle.remove()
-        wrong = model.model.layers[2].register_forward_hook(hook)   # one block off
+        wrong = model.model.layers[2].register_forward_hook(hook)  # one block off
         try:
             off = model(input_ids=ids).logits
         finally:
@@ -182,8 +191,9 @@ def test_export_refuses_what_a_control_vector_cannot_express(tmp_path, model):
     ]
     for iv, msg in cases:
         with pytest.raises(PlanError, match=msg):
-            export_gguf(SteeringPlan([iv], "x", model_hint(model)), tmp_path / "bad.gguf",
-                        allow_positions=True)
+            export_gguf(
+                SteeringPlan([iv], "x", model_hint(model)), tmp_path / "bad.gguf", allow_positions=True
+            )
 
 
 def test_several_files_add_up_like_llamacpp(tmp_path, model):

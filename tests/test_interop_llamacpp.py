@@ -1,6 +1,7 @@
 """The other side: real llama.cpp (llama-cpp-python, extra `llamacpp`, installed by make test)
 applies control vectors to the default model's GGUF; its last-token logit shift must agree
 with steerfast's on the same model. Figures: docs/interop.md."""
+
 import llama_cpp  # noqa: F401  (make test installs the llamacpp extra; a missing one fails here)
 import pytest
 import torch
@@ -17,13 +18,16 @@ def results(default_model, tmp_path_factory):
     model, tok = default_model
     d = tmp_path_factory.mktemp("llamacpp")
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)    # torch's and llama.cpp's OpenMP pools oversubscribe 2 shared cores: 4x slower
+    torch.set_num_threads(1)  # torch's and llama.cpp's OpenMP pools oversubscribe 2 shared cores: 4x slower
     try:
         prepared = prepare(model, tok, d)
         f32 = dequantised_copy(_embedded_gguf(), d / "f32.gguf")
-        out = {"Q4_1": run(model, tok, LlamaCpp(_embedded_gguf(), n_threads=1), prepared,
-                           cases=("exported", "generator")),
-               "F32": run(model, tok, LlamaCpp(f32, n_threads=1), prepared)}   # off-by-one on identical weights
+        out = {
+            "Q4_1": run(
+                model, tok, LlamaCpp(_embedded_gguf(), n_threads=1), prepared, cases=("exported", "generator")
+            ),
+            "F32": run(model, tok, LlamaCpp(f32, n_threads=1), prepared),
+        }  # off-by-one on identical weights
     finally:
         torch.set_num_threads(threads)
     f32.unlink()
@@ -41,7 +45,7 @@ def test_exported_vector_shifts_logits_like_steerfast_on_the_q4_gguf(results):
     for a in results["Q4_1"]["exported"]:
         assert a["cosine"] > 0.98, a
         assert a["rel_error"] < 0.3, a
-        assert a["norm_steerfast"] > 5 * a["noise_floor"], a      # a shift well above the engines' gap
+        assert a["norm_steerfast"] > 5 * a["noise_floor"], a  # a shift well above the engines' gap
 
 
 def test_llamacpp_generator_file_imported_steers_the_same_way(results):
@@ -68,12 +72,13 @@ def test_one_block_off_is_detected(results):
 
 
 def test_llamacpp_buffer_layout_and_block_0(tmp_path):
-    from steerfast.interop.crosscheck import write_llamacpp_style
     import numpy as np
+
+    from steerfast.interop.crosscheck import write_llamacpp_style
 
     write_llamacpp_style(tmp_path / "v.gguf", {1: np.full(4, 1.0), 3: np.full(4, 2.0)})
     buf = cvec_buffer(tmp_path / "v.gguf", 0.5, 4)
-    assert buf.tolist() == [0.5] * 4 + [0.0] * 4 + [1.0] * 4        # layer 1 at offset 0, as llama.cpp
+    assert buf.tolist() == [0.5] * 4 + [0.0] * 4 + [1.0] * 4  # layer 1 at offset 0, as llama.cpp
     write_llamacpp_style(tmp_path / "zero.gguf", {0: np.ones(4)})
     with pytest.raises(Exception, match="llama.cpp rejects"):
         cvec_buffer(tmp_path / "zero.gguf", 1.0, 4)

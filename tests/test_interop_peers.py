@@ -1,10 +1,12 @@
 """Peers' vectors -> plans. steering-vectors is the real library (installed --no-deps by
 `make test`; steerfast never imports it): its own `apply` is the oracle. repeng cannot be
 installed beside numpy 2, so its ControlVector is reproduced field for field."""
+
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import steering_vectors  # noqa: E402  (make test installs it --no-deps; steerfast never imports it)
 import torch
 
 import steerfast
@@ -12,7 +14,6 @@ from steerfast.errors import PlanError
 from steerfast.interop import from_repeng, from_steering_vector, load_plan, load_steering_vector_file
 from steerfast.models import tiny_model
 
-import steering_vectors  # noqa: E402  (make test installs it --no-deps; steerfast never imports it)
 D = 64
 IDS = torch.tensor([[5, 17, 40, 2, 9, 33, 8]])
 
@@ -34,14 +35,17 @@ def _logits(model, plan=None):
         return model(input_ids=IDS).logits
 
 
-@pytest.mark.parametrize("layer_type,site", [("decoder_block", "mlp.out"), ("mlp", "mlp.out"),
-                                             ("self_attn", "attn.out")])
+@pytest.mark.parametrize(
+    "layer_type,site", [("decoder_block", "mlp.out"), ("mlp", "mlp.out"), ("self_attn", "attn.out")]
+)
 def test_steering_vector_file_steers_like_the_library(tmp_path, model, layer_type, site):
     sv = steering_vectors.SteeringVector({0: _vec(1), 2: _vec(2)}, layer_type)
     torch.save(sv, tmp_path / "sv.pt")
     plan = load_steering_vector_file(tmp_path / "sv.pt", multiplier=1.5)
-    assert [(iv.layer, iv.site, iv.positions, iv.strength) for iv in plan.interventions] == \
-        [(0, site, "all", 1.5), (2, site, "all", 1.5)]
+    assert [(iv.layer, iv.site, iv.positions, iv.strength) for iv in plan.interventions] == [
+        (0, site, "all", 1.5),
+        (2, site, "all", 1.5),
+    ]
     with torch.no_grad(), sv.apply(model, multiplier=1.5):
         want = model(input_ids=IDS).logits
     got = _logits(model, plan)
@@ -77,7 +81,7 @@ def test_steering_vector_errors(tmp_path):
 
 
 @dataclass
-class ControlVector:          # repeng.extract.ControlVector's fields
+class ControlVector:  # repeng.extract.ControlVector's fields
     model_type: str
     directions: dict
 
@@ -86,9 +90,12 @@ def test_repeng_object_adds_at_block_output(model):
     cv = ControlVector("llama", {1: _vec(7).numpy(), 2: _vec(8).numpy()})
     plan = from_repeng(cv, coeff=0.75)
     assert plan.model == {"model_type": "llama"}
-    assert [(iv.layer, iv.site, iv.positions) for iv in plan.interventions] == [(1, "mlp.out", "all"), (2, "mlp.out", "all")]
+    assert [(iv.layer, iv.site, iv.positions) for iv in plan.interventions] == [
+        (1, "mlp.out", "all"),
+        (2, "mlp.out", "all"),
+    ]
 
-    def control(layer):   # repeng's ControlModule: output[0] + coeff·direction, every token
+    def control(layer):  # repeng's ControlModule: output[0] + coeff·direction, every token
         v = torch.as_tensor(cv.directions[layer]) * 0.75
         return lambda _m, _i, out: (out[0] + v,) + tuple(out[1:]) if isinstance(out, tuple) else out + v
 

@@ -1,7 +1,9 @@
 """LAAI: the objective's gradient, the frozen model, reproducibility, the folded plan, errors,
 and (on the default model) convergence and a measured gain over zero-shot."""
+
 import pytest
 import torch
+from conftest import left_pad
 
 import steerfast
 from steerfast import PlanError, SteeringPlan
@@ -9,14 +11,12 @@ from steerfast.evaluate import beats
 from steerfast.evaluate.fv_tasks import get_format, load_task
 from steerfast.evaluate.generation import exact_match, is_match
 from steerfast.models import tiny_model
-from steerfast.recipes.laai import (demo_batch, fold, injected, laai, objective, resolve_layers,
-                                    train_deltas)
-
-from conftest import left_pad
+from steerfast.recipes.laai import demo_batch, fold, injected, laai, objective, resolve_layers, train_deltas
 
 
 class CharTok:
     """A tokenizer for the tiny models (vocab 128): one id per character, no special tokens."""
+
     pad_token_id = 0
 
     def __call__(self, text, add_special_tokens=True):
@@ -36,8 +36,9 @@ def exact_rmsnorm(model):
     """HF's RMSNorm computes in float32 even for a float64 model; finite differences need float64."""
     for mod in model.modules():
         if type(mod).__name__.endswith("RMSNorm"):
-            mod.forward = lambda h, mod=mod: mod.weight * h * torch.rsqrt(
-                h.pow(2).mean(-1, keepdim=True) + mod.variance_epsilon)
+            mod.forward = lambda h, mod=mod: (
+                mod.weight * h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + mod.variance_epsilon)
+            )
     return model
 
 
@@ -49,8 +50,7 @@ def test_gradient_matches_finite_differences():
     def loss(a, b):
         return objective(model, batch, {0: a, 2: b}, l1=0.01, l2=0.05)[0]
 
-    assert torch.autograd.gradcheck(loss, (d0, d2), eps=1e-6, atol=1e-6, rtol=1e-4,
-                                     fast_mode=True)
+    assert torch.autograd.gradcheck(loss, (d0, d2), eps=1e-6, atol=1e-6, rtol=1e-4, fast_mode=True)
     # and the gradient is not trivially zero
     g0, g2 = torch.autograd.grad(loss(d0, d2), (d0, d2))
     assert g0.abs().max() > 1e-3 and g2.abs().max() > 1e-3
@@ -59,7 +59,7 @@ def test_gradient_matches_finite_differences():
 def test_model_stays_frozen_and_flags_restored():
     model = tiny_model("qwen2", seed=2)
     params = list(model.parameters())
-    params[0].requires_grad_(False)           # a mixed state that must come back exactly
+    params[0].requires_grad_(False)  # a mixed state that must come back exactly
     before = [p.requires_grad for p in params]
     weights = [p.detach().clone() for p in params]
     deltas, record = train_deltas(model, CharTok(), DEMOS, layers=[1], steps=5, progress=False)
@@ -82,7 +82,7 @@ def test_seeded_reproducible():
 def _hooked_vs_patched(model, plan, deltas, rows):
     ids, mask, pos = left_pad(rows)
     select = torch.zeros_like(mask, dtype=torch.bool)
-    select[:, -1] = True                      # left padded prefill: the prompt's last token
+    select[:, -1] = True  # left padded prefill: the prompt's last token
     with torch.no_grad():
         with injected(model, deltas, select):
             hooked = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits
@@ -139,6 +139,7 @@ def test_formats_keep_the_target_space():
 
 # --- the default model ------------------------------------------------------------------
 
+
 @pytest.mark.slow
 def test_default_model_plan_equals_hook_and_training_converges(default_model):
     model, tok = default_model
@@ -188,4 +189,6 @@ def test_default_model_laai_beats_zero_shot(default_model):
         zero, _ = exact_match(model, tok, prompts, expected, progress=False)
         with steerfast.patch(model, plan):
             steered, completions = exact_match(model, tok, prompts, expected, progress=False)
-        assert beats(steered, zero), f"LAAI {steered} vs zero-shot {zero} on {len(items)} items: {completions[:8]}"
+        assert beats(steered, zero), (
+            f"LAAI {steered} vs zero-shot {zero} on {len(items)} items: {completions[:8]}"
+        )

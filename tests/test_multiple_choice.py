@@ -1,4 +1,5 @@
 """The MC harness (batched, prompt + cached options) against a naive per-option loop."""
+
 import pytest
 import torch
 from transformers import DynamicCache
@@ -15,8 +16,12 @@ def items(seed, n=7, max_opt_len=3, n_opts=(2, 4)):
     for _ in range(n):
         prompt = torch.randint(1, 128, (int(torch.randint(2, 10, (1,), generator=g)),), generator=g).tolist()
         k = int(torch.randint(*n_opts, (1,), generator=g))
-        opts = [torch.randint(1, 128, (int(torch.randint(1, max_opt_len + 1, (1,), generator=g)),),
-                              generator=g).tolist() for _ in range(k)]
+        opts = [
+            torch.randint(
+                1, 128, (int(torch.randint(1, max_opt_len + 1, (1,), generator=g)),), generator=g
+            ).tolist()
+            for _ in range(k)
+        ]
         out.append((prompt, opts))
     return out
 
@@ -46,8 +51,12 @@ def naive_two_calls(model, encoded, plan):
                 first = model(input_ids=torch.tensor([prompt]), past_key_values=cache, use_cache=True)
                 lp0 = torch.log_softmax(first.logits[0, -1].float(), -1)[o[0]].item()
                 mask = torch.ones(1, len(prompt) + len(o), dtype=torch.long)
-                nxt = model(input_ids=torch.tensor([o]), attention_mask=mask,
-                            past_key_values=first.past_key_values, use_cache=True)
+                nxt = model(
+                    input_ids=torch.tensor([o]),
+                    attention_mask=mask,
+                    past_key_values=first.past_key_values,
+                    use_cache=True,
+                )
                 lp = torch.log_softmax(nxt.logits[0].float(), -1)
                 row.append(lp0 + sum(lp[t - 1, o[t]].item() for t in range(1, len(o))))
             out.append(row)
@@ -72,8 +81,9 @@ def test_unsteered_matches_naive_loop(arch, max_opt_len):
 def test_steered_matches_per_item_two_call_loop(positions):
     model = tiny_model("llama", seed=3)
     enc = items(4)
-    plan = (mask_plan(model, "head", [(0, 1), (2, 3)], 3.0, positions)
-            + mask_plan(model, "hidden", [(1, 5), (1, 9)], -0.8, positions))
+    plan = mask_plan(model, "head", [(0, 1), (2, 3)], 3.0, positions) + mask_plan(
+        model, "hidden", [(1, 5), (1, 9)], -0.8, positions
+    )
     batched = option_logprobs(model, enc, plan, batch_size=4)
     assert max_diff(batched, naive_two_calls(model, enc, plan)) <= 1e-4
     assert max_diff(batched, option_logprobs(model, enc, plan, hooks=True, batch_size=4)) <= 1e-5
@@ -100,11 +110,15 @@ class CharTokenizer:
 def test_evaluate_accuracy_counts_argmax():
     model = tiny_model("llama", seed=7)
     tok = CharTokenizer()
-    rows = [{"prompt": p, "options": [" yes", " no", " maybe"], "answer": i % 3}
-            for i, p in enumerate(["ab", "the cat", "x y z", "hello there", "q"])]
+    rows = [
+        {"prompt": p, "options": [" yes", " no", " maybe"], "answer": i % 3}
+        for i, p in enumerate(["ab", "the cat", "x y z", "hello there", "q"])
+    ]
     res = evaluate(model, tok, rows, batch_size=2)
-    enc = [([1] + [2 + ord(c) % 120 for c in r["prompt"]],
-            [[2 + ord(c) % 120 for c in o] for o in r["options"]]) for r in rows]
+    enc = [
+        ([1] + [2 + ord(c) % 120 for c in r["prompt"]], [[2 + ord(c) % 120 for c in o] for o in r["options"]])
+        for r in rows
+    ]
     ref = naive_unpadded(model, enc)
     preds, acc = accuracy_of(ref, [r["answer"] for r in rows])
     assert res.predictions == preds

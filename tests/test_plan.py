@@ -1,11 +1,10 @@
 import pytest
 import torch
+from helpers import random_plan
 
 import steerfast
 from steerfast.models import tiny_model
 from steerfast.plan import Intervention, SteeringPlan
-
-from helpers import random_plan
 
 
 def test_save_load_roundtrip(tmp_path):
@@ -30,6 +29,7 @@ def test_corrupt_and_foreign_files(tmp_path):
     with pytest.raises(steerfast.PlanError, match="not a readable safetensors plan"):
         SteeringPlan.load(junk)
     from safetensors.torch import save_file
+
     foreign = tmp_path / "foreign.safetensors"
     save_file({"w": torch.zeros(2)}, str(foreign))
     with pytest.raises(steerfast.PlanError, match="no steerfast plan header"):
@@ -45,19 +45,22 @@ def test_corrupt_and_foreign_files(tmp_path):
         SteeringPlan.load(cut)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(tensor=torch.tensor([1.0, float("nan")])), "NaN or inf"),
-    (dict(tensor=torch.randn(2, 4), positions="prefix:3"), "needs a tensor with 3 row"),
-    (dict(tensor=torch.randn(2, 4)), "needs a tensor with 1 row"),
-    (dict(site="mlp.middle"), "unknown site"),
-    (dict(kind="mul"), "unknown kind"),
-    (dict(layer=-1), "non-negative"),
-    (dict(positions="prefix:0"), "positive length"),
-    (dict(positions="sometimes"), "unknown positions"),
-    (dict(strength=float("nan")), "strength must be finite"),
-    (dict(tensor=torch.arange(4)), "floating point"),
-    (dict(site="embed.out", layer=2), "layer 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(tensor=torch.tensor([1.0, float("nan")])), "NaN or inf"),
+        (dict(tensor=torch.randn(2, 4), positions="prefix:3"), "needs a tensor with 3 row"),
+        (dict(tensor=torch.randn(2, 4)), "needs a tensor with 1 row"),
+        (dict(site="mlp.middle"), "unknown site"),
+        (dict(kind="mul"), "unknown kind"),
+        (dict(layer=-1), "non-negative"),
+        (dict(positions="prefix:0"), "positive length"),
+        (dict(positions="sometimes"), "unknown positions"),
+        (dict(strength=float("nan")), "strength must be finite"),
+        (dict(tensor=torch.arange(4)), "floating point"),
+        (dict(site="embed.out", layer=2), "layer 0"),
+    ],
+)
 def test_bad_interventions(kwargs, match):
     args = dict(layer=0, site="mlp.out", kind="add", tensor=torch.randn(4), positions="all", strength=1.0)
     args.update(kwargs)
@@ -83,6 +86,6 @@ def test_recipe_bad_inputs():
         caa(model, tok, [("good", "bad")], layer=7, progress=False)
     with pytest.raises(steerfast.PlanError, match="tokenizes to nothing"):
         caa(model, tok, [("good", "")], layer=1, progress=False)
-    plan = actadd(model, tok, "love it", "hate", layer=1)   # right-padded to equal length
+    plan = actadd(model, tok, "love it", "hate", layer=1)  # right-padded to equal length
     assert plan.interventions[0].tensor.shape == (7, model.config.hidden_size)
     assert plan.interventions[0].positions == "prefix:7"

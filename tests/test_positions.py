@@ -4,20 +4,20 @@ Only the last layer's mlp.out is steered and the decode tokens are fixed, so eve
 input is identical with and without steering: the recorded output differs exactly at the
 steered cells, by the added vector.
 """
+
 import pytest
 import torch
+from conftest import left_pad
 from transformers import DynamicCache
 
 import steerfast
 from steerfast.models import tiny_model
 from steerfast.plan import Intervention, SteeringPlan
 
-from conftest import left_pad
+ROWS = [[5, 9, 17, 33, 2], [40, 41, 42]]  # row 1 is left padded by 2
+DECODE = [[7, 8], [9, 10], [11, 12]]  # fixed tokens fed in three decode steps
 
-ROWS = [[5, 9, 17, 33, 2], [40, 41, 42]]           # row 1 is left padded by 2
-DECODE = [[7, 8], [9, 10], [11, 12]]               # fixed tokens fed in three decode steps
-
-EXPECTED = {   # policy: (changed prefill cells (row, col), rows changed in each decode step)
+EXPECTED = {  # policy: (changed prefill cells (row, col), rows changed in each decode step)
     "prefix:2": ({(0, 0), (0, 1), (1, 2), (1, 3)}, set()),
     "prompt_last": ({(0, 4), (1, 4)}, set()),
     "last": ({(0, 4), (1, 4)}, {0, 1}),
@@ -30,7 +30,8 @@ def _record(model):
     ids, mask, pos = left_pad(ROWS)
     seen = []
     hook = model.model.layers[2].mlp.down_proj.register_forward_hook(
-        lambda mod, args, out: seen.append(out.detach().clone()))
+        lambda mod, args, out: seen.append(out.detach().clone())
+    )
     cache = DynamicCache()
     try:
         with torch.no_grad():
@@ -39,8 +40,12 @@ def _record(model):
             for tokens in DECODE:
                 m = torch.cat([m, torch.ones(2, 1, dtype=m.dtype)], 1)
                 p = p + 1
-                model(input_ids=torch.tensor(tokens).view(2, 1), attention_mask=m, position_ids=p,
-                      past_key_values=cache)
+                model(
+                    input_ids=torch.tensor(tokens).view(2, 1),
+                    attention_mask=m,
+                    position_ids=p,
+                    past_key_values=cache,
+                )
     finally:
         hook.remove()
     return seen
@@ -79,14 +84,19 @@ def test_last_and_from_prompt_end_differ_on_a_multi_token_continuation():
         for steer in (False, True):
             seen = []
             hook = model.model.layers[2].mlp.down_proj.register_forward_hook(
-                lambda mod, args, o: seen.append(o.detach().clone()))
+                lambda mod, args, o: seen.append(o.detach().clone())
+            )
             handle = steerfast.patch(model, plan) if steer else None
             cache = DynamicCache()
             with torch.no_grad():
                 model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=cache)
                 m = torch.cat([mask, torch.ones(2, 2, dtype=mask.dtype)], 1)
-                model(input_ids=torch.tensor([[7, 8], [9, 10]]), attention_mask=m,
-                      position_ids=pos[:, -1:] + torch.tensor([[1, 2]]), past_key_values=cache)
+                model(
+                    input_ids=torch.tensor([[7, 8], [9, 10]]),
+                    attention_mask=m,
+                    position_ids=pos[:, -1:] + torch.tensor([[1, 2]]),
+                    past_key_values=cache,
+                )
             hook.remove()
             if handle:
                 handle.revert()

@@ -11,6 +11,7 @@ StaticCache, left padding:
 `python tests/test_properties.py N` runs N random cases of each property outside hypothesis
 and prints the counts of cases and mismatches (with the first mismatching examples).
 """
+
 from __future__ import annotations
 
 import functools
@@ -33,13 +34,17 @@ POLICIES = ["prefix:1", "prefix:3", "prompt_last", "last", "from_prompt_end", "a
 CACHES = ["dynamic", "static"]
 NEW = 3
 TOL = 1e-5
-SETTINGS = dict(deadline=None, derandomize=True, database=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = dict(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def _buildable() -> list[str]:
     out = []
-    for arch in REGISTRY:                       # the list grows: iterate, never hard-code
+    for arch in REGISTRY:  # the list grows: iterate, never hard-code
         try:
             _model(arch)
         except (ModelNotFoundError, ValueError, KeyError):
@@ -48,12 +53,12 @@ def _buildable() -> list[str]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model(arch):
-    return tiny_model(arch, seed=7)             # patch()/apply_hooks revert exactly: shared
+    return tiny_model(arch, seed=7)  # patch()/apply_hooks revert exactly: shared
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tok():
     tok = tiny_tokenizer()
     tok.padding_side = "left"
@@ -67,7 +72,7 @@ def _site_dim(model, site):
     return get_adapter(model).site_dim(model, 0, site)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _sites(arch) -> tuple:
     """The sites this architecture can express (e.g. no mlp.neurons on an MoE block)."""
     out = []
@@ -91,7 +96,11 @@ def make_plan(model, specs) -> SteeringPlan:
         g = torch.Generator().manual_seed(seed)
         rows = int(policy.split(":")[1]) if policy.startswith("prefix") else 1
         dim = _site_dim(model, site)
-        t = torch.randn(rows, dim, generator=g) if kind == "add" else (torch.rand(rows, dim, generator=g) > 0.5).float()
+        t = (
+            torch.randn(rows, dim, generator=g)
+            if kind == "add"
+            else (torch.rand(rows, dim, generator=g) > 0.5).float()
+        )
         ivs.append(Intervention(0 if site == "embed.out" else layer, site, kind, t, policy, strength))
     return SteeringPlan(ivs, "property")
 
@@ -102,7 +111,7 @@ def plan_specs(draw, arch):
     n = draw(st.integers(1, 6))
     specs = []
     for _ in range(n):
-        if specs and draw(st.booleans()):      # repeated site: another edit where one already is
+        if specs and draw(st.booleans()):  # repeated site: another edit where one already is
             site, layer = draw(st.sampled_from([(s[0], s[1]) for s in specs]))
         else:
             site = draw(st.sampled_from(sites))
@@ -119,8 +128,14 @@ prompts = st.lists(st.text(alphabet="abcdefgh xyz!", min_size=1, max_size=7), mi
 
 def _gen(model, tok, texts, cache):
     enc = tok(texts, return_tensors="pt", padding=True)
-    kw = dict(max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False, output_logits=True,
-              return_dict_in_generate=True, pad_token_id=tok.pad_token_id)
+    kw = dict(
+        max_new_tokens=NEW,
+        min_new_tokens=NEW,
+        do_sample=False,
+        output_logits=True,
+        return_dict_in_generate=True,
+        pad_token_id=tok.pad_token_id,
+    )
     if cache == "static":
         kw["cache_implementation"] = "static"
     with torch.no_grad():
@@ -136,7 +151,7 @@ def _steps_diff(a, b, rows_a=None, rows_b=None) -> float:
         lb = lb if rows_b is None else lb[rows_b]
         worst = max(worst, (la - lb).abs().max().item())
         if not torch.equal(la.argmax(-1), lb.argmax(-1)):
-            break                                  # a tie broke differently: stop comparing
+            break  # a tie broke differently: stop comparing
     return worst
 
 
@@ -153,8 +168,13 @@ def patched_vs_hooks(arch, specs, texts, cache) -> float:
 def batch_vs_alone(arch, row_specs, texts, cache) -> float:
     model, tok = _model(arch), _tok()
     steer = [None if s is None else Steer(make_plan(model, s)) for s in row_specs]
-    kw = dict(max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False, output_logits=True,
-              return_dict_in_generate=True)
+    kw = dict(
+        max_new_tokens=NEW,
+        min_new_tokens=NEW,
+        do_sample=False,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
     if cache == "static":
         kw["cache_implementation"] = "static"
     _, batch = generate(model, tok, texts, steer, return_ids=True, **kw)
@@ -194,8 +214,16 @@ def _random_specs(rng, arch):
             site, layer = rng.choice([(s[0], s[1]) for s in specs])
         else:
             site, layer = rng.choice(_sites(arch)), rng.randrange(_layers(arch))
-        specs.append((site, layer, rng.choice(["add", "scale"]), rng.choice(POLICIES),
-                      rng.choice([-1.5, -0.5, 0.5, 1.0, 2.0]), rng.randrange(10_000)))
+        specs.append(
+            (
+                site,
+                layer,
+                rng.choice(["add", "scale"]),
+                rng.choice(POLICIES),
+                rng.choice([-1.5, -0.5, 0.5, 1.0, 2.0]),
+                rng.randrange(10_000),
+            )
+        )
     return specs
 
 
@@ -207,8 +235,10 @@ def count(n: int, seed: int = 0) -> None:
         bad = []
         for case in range(n):
             arch, cache = rng.choice(ARCHS), rng.choice(CACHES)
-            texts = ["".join(rng.choice(letters) for _ in range(rng.randint(1, 7)))
-                     for _ in range(rng.randint(1, 3))]
+            texts = [
+                "".join(rng.choice(letters) for _ in range(rng.randint(1, 7)))
+                for _ in range(rng.randint(1, 3))
+            ]
             if name == "patched_vs_hooks":
                 specs = _random_specs(rng, arch)
                 diff = patched_vs_hooks(arch, specs, texts, cache)
@@ -221,10 +251,13 @@ def count(n: int, seed: int = 0) -> None:
         if name == "patched_vs_hooks" and bad:
             # the runtime applies one site's position lanes in sorted order (issue 11, item 2):
             # a mismatch that disappears when the plan is written in that order is that bug
-            order = sum(patched_vs_hooks(a, sorted(sp, key=lambda x: x[3]), t, c) <= TOL
-                        for _, a, c, t, sp in bad)
-            print(f"  {order} of {len(bad)} vanish when each site's interventions are in "
-                  f"sorted position order (the lane-order bug); {len(bad) - order} other")
+            order = sum(
+                patched_vs_hooks(a, sorted(sp, key=lambda x: x[3]), t, c) <= TOL for _, a, c, t, sp in bad
+            )
+            print(
+                f"  {order} of {len(bad)} vanish when each site's interventions are in "
+                f"sorted position order (the lane-order bug); {len(bad) - order} other"
+            )
         for diff, arch, cache, texts, specs in sorted(bad, key=lambda b: len(str(b[4])))[:3]:
             print(f"  {diff:.3g} {arch} {cache} {texts!r} {specs}")
 

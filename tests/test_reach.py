@@ -1,20 +1,20 @@
 """The model the user already has: accelerate offload, PEFT, other people's forward wrappers,
 edits made while patched, and the runtime's own invariants (plan order, locking, copies)."""
+
 import copy
 import threading
 import time
 
 import pytest
 import torch
+from conftest import left_pad
+from helpers import random_plan
 from torch import nn
 
 import steerfast
 from steerfast.errors import SteeringError
 from steerfast.models import tiny_model
 from steerfast.plan import Intervention, SteeringPlan
-
-from conftest import left_pad
-from helpers import random_plan
 
 ROWS = [[5, 9, 17, 33, 2, 7, 11, 64, 3], [40, 41, 42, 43], [7, 7, 100]]
 
@@ -44,10 +44,18 @@ def test_disk_offload_equals_the_plain_model(arch, batch, tmp_path):
 
     model, plan, base, want = _steered_reference(arch, 2, batch)
     model.save_pretrained(tmp_path / "m")
-    device_map = {"model.embed_tokens": "cpu", "model.layers.0": "cpu", "model.layers.1": "disk",
-                  "model.layers.2": "disk", "model.norm": "cpu", "model.rotary_emb": "cpu", "lm_head": "cpu"}
-    off = AutoModelForCausalLM.from_pretrained(tmp_path / "m", device_map=device_map,
-                                               offload_folder=str(tmp_path / "off")).eval()
+    device_map = {
+        "model.embed_tokens": "cpu",
+        "model.layers.0": "cpu",
+        "model.layers.1": "disk",
+        "model.layers.2": "disk",
+        "model.norm": "cpu",
+        "model.rotary_emb": "cpu",
+        "lm_head": "cpu",
+    }
+    off = AutoModelForCausalLM.from_pretrained(
+        tmp_path / "m", device_map=device_map, offload_folder=str(tmp_path / "off")
+    ).eval()
     assert off.model.layers[1].self_attn.o_proj.weight.is_meta, "the layer must really be offloaded"
     with steerfast.patch(off, plan) as handle:
         got = logits(off, *batch)
@@ -72,7 +80,8 @@ def test_cpu_offload_with_the_embedding_offloaded(batch):
 
 
 def test_peft_lora_wrapped_projections(batch):
-    import peft                                          # in the test extras: a missing one fails
+    import peft  # in the test extras: a missing one fails
+
     model = tiny_model("llama", seed=1)
     cfg = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["o_proj", "down_proj"], init_lora_weights=False)
     wrapped = peft.get_peft_model(model, cfg).eval()
@@ -99,6 +108,7 @@ def _doubling(module):
 
     def forward(x):
         return 2.0 * inner(x)
+
     return forward
 
 
@@ -110,7 +120,9 @@ def test_wrapper_installed_before_patch_still_runs(batch):
     theirs = proj.forward
     with steerfast.patch(model, plan) as handle:
         fused = logits(model, *batch)
-        assert {r["module"]: r["realisation"] for r in handle.describe()}["model.layers.1.mlp.down_proj"] == "wrapped"
+        assert {r["module"]: r["realisation"] for r in handle.describe()}[
+            "model.layers.1.mlp.down_proj"
+        ] == "wrapped"
     with steerfast.apply_hooks(model, plan):
         hooked = logits(model, *batch)
     assert (fused - hooked)[batch[1].bool()].abs().max().item() <= 1e-5
@@ -127,15 +139,19 @@ def test_wrapper_installed_after_patch_survives_revert(batch):
     theirs = proj.forward
     handle.revert()
     assert proj.forward is theirs
-    proj.__dict__.pop("forward")                        # the user's own unwrap
+    proj.__dict__.pop("forward")  # the user's own unwrap
     assert torch.equal(logits(model, *batch), base)
 
 
 def test_model_to_bf16_while_patched_equals_hooks(batch):
     model = tiny_model("llama", seed=1)
-    plan = SteeringPlan([Intervention(1, "mlp.out", "add", torch.randn(64), "from_prompt_end", 3.0),
-                         Intervention(2, "attn.heads", "scale", (torch.randn(64) > 0).float(), "last", 0.5)],
-                        "caa")
+    plan = SteeringPlan(
+        [
+            Intervention(1, "mlp.out", "add", torch.randn(64), "from_prompt_end", 3.0),
+            Intervention(2, "attn.heads", "scale", (torch.randn(64) > 0).float(), "last", 0.5),
+        ],
+        "caa",
+    )
     ids, mask, _ = batch
     kw = dict(attention_mask=mask, max_new_tokens=8, min_new_tokens=8, do_sample=False, pad_token_id=0)
     with steerfast.patch(model, plan):
@@ -148,16 +164,22 @@ def test_model_to_bf16_while_patched_equals_hooks(batch):
 
 
 def test_bias_edited_while_patched_is_used_in_decode(batch):
-    model = tiny_model("starcoder2", seed=1)                 # projections with a bias
+    model = tiny_model("starcoder2", seed=1)  # projections with a bias
     plan = SteeringPlan([Intervention(1, "mlp.out", "add", torch.randn(64), "from_prompt_end", 3.0)], "caa")
     ids, mask, _ = batch
-    kw = dict(attention_mask=mask, max_new_tokens=8, min_new_tokens=8, do_sample=False, pad_token_id=0,
-              output_logits=True, return_dict_in_generate=True)
-    with steerfast.patch(model, plan):
-        with torch.no_grad():
-            model.generate(ids, **kw)                        # folds the bias for decode
-            model.model.layers[1].mlp.c_proj.bias.add_(0.5)
-            fused = model.generate(ids, **kw)
+    kw = dict(
+        attention_mask=mask,
+        max_new_tokens=8,
+        min_new_tokens=8,
+        do_sample=False,
+        pad_token_id=0,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
+    with steerfast.patch(model, plan), torch.no_grad():
+        model.generate(ids, **kw)  # folds the bias for decode
+        model.model.layers[1].mlp.c_proj.bias.add_(0.5)
+        fused = model.generate(ids, **kw)
     with steerfast.apply_hooks(model, plan), torch.no_grad():
         hooked = model.generate(ids, **kw)
     assert torch.equal(fused.sequences, hooked.sequences)
@@ -170,8 +192,15 @@ def test_bf16_decode_matches_hooks_exactly_where_the_fold_would_not(batch):
     model = tiny_model("llama", seed=1, dtype=torch.bfloat16)
     plan = SteeringPlan([Intervention(1, "mlp.out", "add", torch.randn(64), "from_prompt_end", 3.0)], "caa")
     ids, mask, _ = batch
-    kw = dict(attention_mask=mask, max_new_tokens=8, min_new_tokens=8, do_sample=False, pad_token_id=0,
-              output_logits=True, return_dict_in_generate=True)
+    kw = dict(
+        attention_mask=mask,
+        max_new_tokens=8,
+        min_new_tokens=8,
+        do_sample=False,
+        pad_token_id=0,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
     with steerfast.patch(model, plan), torch.no_grad():
         fused = model.generate(ids, **kw)
     with steerfast.apply_hooks(model, plan), torch.no_grad():
@@ -187,9 +216,14 @@ def test_interventions_on_one_site_apply_in_plan_order(batch):
     mask_t = (torch.randn(64, generator=torch.Generator().manual_seed(1)) > 0).float()
     vec = torch.randn(64, generator=torch.Generator().manual_seed(2))
     sadi = SteeringPlan([Intervention(1, "mlp.out", "scale", mask_t, "prompt_last", 4.0)], "sadi")
-    caa = SteeringPlan([Intervention(1, "mlp.out", "add", vec, "from_prompt_end", 3.0),
-                        Intervention(1, "mlp.out", "scale", mask_t, "all", -0.5),
-                        Intervention(1, "mlp.out", "add", vec, "from_prompt_end", 1.0)], "caa")
+    caa = SteeringPlan(
+        [
+            Intervention(1, "mlp.out", "add", vec, "from_prompt_end", 3.0),
+            Intervention(1, "mlp.out", "scale", mask_t, "all", -0.5),
+            Intervention(1, "mlp.out", "add", vec, "from_prompt_end", 1.0),
+        ],
+        "caa",
+    )
     real = batch[1].bool()
     results = []
     for plan in (sadi + caa, caa + sadi):
@@ -213,8 +247,8 @@ def test_set_strength_from_another_thread_never_tears_a_forward(batch):
 
         def hammer():
             while not stop.is_set():
-                handle.set_strength(1.0)                     # the same value every time
-                time.sleep(0.002)                            # the lock is not fair: let forwards in
+                handle.set_strength(1.0)  # the same value every time
+                time.sleep(0.002)  # the lock is not fair: let forwards in
 
         t = threading.Thread(target=hammer)
         t.start()
@@ -254,13 +288,11 @@ def test_set_strength_index_out_of_range_is_refused():
 def test_hooks_and_patch_refuse_to_stack(batch):
     model = tiny_model("llama", seed=1)
     plan = random_plan(model, seed=1)
-    with steerfast.patch(model, plan):
-        with pytest.raises(SteeringError, match="revert"):
-            steerfast.apply_hooks(model, plan)
-    with steerfast.apply_hooks(model, plan):
-        with pytest.raises(SteeringError, match="apply_hooks"):
-            steerfast.patch(model, plan)
-    with steerfast.patch(model, plan):                    # both free again
+    with steerfast.patch(model, plan), pytest.raises(SteeringError, match="revert"):
+        steerfast.apply_hooks(model, plan)
+    with steerfast.apply_hooks(model, plan), pytest.raises(SteeringError, match="apply_hooks"):
+        steerfast.patch(model, plan)
+    with steerfast.patch(model, plan):  # both free again
         pass
 
 
@@ -279,9 +311,8 @@ def test_patched_projection_never_edits_an_observed_input(batch):
 
 def test_deepcopy_of_a_patched_model_is_refused_clearly():
     model = tiny_model("llama", seed=1)
-    with steerfast.patch(model, random_plan(model, seed=1)):
-        with pytest.raises(SteeringError, match="revert"):
-            copy.deepcopy(model)
+    with steerfast.patch(model, random_plan(model, seed=1)), pytest.raises(SteeringError, match="revert"):
+        copy.deepcopy(model)
     assert isinstance(copy.deepcopy(model), nn.Module)
 
 
@@ -293,7 +324,7 @@ def test_failed_load_leaves_the_bank_as_it_was(batch):
         bank.assign([0, 0, -1])
         before = logits(model, *batch)
         wrong = SteeringPlan([Intervention(1, "mlp.out", "add", torch.ones(65), "all", 1.0)], "x")
-        with pytest.raises(Exception):
+        with pytest.raises(steerfast.PlanError):
             bank.load_all({1: plan, 0: wrong})
         assert bank.plans[1] is None
         assert torch.equal(logits(model, *batch), before)

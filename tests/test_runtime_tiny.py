@@ -1,13 +1,13 @@
 """Patched runtime vs the plain-hook oracle on tiny random models of every supported family."""
+
 import pytest
 import torch
+from conftest import ARCHS, left_pad
+from helpers import random_plan
 
 import steerfast
 from steerfast.models import tiny_model
 from steerfast.plan import Intervention, SteeringPlan
-
-from conftest import ARCHS, left_pad
-from helpers import random_plan
 
 ROWS = [[5, 9, 17, 33, 2, 7, 11, 64, 3], [40, 41, 42, 43], [7, 7, 100], [90, 12, 13, 14, 15, 16, 17]]
 
@@ -58,7 +58,7 @@ def test_left_padded_rows_equal_single_runs(arch):
         batch = logits(model, ids, mask, pos)
         for i, row in enumerate(ROWS):
             single = logits(model, *left_pad([row]))
-            assert (batch[i, -len(row):] - single[0]).abs().max().item() <= 1e-5
+            assert (batch[i, -len(row) :] - single[0]).abs().max().item() <= 1e-5
 
 
 def test_revert_is_exact_and_idempotent():
@@ -81,15 +81,16 @@ def test_revert_after_exception_inside_steered_forward():
     plan = random_plan(model, seed=10)
     ids, mask, pos = left_pad(ROWS)
     before = logits(model, ids, mask, pos)
-    with pytest.raises(RuntimeError, match="boom"):
-        with steerfast.patch(model, plan):
-            def explode(mod, args):
-                raise RuntimeError("boom")
-            h = model.model.layers[1].register_forward_pre_hook(explode)
-            try:
-                logits(model, ids, mask, pos)
-            finally:
-                h.remove()
+    with pytest.raises(RuntimeError, match="boom"), steerfast.patch(model, plan):
+
+        def explode(mod, args):
+            raise RuntimeError("boom")
+
+        h = model.model.layers[1].register_forward_pre_hook(explode)
+        try:
+            logits(model, ids, mask, pos)
+        finally:
+            h.remove()
     assert torch.equal(logits(model, ids, mask, pos), before)
 
 
@@ -104,9 +105,15 @@ def test_strength_changes_in_place():
         changed = logits(model, ids, mask, pos)
     assert torch.equal(zero, logits(model, ids, mask, pos))
     assert not torch.equal(changed, zero)
-    with steerfast.apply_hooks(model, SteeringPlan(
-            [iv if i == 1 else Intervention(iv.layer, iv.site, iv.kind, iv.tensor, iv.positions, 0.0)
-             for i, iv in enumerate(plan.with_strength(2.5).interventions)])):
+    with steerfast.apply_hooks(
+        model,
+        SteeringPlan(
+            [
+                iv if i == 1 else Intervention(iv.layer, iv.site, iv.kind, iv.tensor, iv.positions, 0.0)
+                for i, iv in enumerate(plan.with_strength(2.5).interventions)
+            ]
+        ),
+    ):
         hooked = logits(model, ids, mask, pos)
     assert (changed - hooked)[mask.bool()].abs().max().item() <= 1e-5
 
@@ -117,12 +124,21 @@ def test_bad_plans_leave_model_unpatched():
     ids, mask, pos = left_pad(ROWS)
     before = logits(model, ids, mask, pos)
     bad = {
-        "hidden_size": SteeringPlan([Intervention(0, "mlp.out", "add", torch.randn(h))],
-                                    model={"hidden_size": h + 1}),
-        "out of range": SteeringPlan([Intervention(0, "mlp.out", "add", torch.randn(h)),
-                                      Intervention(99, "mlp.out", "add", torch.randn(h))]),
-        "has size": SteeringPlan([Intervention(0, "mlp.out", "add", torch.randn(h)),
-                                  Intervention(1, "mlp.neurons", "scale", torch.ones(h))]),
+        "hidden_size": SteeringPlan(
+            [Intervention(0, "mlp.out", "add", torch.randn(h))], model={"hidden_size": h + 1}
+        ),
+        "out of range": SteeringPlan(
+            [
+                Intervention(0, "mlp.out", "add", torch.randn(h)),
+                Intervention(99, "mlp.out", "add", torch.randn(h)),
+            ]
+        ),
+        "has size": SteeringPlan(
+            [
+                Intervention(0, "mlp.out", "add", torch.randn(h)),
+                Intervention(1, "mlp.neurons", "scale", torch.ones(h)),
+            ]
+        ),
     }
     for match, plan in bad.items():
         with pytest.raises(steerfast.PlanError, match=match):
@@ -134,11 +150,10 @@ def test_bad_plans_leave_model_unpatched():
 def test_double_patch_and_unsupported_model():
     model = tiny_model("llama", seed=14)
     plan = random_plan(model)
-    with steerfast.patch(model, plan):
-        with pytest.raises(steerfast.SteeringError, match="already patched"):
-            steerfast.patch(model, plan)
+    with steerfast.patch(model, plan), pytest.raises(steerfast.SteeringError, match="already patched"):
+        steerfast.patch(model, plan)
     other = tiny_model("llama", seed=14)
-    other.config.model_type = "bloom"                    # a type with no site table
+    other.config.model_type = "bloom"  # a type with no site table
     with pytest.raises(steerfast.UnsupportedModelError, match="supported: cohere, falcon, gemma"):
         steerfast.patch(other, plan)
 
@@ -152,13 +167,29 @@ def test_decode_logits_equal_hooks_and_use_whole_tensor_ops(arch, monkeypatch):
 
     model = tiny_model(arch, seed=15)
     plan = random_plan(model, seed=16)
-    plan = plan + SteeringPlan([
-        Intervention(2, "mlp.neurons", "add", torch.randn(model.config.intermediate_size), "last", 0.5),
-        Intervention(2, "attn.out", "scale", (torch.rand(model.config.hidden_size) > 0.5).float(),
-                     "from_prompt_end", 0.7)])
+    plan = plan + SteeringPlan(
+        [
+            Intervention(2, "mlp.neurons", "add", torch.randn(model.config.intermediate_size), "last", 0.5),
+            Intervention(
+                2,
+                "attn.out",
+                "scale",
+                (torch.rand(model.config.hidden_size) > 0.5).float(),
+                "from_prompt_end",
+                0.7,
+            ),
+        ]
+    )
     ids, mask, _ = left_pad(ROWS)
-    kw = dict(attention_mask=mask, max_new_tokens=6, min_new_tokens=6, do_sample=False, pad_token_id=0,
-              output_logits=True, return_dict_in_generate=True)
+    kw = dict(
+        attention_mask=mask,
+        max_new_tokens=6,
+        min_new_tokens=6,
+        do_sample=False,
+        pad_token_id=0,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
     calls = []
     real_op = steered.ops.steer_rows_
     monkeypatch.setattr(steered.ops, "steer_rows_", lambda y, *a: (calls.append(y.shape[0]), real_op(y, *a)))

@@ -1,11 +1,13 @@
 """SADI recipe: planted signals are ranked first, global signed top-K, plans equal the hook
 oracle, bad input raises; on the default model, the committed result is re-measured."""
+
 import json
 import math
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import left_pad
 
 import steerfast
 from steerfast.errors import PlanError
@@ -13,9 +15,7 @@ from steerfast.models import tiny_model
 from steerfast.recipes.sadi import mask_plan, mean_differences, sadi, top_k
 from steerfast.recipes.sadi_baselines import fixed_vector_plan, random_mask, random_units
 
-from conftest import left_pad
-
-POS, NEG = 7, 9          # last token of positive / negative sequences in planted tests
+POS, NEG = 7, 9  # last token of positive / negative sequences in planted tests
 PREFIXES = [[5, 11, 23], [40, 41], [3, 60, 61, 62, 90], [17], [100, 2, 8, 30]]
 PAIRS = [(p + [POS], p + [NEG]) for p in PREFIXES]
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "sadi_results.json"
@@ -39,8 +39,9 @@ class Plant:
         return t
 
     def on_input(self, module, cols, value):
-        self.handles.append(module.register_forward_pre_hook(
-            lambda m, a: (self._edit(a[0], cols, value),) + tuple(a[1:])))
+        self.handles.append(
+            module.register_forward_pre_hook(lambda m, a: (self._edit(a[0], cols, value),) + tuple(a[1:]))
+        )
 
     def on_output(self, module, cols, value):
         self.handles.append(module.register_forward_hook(lambda m, a, out: self._edit(out, cols, value)))
@@ -68,10 +69,14 @@ def scores_with(model, plant_fn):
 def test_planted_units_rank_first(arch):
     model = tiny_model(arch, seed=1)
     layers = model.model.layers
-    s = scores_with(model, lambda p: (
-        p.on_input(layers[1].self_attn.o_proj, head_cols(model, 2), 40.0),
-        p.on_output(layers[2].mlp.act_fn, [17], 40.0),
-        p.on_output(layers[0].mlp.down_proj, [5], 40.0)))
+    s = scores_with(
+        model,
+        lambda p: (
+            p.on_input(layers[1].self_attn.o_proj, head_cols(model, 2), 40.0),
+            p.on_output(layers[2].mlp.act_fn, [17], 40.0),
+            p.on_output(layers[0].mlp.down_proj, [5], 40.0),
+        ),
+    )
     assert top_k(s.scores["head"], 1) == [(1, 2)]
     assert top_k(s.scores["neuron"], 1) == [(2, 17)]
     assert top_k(s.scores["hidden"], 1) == [(0, 5)]
@@ -85,10 +90,14 @@ def test_planted_units_rank_first(arch):
 def test_global_top_k_crosses_layers_and_is_signed():
     model = tiny_model("llama", seed=2)
     layers = model.model.layers
-    s = scores_with(model, lambda p: (
-        p.on_input(layers[0].self_attn.o_proj, head_cols(model, 1), 30.0),
-        p.on_input(layers[2].self_attn.o_proj, head_cols(model, 3), 20.0),
-        p.on_input(layers[1].self_attn.o_proj, head_cols(model, 0), -500.0)))
+    s = scores_with(
+        model,
+        lambda p: (
+            p.on_input(layers[0].self_attn.o_proj, head_cols(model, 1), 30.0),
+            p.on_input(layers[2].self_attn.o_proj, head_cols(model, 3), 20.0),
+            p.on_input(layers[1].self_attn.o_proj, head_cols(model, 0), -500.0),
+        ),
+    )
     assert top_k(s.scores["head"], 2) == [(0, 1), (2, 3)]
     # the large negative difference is ranked last, not first
     assert top_k(s.scores["head"], 12)[-1] == (1, 0)
@@ -106,8 +115,13 @@ def test_mask_plan_layout():
     assert m2.sum().item() == 32 and m2[16:32].eq(1).all() and m2[48:64].eq(1).all()
     assert plan.meta["official_multiplier"] == 5.0
     n = mask_plan(model, "neuron", [(1, 7)], 2.0, "from_prompt_end").interventions[0]
-    assert (n.site, n.dim, n.positions, n.tensor.sum().item(), n.tensor[0, 7].item()) == \
-        ("mlp.neurons", 96, "from_prompt_end", 1.0, 1.0)
+    assert (n.site, n.dim, n.positions, n.tensor.sum().item(), n.tensor[0, 7].item()) == (
+        "mlp.neurons",
+        96,
+        "from_prompt_end",
+        1.0,
+        1.0,
+    )
     assert mask_plan(model, "hidden", [(1, 7)], 2.0).interventions[0].site == "mlp.out"
 
 
@@ -133,8 +147,10 @@ def test_head_plan_scales_own_activation_by_one_plus_delta():
 
 def plans_for(model, tok, pairs, positions="prompt_last"):
     s = mean_differences(model, tok, pairs, batch_size=2, progress=False)
-    return [sadi(model, tok, pairs, e, k=k, delta=d, positions=positions, scores=s).plan
-            for e, k, d in (("head", 3, 4.0), ("neuron", 20, 4.0), ("hidden", 4, 2.0))]
+    return [
+        sadi(model, tok, pairs, e, k=k, delta=d, positions=positions, scores=s).plan
+        for e, k, d in (("head", 3, 4.0), ("neuron", 20, 4.0), ("hidden", 4, 2.0))
+    ]
 
 
 def assert_patched_equals_hooks(model, plan, ids, mask, pos):
@@ -199,15 +215,20 @@ def test_bad_input_raises():
 
 
 # --- the default model --------------------------------------------------------------------
-SHORT_PAIRS = [("The sky is blue", "The sky is green"), ("Two plus two is four", "Two plus two is five"),
-               ("Fire is hot", "Fire is cold")]
+SHORT_PAIRS = [
+    ("The sky is blue", "The sky is green"),
+    ("Two plus two is four", "Two plus two is five"),
+    ("Fire is hot", "Fire is cold"),
+]
 
 
 @pytest.mark.slow
 def test_default_model_patched_equals_hooks(default_model):
     model, tok = default_model
-    rows = [tok("Water is", add_special_tokens=True)["input_ids"],
-            tok("The capital of France is", add_special_tokens=True)["input_ids"]]
+    rows = [
+        tok("Water is", add_special_tokens=True)["input_ids"],
+        tok("The capital of France is", add_special_tokens=True)["input_ids"],
+    ]
     ids, mask, pos = left_pad(rows, tok.pad_token_id)
     for plan in plans_for(model, tok, SHORT_PAIRS):
         assert_patched_equals_hooks(model, plan, ids, mask, pos)

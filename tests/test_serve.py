@@ -4,12 +4,11 @@ here), the official `openai` client, greedy outputs compared token for token wit
 
 Plans come from the recipes on small data (steerfast.serve.demo_plans), built once per session.
 """
-import json
+
 import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,7 +17,6 @@ import openai
 import pytest
 
 from steerfast.generate import Steer, generate
-from steerfast.plan import SteeringPlan
 from steerfast.serve.app import chat_prompt
 
 pytestmark = pytest.mark.slow
@@ -62,11 +60,26 @@ def server(plans, tmp_path_factory):
     _, paths = plans
     port = _free_port()
     log = open(tmp_path_factory.mktemp("server") / "server.log", "w+")
-    cmd = [sys.executable, "-m", "steerfast.serve.cli", "--port", str(port), "--slots", "8",
-           "--max-prompt-tokens", "64", "--max-tokens", "32", "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "steerfast.serve.cli",
+        "--port",
+        str(port),
+        "--slots",
+        "8",
+        "--max-prompt-tokens",
+        "64",
+        "--max-tokens",
+        "32",
+        "--threads",
+        "1",
+    ]
     for name in ("caa", "actadd", "sadi", "laai"):
         cmd += ["--plan", f"{name}={paths[name]}"]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TQDM_DISABLE": "1"})
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TQDM_DISABLE": "1"}
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 240
@@ -114,15 +127,23 @@ def _solo(default_model, plans, prompt, entries, new=NEW):
     """steerfast.generate of this one request: the generated ids up to and including EOS."""
     model, tok = default_model
     n = len(tok(prompt)["input_ids"])
-    _, out = generate(model, tok, [prompt], steer=[_steer(plans, entries)], max_new_tokens=new,
-                      do_sample=False, return_ids=True)
+    _, out = generate(
+        model,
+        tok,
+        [prompt],
+        steer=[_steer(plans, entries)],
+        max_new_tokens=new,
+        do_sample=False,
+        return_ids=True,
+    )
     ids = out[0, n:].tolist()
-    return ids[:ids.index(tok.eos_token_id) + 1] if tok.eos_token_id in ids else ids
+    return ids[: ids.index(tok.eos_token_id) + 1] if tok.eos_token_id in ids else ids
 
 
 def _complete(client, prompt, entries, new=NEW, **kw):
-    r = client.completions.create(model="smollm2", prompt=prompt, max_tokens=new, temperature=0,
-                                  extra_body={"steering": entries}, **kw)
+    r = client.completions.create(
+        model="smollm2", prompt=prompt, max_tokens=new, temperature=0, extra_body={"steering": entries}, **kw
+    )
     return r.choices[0]
 
 
@@ -143,7 +164,9 @@ def test_steered_request_equals_generate_alone(client, default_model, plans):
     assert got.text == default_model[1].decode(want, skip_special_tokens=True)
 
 
-def test_16_concurrent_requests_8_configurations_each_equals_its_solo_run(client, default_model, plans, server):
+def test_16_concurrent_requests_8_configurations_each_equals_its_solo_run(
+    client, default_model, plans, server
+):
     jobs = [(name, prompt) for name in CONFIGS for prompt in PROMPTS]
     before = httpx.get(server + "/metrics", timeout=10).json()["requests_total"]
     with ThreadPoolExecutor(len(jobs)) as pool:
@@ -152,18 +175,25 @@ def test_16_concurrent_requests_8_configurations_each_equals_its_solo_run(client
     want = [_solo(default_model, plans[0], p, CONFIGS[n]) for n, p in jobs]
     mismatched = [jobs[i] for i in range(len(jobs)) if got[i] != want[i]]
     assert not mismatched, f"differs from its solo run: {mismatched}"
-    assert len({tuple(w) for w in want}) >= 12          # the configurations really differ
+    assert len({tuple(w) for w in want}) >= 12  # the configurations really differ
     assert httpx.get(server + "/metrics", timeout=10).json()["requests_total"] - before == len(jobs)
 
 
 def test_streaming_equals_non_streaming_chat(client, default_model, plans):
     msgs = [{"role": "user", "content": "Describe your day in one sentence."}]
     entries = [{"plan": "caa", "strength": 4.0}]
-    full = client.chat.completions.create(model="smollm2", messages=msgs, max_tokens=NEW, temperature=0,
-                                          extra_body={"steering": entries})
+    full = client.chat.completions.create(
+        model="smollm2", messages=msgs, max_tokens=NEW, temperature=0, extra_body={"steering": entries}
+    )
     text, ids, reasons = "", [], []
-    for chunk in client.chat.completions.create(model="smollm2", messages=msgs, max_tokens=NEW, temperature=0,
-                                                stream=True, extra_body={"steering": entries}):
+    for chunk in client.chat.completions.create(
+        model="smollm2",
+        messages=msgs,
+        max_tokens=NEW,
+        temperature=0,
+        stream=True,
+        extra_body={"steering": entries},
+    ):
         c = chunk.choices[0]
         text += c.delta.content or ""
         ids += (c.model_extra or {}).get("token_ids") or []
@@ -177,8 +207,12 @@ def test_streaming_equals_non_streaming_chat(client, default_model, plans):
 
 def test_upload_and_delete_while_requests_are_in_flight(client, server, default_model, plans):
     built, paths = plans
-    up = httpx.post(server + "/v1/steering/plans", params={"name": "sadi_b"},
-                    content=paths["sadi"].read_bytes(), timeout=60)
+    up = httpx.post(
+        server + "/v1/steering/plans",
+        params={"name": "sadi_b"},
+        content=paths["sadi"].read_bytes(),
+        timeout=60,
+    )
     assert up.status_code == 201, up.text
     entries = [[{"plan": "sadi_b"}], [{"plan": "caa", "strength": -4.0}]]
     jobs = [(p, e) for p in PROMPTS for e in entries]
@@ -190,16 +224,22 @@ def test_upload_and_delete_while_requests_are_in_flight(client, server, default_
             time.sleep(0.05)
         # while they run: delete the plan some of them use, upload another, use it
         assert httpx.delete(server + "/v1/steering/plans/sadi_b", timeout=30).status_code == 200
-        up = httpx.post(server + "/v1/steering/plans", params={"name": "laai_b"},
-                        content=paths["laai"].read_bytes(), timeout=60)
+        up = httpx.post(
+            server + "/v1/steering/plans",
+            params={"name": "laai_b"},
+            content=paths["laai"].read_bytes(),
+            timeout=60,
+        )
         assert up.status_code == 201, up.text
         active = httpx.get(server + "/metrics", timeout=10).json()["requests_active"]
         late = _complete(client, PROMPTS[1], [{"plan": "laai_b"}]).model_extra["token_ids"]
         got = [f.result(timeout=600).model_extra["token_ids"] for f in futures]
-    assert active >= 1                                    # the changes happened mid-flight
+    assert active >= 1  # the changes happened mid-flight
     ref = {"sadi_b": "sadi"}
-    want = [_solo(default_model, built, p, [{**x, "plan": ref.get(x["plan"], x["plan"])} for x in e], 10)
-            for p, e in jobs]
+    want = [
+        _solo(default_model, built, p, [{**x, "plan": ref.get(x["plan"], x["plan"])} for x in e], 10)
+        for p, e in jobs
+    ]
     assert got == want
     assert late == _solo(default_model, built, PROMPTS[1], [{"plan": "laai"}])
     with pytest.raises(openai.NotFoundError, match="sadi_b"):
@@ -212,8 +252,9 @@ def _plans(server):
 
 
 def _foreign_plan_bytes(tmp_path):
-    from steerfast.models import tiny_model
     from helpers import random_plan
+
+    from steerfast.models import tiny_model
 
     path = tmp_path / "foreign.safetensors"
     random_plan(tiny_model("llama")).save(path)
@@ -221,17 +262,38 @@ def _foreign_plan_bytes(tmp_path):
 
 
 BAD = {
-    "unknown plan": (404, "unknown_plan", lambda s, t: ("json", {"prompt": "Hi", "steering": [{"plan": "nope"}]})),
-    "strength not a number": (400, "invalid_steering",
-                              lambda s, t: ("json", {"prompt": "Hi", "steering": [{"plan": "caa", "strength": "big"}]})),
-    "strength infinite": (400, "invalid_steering",
-                          lambda s, t: ("raw", b'{"prompt": "Hi", "steering": [{"plan": "caa", "strength": Infinity}]}')),
-    "bad positions": (400, "invalid_steering",
-                      lambda s, t: ("json", {"prompt": "Hi", "steering": [{"plan": "caa", "positions": "middle"}]})),
+    "unknown plan": (
+        404,
+        "unknown_plan",
+        lambda s, t: ("json", {"prompt": "Hi", "steering": [{"plan": "nope"}]}),
+    ),
+    "strength not a number": (
+        400,
+        "invalid_steering",
+        lambda s, t: ("json", {"prompt": "Hi", "steering": [{"plan": "caa", "strength": "big"}]}),
+    ),
+    "strength infinite": (
+        400,
+        "invalid_steering",
+        lambda s, t: ("raw", b'{"prompt": "Hi", "steering": [{"plan": "caa", "strength": Infinity}]}'),
+    ),
+    "bad positions": (
+        400,
+        "invalid_steering",
+        lambda s, t: ("json", {"prompt": "Hi", "steering": [{"plan": "caa", "positions": "middle"}]}),
+    ),
     "malformed JSON": (400, "malformed_json", lambda s, t: ("raw", b'{"prompt": "Hi",')),
     "prompt over the limit": (400, "invalid_request", lambda s, t: ("json", {"prompt": "word " * 200})),
-    "max_tokens over the limit": (400, "invalid_request", lambda s, t: ("json", {"prompt": "Hi", "max_tokens": 10_000})),
-    "sampling asked": (400, "unsupported_sampling", lambda s, t: ("json", {"prompt": "Hi", "temperature": 0.8})),
+    "max_tokens over the limit": (
+        400,
+        "invalid_request",
+        lambda s, t: ("json", {"prompt": "Hi", "max_tokens": 10_000}),
+    ),
+    "sampling asked": (
+        400,
+        "unsupported_sampling",
+        lambda s, t: ("json", {"prompt": "Hi", "temperature": 0.8}),
+    ),
     "corrupt upload": (422, "invalid_plan", lambda s, t: ("upload", os.urandom(2048))),
     "foreign upload": (422, "invalid_plan", lambda s, t: ("upload", _foreign_plan_bytes(t))),
     "duplicate name": (409, "plan_exists", lambda s, t: ("upload", None)),
@@ -246,8 +308,12 @@ def test_bad_request_gets_4xx_and_the_server_keeps_serving(case, server, client,
     if kind == "json":
         r = httpx.post(server + "/v1/completions", json=payload, timeout=60)
     elif kind == "raw":
-        r = httpx.post(server + "/v1/completions", content=payload,
-                       headers={"content-type": "application/json"}, timeout=60)
+        r = httpx.post(
+            server + "/v1/completions",
+            content=payload,
+            headers={"content-type": "application/json"},
+            timeout=60,
+        )
     else:
         name = "caa" if payload is None else "incoming"
         data = plans[1]["caa"].read_bytes() if payload is None else payload
@@ -255,7 +321,7 @@ def test_bad_request_gets_4xx_and_the_server_keeps_serving(case, server, client,
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert err["code"] == code and err["message"]
-    assert _plans(server) == before                      # nothing loaded changed
+    assert _plans(server) == before  # nothing loaded changed
     assert _complete(client, "Hello", [{"plan": "caa"}], 2).finish_reason in ("length", "stop")
 
 
@@ -264,9 +330,15 @@ def test_bank_full_is_a_clear_error(server, plans):
     extra = [f"extra{i}" for i in range(8 - len(_plans(server)))]
     try:
         for name in extra:
-            assert httpx.post(server + "/v1/steering/plans", params={"name": name}, content=data,
-                              timeout=60).status_code == 201
-        r = httpx.post(server + "/v1/steering/plans", params={"name": "one_too_many"}, content=data, timeout=60)
+            assert (
+                httpx.post(
+                    server + "/v1/steering/plans", params={"name": name}, content=data, timeout=60
+                ).status_code
+                == 201
+            )
+        r = httpx.post(
+            server + "/v1/steering/plans", params={"name": "one_too_many"}, content=data, timeout=60
+        )
         assert r.status_code == 409 and r.json()["error"]["code"] == "bank_full"
         assert "8 slots" in r.json()["error"]["message"]
     finally:

@@ -4,16 +4,16 @@ generate give the same steered logits as the DynamicCache run, with left padding
 qwen2 / qwen3 hand the decoder a dict of 4D masks per attention type; a sliding window hides
 old columns from the last query. Both used to break the position tracker.
 """
+
 import pytest
 import torch
+from helpers import random_plan
 
 import steerfast
 from steerfast.adapters import REGISTRY
 from steerfast.errors import ModelNotFoundError
 from steerfast.generate import Steer, generate
 from steerfast.models import tiny_model, tiny_tokenizer
-
-from helpers import random_plan
 
 PROMPTS = ["the cat sat on", "hi", "steering!"]
 NEW = 5
@@ -39,8 +39,14 @@ IDS = [a + ("-sliding" if kw else "") for a, kw in VARIANTS]
 
 def _gen(model, tok, cache, **kw):
     enc = tok(PROMPTS, return_tensors="pt", padding=True)
-    args = dict(max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False, output_logits=True,
-                return_dict_in_generate=True, pad_token_id=tok.pad_token_id)
+    args = dict(
+        max_new_tokens=NEW,
+        min_new_tokens=NEW,
+        do_sample=False,
+        output_logits=True,
+        return_dict_in_generate=True,
+        pad_token_id=tok.pad_token_id,
+    )
     if cache == "static":
         args["cache_implementation"] = "static"
     with torch.no_grad():
@@ -67,9 +73,18 @@ def test_static_cache_patch_hooks_generate(arch, overrides):
     with steerfast.patch(model, plan):
         patch_logits, _ = _gen(model, tok, "static")
     _close(patch_logits, ref_logits, "patch static vs hooks dynamic")
-    texts_static, out = generate(model, tok, PROMPTS, [Steer(plan)] * len(PROMPTS),
-                                 return_ids=True, cache_implementation="static",
-                                 max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False,
-                                 output_logits=True, return_dict_in_generate=True)
+    texts_static, out = generate(
+        model,
+        tok,
+        PROMPTS,
+        [Steer(plan)] * len(PROMPTS),
+        return_ids=True,
+        cache_implementation="static",
+        max_new_tokens=NEW,
+        min_new_tokens=NEW,
+        do_sample=False,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
     _close(torch.stack(out.logits), ref_logits, "generate static vs hooks dynamic")
     assert texts_static == tok.batch_decode(ref_ids[:, -NEW:], skip_special_tokens=True)

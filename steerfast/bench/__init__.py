@@ -2,6 +2,7 @@
 
 Entry points: `steerfast bench` (steerfast/bench_cli.py) and `pytest benchmarks/ --benchmark-only`.
 """
+
 from .check import check, load_thresholds
 from .matrix import Group, full_matrix, quick_matrix
 from .runner import run_matrix

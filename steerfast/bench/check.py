@@ -10,6 +10,7 @@ Rules (thresholds in benchmarks/thresholds.json):
    noise_factor x the group's noise (the spread of its repeated unsteered rounds: the A/A
    pair unsteered#2 / unsteered, measured in the same run).
 """
+
 from __future__ import annotations
 
 import json
@@ -41,14 +42,19 @@ def check(results: dict, thresholds: dict) -> list[str]:
                         continue
                     seen = True
                     if row.get("status") != "ok" or "ratio" not in row:
-                        bad.append(f"{g['id']} {name}: {row.get('status')} ({row.get('reason', '')}) "
-                                   f"-- the decode batch-1 all-layers threshold cannot be checked")
+                        bad.append(
+                            f"{g['id']} {name}: {row.get('status')} ({row.get('reason', '')}) "
+                            f"-- the decode batch-1 all-layers threshold cannot be checked"
+                        )
                     elif row["ratio"] > limit:
-                        bad.append(f"{g['id']} {name}: steered/unsteered = {row['ratio']:.4f} "
-                                   f"> {limit} (decode, batch 1, all layers)")
+                        bad.append(
+                            f"{g['id']} {name}: steered/unsteered = {row['ratio']:.4f} "
+                            f"> {limit} (decode, batch 1, all layers)"
+                        )
         if not seen:
-            bad.append("no decode batch-1 all-layers fused cell in the results: "
-                       "the 1.03 threshold cannot be checked")
+            bad.append(
+                "no decode batch-1 all-layers fused cell in the results: the 1.03 threshold cannot be checked"
+            )
     rule = thresholds.get("fused_vs_hooks")
     if rule:
         factor = float(rule.get("noise_factor", 1.0))
@@ -65,8 +71,10 @@ def check(results: dict, thresholds: dict) -> list[str]:
                 vs = row.get("ratio_vs_hooks")
                 excess = (vs if vs is not None else row["median"] / hooks["median"]) - 1.0
                 if excess > factor * noise:
-                    bad.append(f"{g['id']} {name}: fused/hooks = {1 + excess:.4f}, slower than hooks "
-                               f"by {100 * excess:.1f}% > noise {100 * factor * noise:.1f}%")
+                    bad.append(
+                        f"{g['id']} {name}: fused/hooks = {1 + excess:.4f}, slower than hooks "
+                        f"by {100 * excess:.1f}% > noise {100 * factor * noise:.1f}%"
+                    )
     return bad
 
 

@@ -15,34 +15,46 @@ group's unsteered median. A variant is `kind` or `kind[sites]`:
 
 with s one of the site configs in steerfast.bench.plans (1layer, all-add, all-sadi).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from .plans import SITE_CONFIGS
 
-BIG_LLAMA = dict(vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=4,
-                 num_attention_heads=16, num_key_value_heads=16, max_position_embeddings=2048)
+BIG_LLAMA = dict(
+    vocab_size=32000,
+    hidden_size=2048,
+    intermediate_size=5632,
+    num_hidden_layers=4,
+    num_attention_heads=16,
+    num_key_value_heads=16,
+    max_position_embeddings=2048,
+)
 MODELS = {
     "default": "SmolLM2-135M-Instruct (embedded, fp32): 30 layers, hidden 576, intermediate 1536",
-    "big": ("random-init LLaMA, fp32: hidden 2048, intermediate 5632, 16 heads (no GQA), "
-            "vocab 32000, 4 layers (a 1B-class LLaMA's width; 4 of its layers to fit the "
-            "time budget on 2 shared cores)"),
-    "gemma3": ("Gemma 3 270M (packaged, fp32): 18 layers, hidden 640, post-norms (attn.out / "
-               "mlp.out realised on the post-norm outputs: the wrapped path), vocab 262k"),
+    "big": (
+        "random-init LLaMA, fp32: hidden 2048, intermediate 5632, 16 heads (no GQA), "
+        "vocab 32000, 4 layers (a 1B-class LLaMA's width; 4 of its layers to fit the "
+        "time budget on 2 shared cores)"
+    ),
+    "gemma3": (
+        "Gemma 3 270M (packaged, fp32): 18 layers, hidden 640, post-norms (attn.out / "
+        "mlp.out realised on the post-norm outputs: the wrapped path), vocab 262k"
+    ),
 }
-DECODE_PROMPT = 32   # tokens prefilled (untimed) before the timed decode steps
+DECODE_PROMPT = 32  # tokens prefilled (untimed) before the timed decode steps
 
 
 @dataclass
 class Group:
-    model: str            # "default" | "big" | "gemma3"
-    phase: str            # "prefill" | "decode"
+    model: str  # "default" | "big" | "gemma3"
+    phase: str  # "prefill" | "decode"
     batch: int
-    length: int           # prefill: prompt tokens; decode: tokens generated (timed)
+    length: int  # prefill: prompt tokens; decode: tokens generated (timed)
     engine: str = "eager"  # "eager" | "compile"
     variants: list = field(default_factory=list)
-    rounds: int = 3       # prefill: timed rounds; decode: ignored (one sample per token)
+    rounds: int = 3  # prefill: timed rounds; decode: ignored (one sample per token)
     warmup: int = 1
 
     @property
@@ -51,8 +63,12 @@ class Group:
         return f"{self.model}/{self.phase}/b{self.batch}/{what}/{self.engine}"
 
 
-def variants(kinds=("hooks", "reference", "fused", "bank"), sites=SITE_CONFIGS,
-             peers=(), peer_sites=("1layer", "all-add")) -> list[str]:
+def variants(
+    kinds=("hooks", "reference", "fused", "bank"),
+    sites=SITE_CONFIGS,
+    peers=(),
+    peer_sites=("1layer", "all-add"),
+) -> list[str]:
     out = ["unsteered", "unsteered#2"]
     for s in sites:
         out += [f"{k}[{s}]" for k in kinds]
@@ -67,10 +83,14 @@ PEERS = ("steering-vectors", "repeng")
 def full_matrix() -> list[Group]:
     # reference ops and bank on the all-layer configs only; the 1-layer config with hooks and
     # fused (and the peers); batch-8 and big-model groups without the reference ops
-    main = (variants(("hooks", "fused"), ("1layer",))
-            + variants(("hooks", "reference", "fused", "bank"), ("all-add", "all-sadi"))[2:])
-    lean = (variants(("hooks", "fused"), ("1layer",))
-            + variants(("hooks", "fused", "bank"), ("all-add", "all-sadi"))[2:])
+    main = (
+        variants(("hooks", "fused"), ("1layer",))
+        + variants(("hooks", "reference", "fused", "bank"), ("all-add", "all-sadi"))[2:]
+    )
+    lean = (
+        variants(("hooks", "fused"), ("1layer",))
+        + variants(("hooks", "fused", "bank"), ("all-add", "all-sadi"))[2:]
+    )
     peers = [f"{p}[{s}]" for s in ("1layer", "all-add") for p in PEERS]
     return [
         Group("default", "decode", 1, 64, variants=main + peers),
@@ -82,37 +102,92 @@ def full_matrix() -> list[Group]:
         Group("big", "prefill", 1, 128, variants=lean, rounds=3),
         Group("gemma3", "decode", 1, 32, variants=lean),
         Group("gemma3", "prefill", 1, 128, variants=lean, rounds=3),
-        Group("default", "prefill", 1, 128, engine="compile", rounds=5,
-              variants=["unsteered", "unsteered#2", "hooks[all-add]", "fused[all-add]"]),
+        Group(
+            "default",
+            "prefill",
+            1,
+            128,
+            engine="compile",
+            rounds=5,
+            variants=["unsteered", "unsteered#2", "hooks[all-add]", "fused[all-add]"],
+        ),
     ]
 
 
 def quick_matrix() -> list[Group]:
     return [
-        Group("default", "decode", 1, 16,
-              variants=["unsteered", "unsteered#2", "hooks[all-add]", "reference[all-add]",
-                        "fused[all-add]", "hooks[all-sadi]", "fused[all-sadi]", "bank[all-sadi]",
-                        "steering-vectors[all-add]", "repeng[all-add]"]),
-        Group("default", "decode", 8, 16,
-              variants=["unsteered", "unsteered#2", "hooks[all-add]", "fused[all-add]",
-                        "bank[all-add]", "hooks[all-sadi]", "fused[all-sadi]", "bank[all-sadi]"]),
-        Group("default", "prefill", 1, 128, rounds=3,
-              variants=["unsteered", "unsteered#2", "hooks[all-add]", "reference[all-add]",
-                        "fused[all-add]", "hooks[all-sadi]", "fused[all-sadi]"]),
+        Group(
+            "default",
+            "decode",
+            1,
+            16,
+            variants=[
+                "unsteered",
+                "unsteered#2",
+                "hooks[all-add]",
+                "reference[all-add]",
+                "fused[all-add]",
+                "hooks[all-sadi]",
+                "fused[all-sadi]",
+                "bank[all-sadi]",
+                "steering-vectors[all-add]",
+                "repeng[all-add]",
+            ],
+        ),
+        Group(
+            "default",
+            "decode",
+            8,
+            16,
+            variants=[
+                "unsteered",
+                "unsteered#2",
+                "hooks[all-add]",
+                "fused[all-add]",
+                "bank[all-add]",
+                "hooks[all-sadi]",
+                "fused[all-sadi]",
+                "bank[all-sadi]",
+            ],
+        ),
+        Group(
+            "default",
+            "prefill",
+            1,
+            128,
+            rounds=3,
+            variants=[
+                "unsteered",
+                "unsteered#2",
+                "hooks[all-add]",
+                "reference[all-add]",
+                "fused[all-add]",
+                "hooks[all-sadi]",
+                "fused[all-sadi]",
+            ],
+        ),
     ]
 
 
 # what the full matrix leaves out, and why (goes into the report)
 NOT_IN_MATRIX = [
-    ("prefill 512 tokens at batch 8", "one forward of 8x512 tokens takes ~25 s on this shared "
-     "2-core machine; with >=10 variants x 4 rounds it alone would exceed the 20-minute budget"),
-    ("torch.compile decode cells and compiled SADI / reference / bank cells", "compiling the "
-     "30-layer model takes ~1.5-3 min per variant on this shared machine, and decode's growing "
-     "KV cache adds recompiles or dynamic shapes; compile is measured on prefill 128, batch 1, "
-     "all-add (unsteered, hooks, fused)"),
-    ("reference ops at batch 8 and on the big model; bank / reference on the 1-layer config",
-     "time budget: the reference ops are measured on the default model at batch 1 and the bank "
-     "on the all-layer configs, where they matter"),
+    (
+        "prefill 512 tokens at batch 8",
+        "one forward of 8x512 tokens takes ~25 s on this shared "
+        "2-core machine; with >=10 variants x 4 rounds it alone would exceed the 20-minute budget",
+    ),
+    (
+        "torch.compile decode cells and compiled SADI / reference / bank cells",
+        "compiling the "
+        "30-layer model takes ~1.5-3 min per variant on this shared machine, and decode's growing "
+        "KV cache adds recompiles or dynamic shapes; compile is measured on prefill 128, batch 1, "
+        "all-add (unsteered, hooks, fused)",
+    ),
+    (
+        "reference ops at batch 8 and on the big model; bank / reference on the 1-layer config",
+        "time budget: the reference ops are measured on the default model at batch 1 and the bank "
+        "on the all-layer configs, where they matter",
+    ),
 ]
 
 
@@ -126,5 +201,15 @@ def parse_variant(name: str) -> tuple[str, str | None]:
 
 MATRICES = {"quick": quick_matrix, "full": full_matrix}
 
-__all__ = ["Group", "variants", "full_matrix", "quick_matrix", "MATRICES", "MODELS", "BIG_LLAMA",
-           "parse_variant", "NOT_IN_MATRIX", "DECODE_PROMPT"]
+__all__ = [
+    "Group",
+    "variants",
+    "full_matrix",
+    "quick_matrix",
+    "MATRICES",
+    "MODELS",
+    "BIG_LLAMA",
+    "parse_variant",
+    "NOT_IN_MATRIX",
+    "DECODE_PROMPT",
+]

@@ -14,10 +14,12 @@ Install notes (checked against this project's pins: torch 2.13.0, transformers 5
       (removed in numpy 2) in an annotation at import, so this adapter aliases
       `numpy.float_ = numpy.float64` before importing it.
 """
+
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
 
 import torch
 from torch import nn
@@ -36,6 +38,7 @@ class PeerStatus:
 def _version(dist: str) -> str:
     try:
         from importlib.metadata import version
+
         return version(dist)
     except Exception:
         return ""
@@ -56,12 +59,12 @@ def peer_status(name: str) -> PeerStatus:
 
 def _import_repeng():
     import numpy as np
+
     if not hasattr(np, "float_"):
-        try:
+        with contextlib.suppress(Exception):
             np.float_ = np.float64  # repeng 0.4.0 annotates with np.float_ (numpy < 2 only)
-        except Exception:
-            pass
     import repeng
+
     return repeng
 
 
@@ -82,8 +85,9 @@ def apply_peer(name: str, model: nn.Module, vectors: dict[int, torch.Tensor]) ->
     raise ValueError(f"unknown peer {name!r}")
 
 
-def equivalence(name: str, model: nn.Module, ours: nn.Module, vectors: dict[int, torch.Tensor],
-                input_ids: torch.Tensor) -> Optional[float]:
+def equivalence(
+    name: str, model: nn.Module, ours: nn.Module, vectors: dict[int, torch.Tensor], input_ids: torch.Tensor
+) -> float | None:
     """max |logits(peer) - logits(ours)| on `input_ids`; `ours` is already steered by steerfast.
 
     `model` is an unsteered model (a clone) that the peer steers for the comparison and

@@ -14,6 +14,7 @@
 Vectors are random (seeded, small norm): values do not change the cost, and the same
 vectors go to every variant, so the logits can be compared between them.
 """
+
 from __future__ import annotations
 
 import torch
@@ -52,8 +53,10 @@ def build_plan(model, sites: str, seed: int = 0) -> SteeringPlan:
     if sites not in SITE_CONFIGS:
         raise ValueError(f"unknown site config {sites!r}; expected one of {SITE_CONFIGS}")
     if sites in ("1layer", "all-add"):
-        ivs = [Intervention(layer, "mlp.out", "add", v, "all", 1.0)
-               for layer, v in additive_vectors(model, sites, seed).items()]
+        ivs = [
+            Intervention(layer, "mlp.out", "add", v, "all", 1.0)
+            for layer, v in additive_vectors(model, sites, seed).items()
+        ]
         return SteeringPlan(ivs, f"bench-{sites}", model_hint(model))
     gen = torch.Generator().manual_seed(seed)
     adapter = get_adapter(model)
@@ -64,13 +67,15 @@ def build_plan(model, sites: str, seed: int = 0) -> SteeringPlan:
         inter = adapter.site_dim(model, layer, "mlp.neurons")
         head_mask = torch.zeros(heads * head_dim)
         for h in torch.randperm(heads, generator=gen)[:SADI_HEADS].tolist():
-            head_mask[h * head_dim:(h + 1) * head_dim] = 1.0
+            head_mask[h * head_dim : (h + 1) * head_dim] = 1.0
         neuron_mask = torch.zeros(inter)
         neuron_mask[torch.randperm(inter, generator=gen)[:SADI_NEURONS]] = 1.0
-        ivs += [Intervention(layer, "attn.heads", "scale", head_mask, "last", SADI_DELTA),
-                Intervention(layer, "attn.out", "add", _vec(gen, d), "all", 1.0),
-                Intervention(layer, "mlp.neurons", "scale", neuron_mask, "last", SADI_DELTA),
-                Intervention(layer, "mlp.out", "add", _vec(gen, d), "all", 1.0)]
+        ivs += [
+            Intervention(layer, "attn.heads", "scale", head_mask, "last", SADI_DELTA),
+            Intervention(layer, "attn.out", "add", _vec(gen, d), "all", 1.0),
+            Intervention(layer, "mlp.neurons", "scale", neuron_mask, "last", SADI_DELTA),
+            Intervention(layer, "mlp.out", "add", _vec(gen, d), "all", 1.0),
+        ]
     return SteeringPlan(ivs, "bench-all-sadi", model_hint(model))
 
 
@@ -78,5 +83,4 @@ def site_count(plan: SteeringPlan) -> int:
     return len(plan.interventions)
 
 
-__all__ = ["SITE_CONFIGS", "build_plan", "additive_vectors", "additive_layers", "middle_layer",
-           "site_count"]
+__all__ = ["SITE_CONFIGS", "build_plan", "additive_vectors", "additive_layers", "middle_layer", "site_count"]

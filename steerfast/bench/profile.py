@@ -13,6 +13,7 @@ clamp/index on the whole activation; fused: one steerfast:: op per site plus the
 Profiler times include the profiler's own per-op overhead, so they overstate small ops; the
 interleaved timings are the ground truth for wall time, this is the anatomy.
 """
+
 from __future__ import annotations
 
 import statistics
@@ -26,8 +27,14 @@ from .matrix import DECODE_PROMPT
 from .plans import site_count
 from .variants import PlanCache, build_variant, select_backend
 
-VARIANTS = ("unsteered", "hooks[all-add]", "fused[all-add]", "hooks[all-sadi]", "fused[all-sadi]",
-            "bank[all-sadi]")
+VARIANTS = (
+    "unsteered",
+    "hooks[all-add]",
+    "fused[all-add]",
+    "hooks[all-sadi]",
+    "fused[all-sadi]",
+    "bank[all-sadi]",
+)
 
 
 def _is_op(name: str) -> bool:
@@ -55,6 +62,7 @@ def breakdown(model, steps: int = 8, rounds: int = 3, variants=VARIANTS) -> dict
     plans = PlanCache(model)
     built = [build_variant(model, name, plans, 1) for name in variants]
     from .runner import _ids
+
     prompt = _ids(model, 1, DECODE_PROMPT, seed=2)
     states, runs = {}, {}
     with torch.no_grad():
@@ -71,16 +79,22 @@ def breakdown(model, steps: int = 8, rounds: int = 3, variants=VARIANTS) -> dict
         def make(v):
             def run():
                 per[v.name].append(_profile_steps(v.model, states[v.name], steps))
+
             return run
 
         by_name = {v.name: v for v in built}
-        interleaved({v.name: make(v) for v in built if v.ok}, rounds=rounds, warmup=0,
-                    before=lambda n: select_backend(by_name[n]), rotate=True)
+        interleaved(
+            {v.name: make(v) for v in built if v.ok},
+            rounds=rounds,
+            warmup=0,
+            before=lambda n: select_backend(by_name[n]),
+            rotate=True,
+        )
     from .. import ops
+
     ops.set_backend("auto")
 
-    out: dict = {"steps": steps, "rounds": rounds, "batch": 1, "prompt": DECODE_PROMPT,
-                 "variants": {}}
+    out: dict = {"steps": steps, "rounds": rounds, "batch": 1, "prompt": DECODE_PROMPT, "variants": {}}
 
     def med_us(runs, name=None):
         vals = [sum(r[1].values()) if name is None else r[1].get(name, 0.0) for r in runs]
@@ -100,23 +114,36 @@ def breakdown(model, steps: int = 8, rounds: int = 3, variants=VARIANTS) -> dict
             if steer:
                 calls = sum(counts[k] for k in steer) / steps
                 us = sum(med_us(runs, k) for k in steer)
-                row.update({"steer_op_calls_per_token": calls, "steer_op_us_per_token": us,
-                            "steer_op_us_per_call": us / calls if calls else None})
+                row.update(
+                    {
+                        "steer_op_calls_per_token": calls,
+                        "steer_op_us_per_token": us,
+                        "steer_op_us_per_call": us / calls if calls else None,
+                    }
+                )
             if base and v.name != "unsteered":
-                delta = Counter({k: (counts[k] - base_counts.get(k, 0)) / steps
-                                 for k in set(counts) | set(base_counts)})
+                delta = Counter(
+                    {k: (counts[k] - base_counts.get(k, 0)) / steps for k in set(counts) | set(base_counts)}
+                )
                 added = [k for k, n in delta.items() if n > 0]
                 # time of the ops steering adds: for each op kind whose count grows, the added
                 # calls times that kind's mean self time per call in this variant (differences
                 # of totals would drown in the noise of the model's own ops)
                 d_us = sum(delta[k] * med_us(runs, k) * steps / counts[k] for k in added if counts[k])
-                row["added_us_by_op"] = {k: round(delta[k] * med_us(runs, k) * steps / counts[k], 1)
-                                         for k in sorted(added, key=lambda k: -delta[k])[:12]
-                                         if counts[k]}
+                row["added_us_by_op"] = {
+                    k: round(delta[k] * med_us(runs, k) * steps / counts[k], 1)
+                    for k in sorted(added, key=lambda k: -delta[k])[:12]
+                    if counts[k]
+                }
                 d_ops = ops_tok - sum(base_counts.values()) / steps
-                row.update({"added_ops_per_token": d_ops, "added_us_per_token": d_us,
-                            "added_ops_per_site": d_ops / sites if sites else None,
-                            "added_us_per_site": d_us / sites if sites else None})
+                row.update(
+                    {
+                        "added_ops_per_token": d_ops,
+                        "added_us_per_token": d_us,
+                        "added_ops_per_site": d_ops / sites if sites else None,
+                        "added_us_per_site": d_us / sites if sites else None,
+                    }
+                )
                 row["top_added_ops"] = {k: n for k, n in delta.most_common(8) if n > 0}
         out["variants"][v.name] = row
         v.close()

@@ -6,6 +6,7 @@ decode:  every variant prefills the same DECODE_PROMPT-token prompt into its own
          (untimed), takes one warm-up step, then round i times decode step i of every variant
          (greedy, one token per row): `length` per-token samples per variant.
 """
+
 from __future__ import annotations
 
 import gc
@@ -14,7 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 
@@ -40,12 +41,15 @@ def get_model(name: str):
     if name not in _MODELS:
         if name == "default":
             from ..models import load
+
             model, _ = load()
         elif name == "gemma3":
             from ..models import load
+
             model, _ = load("gemma3-270m")
         elif name == "big":
             from ..models import tiny_model
+
             model = tiny_model("llama", 0, **BIG_LLAMA)
         else:
             raise ValueError(f"unknown benchmark model {name!r}")
@@ -57,7 +61,7 @@ def get_model(name: str):
 def _ids(model, batch: int, length: int, seed: int) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     vocab = model.config.vocab_size
-    lo = min(100, vocab // 4)       # clear of the special tokens at the start of real vocabs
+    lo = min(100, vocab // 4)  # clear of the special tokens at the start of real vocabs
     return torch.randint(lo, vocab - lo, (batch, length), generator=gen)
 
 
@@ -179,13 +183,14 @@ def run_group(group: Group, threads: int, clock: str = "cpu") -> dict:
             for v in built:
                 if not v.ok:
                     continue
-                calls[v.name] = (lambda v=v: v.model(input_ids=ids, use_cache=False, logits_to_keep=1))
+                calls[v.name] = lambda v=v: v.model(input_ids=ids, use_cache=False, logits_to_keep=1)
                 if group.engine == "compile":
                     _compile(v, calls[v.name])
                     if not v.ok:
                         del calls[v.name]
-            samples = interleaved(calls, rounds=group.rounds, warmup=group.warmup, before=before,
-                                  rotate=True, clock=clock)
+            samples = interleaved(
+                calls, rounds=group.rounds, warmup=group.warmup, before=before, rotate=True, clock=clock
+            )
         else:
             from transformers import DynamicCache
 
@@ -197,21 +202,22 @@ def run_group(group: Group, threads: int, clock: str = "cpu") -> dict:
                 try:
                     select_backend(v)
                     state = {"cache": DynamicCache(config=base.config)}
-                    out = v.model(input_ids=prompt, past_key_values=state["cache"], use_cache=True,
-                                  logits_to_keep=1)
+                    out = v.model(
+                        input_ids=prompt, past_key_values=state["cache"], use_cache=True, logits_to_keep=1
+                    )
                     state["next"] = out.logits[:, -1:].argmax(-1)
                 except Exception as exc:
                     v.status, v.reason = "failed", f"prefill: {type(exc).__name__}: {exc}"
                     continue
 
                 def step(v=v, state=state):
-                    o = v.model(input_ids=state["next"], past_key_values=state["cache"],
-                                use_cache=True)
+                    o = v.model(input_ids=state["next"], past_key_values=state["cache"], use_cache=True)
                     state["next"] = o.logits[:, -1:].argmax(-1)
 
                 steps[v.name] = step
-            samples = interleaved_steps(steps, steps=group.length, warmup=group.warmup,
-                                        before=before, clock=clock)
+            samples = interleaved_steps(
+                steps, steps=group.length, warmup=group.warmup, before=before, clock=clock
+            )
     ops.set_backend("auto")
 
     base_median = samples.get("unsteered", {}).get("median")
@@ -233,22 +239,29 @@ def run_group(group: Group, threads: int, clock: str = "cpu") -> dict:
             hooks = samples.get(f"hooks[{v.sites}]") if v.sites else None
             if hooks and v.kind != "hooks":
                 row["ratio_vs_hooks"] = statistics.median(paired(s["samples"], hooks["samples"]))
-            for c in ("wall", "cpu"):       # both clocks, whichever is primary
+            for c in ("wall", "cpu"):  # both clocks, whichever is primary
                 sc, bc = s[c], samples.get("unsteered", {}).get(c)
                 row[c] = {k: sc[k] for k in ("median", "min", "max")}
                 if bc:
                     row[c]["ratio"] = statistics.median(paired(sc["samples"], bc["samples"]))
         out_variants[v.name] = row
         v.close()
-    del built, by_name
+    by_name.clear()
+    del built
     gc.collect()
     result = {
-        "id": group.id, "model": group.model, "phase": group.phase, "batch": group.batch,
-        "length": group.length, "engine": group.engine,
+        "id": group.id,
+        "model": group.model,
+        "phase": group.phase,
+        "batch": group.batch,
+        "length": group.length,
+        "engine": group.engine,
         "prompt": DECODE_PROMPT if group.phase == "decode" else group.length,
         "unit": "s/token" if group.phase == "decode" else "s/forward",
         "rounds": group.length if group.phase == "decode" else group.rounds,
-        "warmup": group.warmup, "clock": clock, "noise": _noise(samples),
+        "warmup": group.warmup,
+        "clock": clock,
+        "noise": _noise(samples),
         "noise_wall": _noise({k: v["wall"] for k, v in samples.items()}),
         "ratio": "median over rounds of variant_i / unsteered_i (paired per round)",
         "variants": out_variants,
@@ -260,25 +273,43 @@ def run_group(group: Group, threads: int, clock: str = "cpu") -> dict:
 
 # --- machine --------------------------------------------------------------------------
 def machine_info(threads: int) -> dict:
-    info = {"python": platform.python_version(), "torch": torch.__version__,
-            "threads": threads, "platform": platform.platform()}
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": threads,
+        "platform": platform.platform(),
+    }
     try:
         import transformers
+
         info["transformers"] = transformers.__version__
     except Exception:
         pass
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        keep = ("Architecture", "Model name", "CPU(s)", "Thread(s) per core", "Core(s) per socket",
-                "Socket(s)", "L1d cache", "L2 cache", "L3 cache", "Hypervisor vendor")
-        info["lscpu"] = {k.strip(): v.strip() for k, _, v in
-                         (line.partition(":") for line in lscpu.splitlines())
-                         if k.strip() in keep}
+        keep = (
+            "Architecture",
+            "Model name",
+            "CPU(s)",
+            "Thread(s) per core",
+            "Core(s) per socket",
+            "Socket(s)",
+            "L1d cache",
+            "L2 cache",
+            "L3 cache",
+            "Hypervisor vendor",
+        )
+        info["lscpu"] = {
+            k.strip(): v.strip()
+            for k, _, v in (line.partition(":") for line in lscpu.splitlines())
+            if k.strip() in keep
+        }
         flags = [line for line in lscpu.splitlines() if line.startswith("Flags")]
         if flags:
             f = flags[0].split()
-            info["lscpu"]["isa"] = " ".join(x for x in ("avx2", "avx512f", "avx512_bf16", "amx_tile")
-                                            if x in f)
+            info["lscpu"]["isa"] = " ".join(
+                x for x in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if x in f
+            )
     except Exception:
         pass
     try:
@@ -289,20 +320,32 @@ def machine_info(threads: int) -> dict:
     return info
 
 
-def run_matrix(groups: list[Group], threads: int = 1, mode: str = "custom",
-               profile: bool = True, profile_steps: int = 8, profile_rounds: int = 3,
-               only: Optional[str] = None, clock: Optional[str] = None) -> dict:
+def run_matrix(
+    groups: list[Group],
+    threads: int = 1,
+    mode: str = "custom",
+    profile: bool = True,
+    profile_steps: int = 8,
+    profile_rounds: int = 3,
+    only: str | None = None,
+    clock: str | None = None,
+) -> dict:
     clock = clock or ("cpu" if threads == 1 else "wall")
     torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    results = {"mode": mode, "clock": clock, "machine": machine_info(threads),
-               "models": {k: v for k, v in MODELS.items() if any(g.model == k for g in groups)},
-               "fused": {"available": not fused_reason(), "reason": fused_reason()},
-               "peers": {p: vars(peer_status(p)) for p in PEERS},
-               "not_in_matrix": [list(x) for x in NOT_IN_MATRIX] if mode == "full" else [],
-               "groups": []}
+    results = {
+        "mode": mode,
+        "clock": clock,
+        "machine": machine_info(threads),
+        "models": {k: v for k, v in MODELS.items() if any(g.model == k for g in groups)},
+        "fused": {"available": not fused_reason(), "reason": fused_reason()},
+        "peers": {p: vars(peer_status(p)) for p in PEERS},
+        "not_in_matrix": [list(x) for x in NOT_IN_MATRIX] if mode == "full" else [],
+        "groups": [],
+    }
     try:
         import steerfast
+
         results["bank"] = {"available": hasattr(steerfast, "SteeringBank")}
     except Exception:
         results["bank"] = {"available": False}
@@ -313,14 +356,23 @@ def run_matrix(groups: list[Group], threads: int = 1, mode: str = "custom",
             results["groups"].append(run_group(g, threads, clock))
         except Exception as exc:  # one broken group must not lose the others
             log(f"group {g.id} FAILED: {type(exc).__name__}: {exc}")
-            results["groups"].append({"id": g.id, "model": g.model, "phase": g.phase,
-                                      "batch": g.batch, "length": g.length, "engine": g.engine,
-                                      "error": f"{type(exc).__name__}: {exc}", "variants": {}})
+            results["groups"].append(
+                {
+                    "id": g.id,
+                    "model": g.model,
+                    "phase": g.phase,
+                    "batch": g.batch,
+                    "length": g.length,
+                    "engine": g.engine,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "variants": {},
+                }
+            )
     if profile:
         from .profile import breakdown
+
         try:
-            results["breakdown"] = breakdown(get_model("default"), steps=profile_steps,
-                                             rounds=profile_rounds)
+            results["breakdown"] = breakdown(get_model("default"), steps=profile_steps, rounds=profile_rounds)
         except Exception as exc:
             log(f"breakdown FAILED: {type(exc).__name__}: {exc}")
             results["breakdown"] = {"error": f"{type(exc).__name__}: {exc}"}

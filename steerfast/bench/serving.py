@@ -15,6 +15,7 @@ rotating order, and ratios are per-round medians. Request i uses configuration i
 configurations cycle through CAA / ActAdd / SADI (heads + neurons) / LAAI (every layer)
 shapes with random tensors. EOS is ignored so every request generates exactly `new` tokens.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,7 +35,7 @@ def configurations(model, n: int = REQUESTS, seed: int = 0) -> list[SteeringPlan
     cfg = model.config
     h, inter, L = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
     heads = cfg.num_attention_heads * (getattr(cfg, "head_dim", None) or h // cfg.num_attention_heads)
-    vec = lambda *s: torch.randn(*s, generator=g) * 0.5          # noqa: E731
+    vec = lambda *s: torch.randn(*s, generator=g) * 0.5  # noqa: E731
     mask = lambda d, k: torch.zeros(d).index_fill_(0, torch.randperm(d, generator=g)[:k], 1.0)  # noqa: E731
     plans = []
     for i in range(n):
@@ -44,9 +45,14 @@ def configurations(model, n: int = REQUESTS, seed: int = 0) -> list[SteeringPlan
         elif kind == 1:
             ivs = [Intervention(3 + off, "mlp.out", "add", vec(4, h), "prefix:4", 5.0)]
         elif kind == 2:
-            ivs = [Intervention(l, "attn.heads", "scale", mask(heads, 64), "prompt_last", 8.0) for l in range(0, L, 3)]
-            ivs += [Intervention(l, "mlp.neurons", "scale", mask(inter, 50), "prompt_last", 8.0)
-                    for l in range(1, L, 3)]
+            ivs = [
+                Intervention(l, "attn.heads", "scale", mask(heads, 64), "prompt_last", 8.0)
+                for l in range(0, L, 3)
+            ]
+            ivs += [
+                Intervention(l, "mlp.neurons", "scale", mask(inter, 50), "prompt_last", 8.0)
+                for l in range(1, L, 3)
+            ]
         else:
             ivs = [Intervention(l, "attn.out", "add", vec(h), "prompt_last", 1.0) for l in range(L)]
         plans.append(SteeringPlan(ivs, f"cfg{i}", model_hint(model)))
@@ -54,8 +60,20 @@ def configurations(model, n: int = REQUESTS, seed: int = 0) -> list[SteeringPlan
 
 
 def prompts(tok, n: int = REQUESTS) -> list[str]:
-    topics = ["the sea", "a city at night", "my grandmother", "winter", "a long journey", "music",
-              "the first day of school", "a storm", "coffee", "an old photograph", "the market", "trains"]
+    topics = [
+        "the sea",
+        "a city at night",
+        "my grandmother",
+        "winter",
+        "a long journey",
+        "music",
+        "the first day of school",
+        "a storm",
+        "coffee",
+        "an old photograph",
+        "the market",
+        "trains",
+    ]
     return [f"Write a few sentences about {topics[i % len(topics)]} (note {i})." for i in range(n)]
 
 
@@ -68,7 +86,7 @@ class Bench:
         self.model, self.tok = load()
         self.plans = configurations(self.model)
         self.engine = Engine(self.model, self.tok, slots=REQUESTS, max_new_tokens=max(new, 16))
-        self.engine.manager.generation_config.eos_token_id = -1        # exactly `new` tokens each
+        self.engine.manager.generation_config.eos_token_id = -1  # exactly `new` tokens each
         for i, p in enumerate(self.plans):
             self.engine.add_plan(f"cfg{i}", p)
         self.texts = prompts(self.tok)
@@ -78,6 +96,7 @@ class Bench:
 
     def concurrent(self, k: int) -> dict:
         """All 32 requests at once; K configurations. Wall time, tokens, per-request latency."""
+
         async def one(i):
             t0 = time.perf_counter()
             entries = [] if k == 0 else [self.entry(f"cfg{i % k}")]
@@ -94,8 +113,14 @@ class Bench:
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         tokens = sum(n for _, n in res)
         assert tokens == REQUESTS * self.new, tokens
-        return {"wall_s": wall, "cpu_s": cpu, "tokens": tokens, "tok_s": tokens / cpu, "tok_s_wall": tokens / wall,
-                "latencies": [t for t, _ in res]}
+        return {
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "tokens": tokens,
+            "tok_s": tokens / cpu,
+            "tok_s_wall": tokens / wall,
+            "latencies": [t for t, _ in res],
+        }
 
     def sequential(self, k: int = REQUESTS) -> dict:
         """The same requests one after another with steerfast.generate, on a second copy of the
@@ -110,12 +135,26 @@ class Bench:
         for i in range(REQUESTS):
             s = time.perf_counter()
             steer = None if k == 0 else Steer(self.plans[i % k])
-            generate(self._seq_model, self.tok, [self.texts[i]], steer=[steer], max_new_tokens=self.new,
-                     min_new_tokens=self.new, do_sample=False)
+            generate(
+                self._seq_model,
+                self.tok,
+                [self.texts[i]],
+                steer=[steer],
+                max_new_tokens=self.new,
+                min_new_tokens=self.new,
+                do_sample=False,
+            )
             lat.append(time.perf_counter() - s)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         n = REQUESTS * self.new
-        return {"wall_s": wall, "cpu_s": cpu, "tokens": n, "tok_s": n / cpu, "tok_s_wall": n / wall, "latencies": lat}
+        return {
+            "wall_s": wall,
+            "cpu_s": cpu,
+            "tokens": n,
+            "tok_s": n / cpu,
+            "tok_s_wall": n / wall,
+            "latencies": lat,
+        }
 
     def close(self):
         self.engine.close()
@@ -129,49 +168,69 @@ def pct(values, q):
 def run(rounds: int = 3, new: int = 16, sequential_rounds: int = 1) -> dict:
     b = Bench(new)
     try:
-        for k in KS:                                   # warm-up: loads the slots, first-call costs
+        for k in KS:  # warm-up: loads the slots, first-call costs
             b.concurrent(k)
         per_round = []
         for r in range(rounds):
-            order = list(KS[r % len(KS):] + KS[:r % len(KS)])
+            order = list(KS[r % len(KS) :] + KS[: r % len(KS)])
             per_round.append({k: b.concurrent(k) for k in order})
         seq = [b.sequential(REQUESTS) for _ in range(sequential_rounds)]
     finally:
         b.close()
-    out = {"requests": REQUESTS, "new_tokens": new, "rounds": rounds, "torch_threads": torch.get_num_threads(),
-           "cells": {}}
+    out = {
+        "requests": REQUESTS,
+        "new_tokens": new,
+        "rounds": rounds,
+        "torch_threads": torch.get_num_threads(),
+        "cells": {},
+    }
     for k in KS:
         ratios = [rd[k]["tok_s"] / rd[0]["tok_s"] for rd in per_round]
         lats = [x for rd in per_round for x in rd[k]["latencies"]]
         out["cells"][f"K={k}"] = {
             "tok_s": statistics.median(rd[k]["tok_s"] for rd in per_round),
             "tok_s_wall": statistics.median(rd[k]["tok_s_wall"] for rd in per_round),
-            "vs_unsteered_cb_wall": statistics.median(rd[k]["tok_s_wall"] / rd[0]["tok_s_wall"] for rd in per_round),
-            "vs_unsteered_cb": statistics.median(ratios), "vs_unsteered_cb_rounds": ratios,
-            "p50_s": pct(lats, 0.5), "p99_s": pct(lats, 0.99)}
+            "vs_unsteered_cb_wall": statistics.median(
+                rd[k]["tok_s_wall"] / rd[0]["tok_s_wall"] for rd in per_round
+            ),
+            "vs_unsteered_cb": statistics.median(ratios),
+            "vs_unsteered_cb_rounds": ratios,
+            "p50_s": pct(lats, 0.5),
+            "p99_s": pct(lats, 0.99),
+        }
     seq_tok_s = statistics.median(s["tok_s"] for s in seq)
     seq_lat = [x for s in seq for x in s["latencies"]]
     # a request's latency when the 32 are queued one after another: its finish time
-    seq_finish = [sum(s["latencies"][:i + 1]) for s in seq for i in range(REQUESTS)]
-    out["sequential_generate_K32"] = {"tok_s": seq_tok_s,
-                                      "tok_s_wall": statistics.median(s["tok_s_wall"] for s in seq), "per_request_s_p50": pct(seq_lat, 0.5),
-                                      "p50_s": pct(seq_finish, 0.5), "p99_s": pct(seq_finish, 0.99)}
+    seq_finish = [sum(s["latencies"][: i + 1]) for s in seq for i in range(REQUESTS)]
+    out["sequential_generate_K32"] = {
+        "tok_s": seq_tok_s,
+        "tok_s_wall": statistics.median(s["tok_s_wall"] for s in seq),
+        "per_request_s_p50": pct(seq_lat, 0.5),
+        "p50_s": pct(seq_finish, 0.5),
+        "p99_s": pct(seq_finish, 0.99),
+    }
     for k in KS:
         out["cells"][f"K={k}"]["vs_sequential_generate"] = out["cells"][f"K={k}"]["tok_s"] / seq_tok_s
     return out
 
 
 def markdown(res: dict) -> str:
-    rows = ["| cell | tokens / CPU-s | ÷ unsteered CB (median; rounds) | × sequential `generate` "
-            "| tokens / wall-s | ÷ unsteered (wall) | p50 latency (s) | p99 latency (s) |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    rows = [
+        "| cell | tokens / CPU-s | ÷ unsteered CB (median; rounds) | × sequential `generate` "
+        "| tokens / wall-s | ÷ unsteered (wall) | p50 latency (s) | p99 latency (s) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
     for name, c in res["cells"].items():
         label = "unsteered CB" if name == "K=0" else f"{name} configurations"
-        rows.append(f"| {label} | {c['tok_s']:.1f} | {c['vs_unsteered_cb']:.3f} "
-                    f"({', '.join(f'{r:.3f}' for r in c['vs_unsteered_cb_rounds'])}) | "
-                    f"{c['vs_sequential_generate']:.2f} | {c['tok_s_wall']:.1f} | {c['vs_unsteered_cb_wall']:.3f} | "
-                    f"{c['p50_s']:.2f} | {c['p99_s']:.2f} |")
+        rows.append(
+            f"| {label} | {c['tok_s']:.1f} | {c['vs_unsteered_cb']:.3f} "
+            f"({', '.join(f'{r:.3f}' for r in c['vs_unsteered_cb_rounds'])}) | "
+            f"{c['vs_sequential_generate']:.2f} | {c['tok_s_wall']:.1f} | {c['vs_unsteered_cb_wall']:.3f} | "
+            f"{c['p50_s']:.2f} | {c['p99_s']:.2f} |"
+        )
     s = res["sequential_generate_K32"]
-    rows.append(f"| sequential `steerfast.generate`, 32 configs | {s['tok_s']:.1f} | — | 1.00 | "
-                f"{s['tok_s_wall']:.1f} | — | {s['p50_s']:.2f} | {s['p99_s']:.2f} |")
+    rows.append(
+        f"| sequential `steerfast.generate`, 32 configs | {s['tok_s']:.1f} | — | 1.00 | "
+        f"{s['tok_s_wall']:.1f} | — | {s['p50_s']:.2f} | {s['p99_s']:.2f} |"
+    )
     return "\n".join(rows)

@@ -4,13 +4,13 @@ Clones share every parameter and buffer with the base model (only the module obj
 copied), so each variant can keep its own patch, hooks, compiled graph and KV cache alive
 for the whole group, and the timed call does nothing but the forward.
 """
+
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Optional
 
-import torch
 from torch import nn
 
 from .. import ops
@@ -40,11 +40,11 @@ def fused_reason() -> str:
 class Variant:
     name: str
     kind: str
-    sites: Optional[str]
-    backend: Optional[str] = None          # ops backend to select before each call
-    model: Optional[nn.Module] = None      # what the timed call runs (clone, maybe compiled)
-    undo: Optional[Callable[[], None]] = None
-    status: str = "ok"                     # ok | missing | failed
+    sites: str | None
+    backend: str | None = None  # ops backend to select before each call
+    model: nn.Module | None = None  # what the timed call runs (clone, maybe compiled)
+    undo: Callable[[], None] | None = None
+    status: str = "ok"  # ok | missing | failed
     reason: str = ""
     info: dict = field(default_factory=dict)
 
@@ -101,16 +101,17 @@ def build_variant(base: nn.Module, name: str, plans: PlanCache, batch: int) -> V
             v.undo = apply_hooks(clone, plans.plan(sites)).remove
         elif kind in ("reference", "fused"):
             import steerfast
+
             handle = steerfast.patch(clone, plans.plan(sites))
             v.undo = handle.revert
             v.info["realisations"] = _realisations(handle.describe())
         elif kind == "bank":
             from steerfast import SteeringBank
+
             bank = SteeringBank(clone, slots=BANK_SLOTS)
             for slot in range(min(BANK_SLOTS, max(batch, 1))):
                 bank.load(slot, plans.plan(sites, seed=slot))
-            bank.assign(list(range(batch)) if batch <= BANK_SLOTS else
-                        [i % BANK_SLOTS for i in range(batch)])
+            bank.assign(list(range(batch)) if batch <= BANK_SLOTS else [i % BANK_SLOTS for i in range(batch)])
             v.undo = bank.revert
             v.info["realisations"] = _realisations(bank.describe())
             v.info["slots"] = BANK_SLOTS
@@ -141,5 +142,12 @@ def select_backend(v: Variant) -> None:
         ops.set_backend(v.backend)
 
 
-__all__ = ["Variant", "PlanCache", "build_variant", "clone_sharing_weights", "fused_reason",
-           "select_backend", "BANK_SLOTS"]
+__all__ = [
+    "Variant",
+    "PlanCache",
+    "build_variant",
+    "clone_sharing_weights",
+    "fused_reason",
+    "select_backend",
+    "BANK_SLOTS",
+]

@@ -1,6 +1,7 @@
 """`steerfast` command line: one module per subcommand, each with `add_parser(sub)` that sets
 `func`. Bad input (missing or malformed files, wrong columns, a plan that does not fit the
 model) ends with exit code 2 and a one-line message, no traceback."""
+
 from __future__ import annotations
 
 import argparse
@@ -8,8 +9,10 @@ import sys
 
 from . import bench, convert, demo, generate, inspect_plan, laai, make, sadi
 
-DESCRIPTION = ("Steer Hugging Face causal LMs at inference time: make, convert, inspect and try "
-               "steering plans (docs/cli.md).")
+DESCRIPTION = (
+    "Steer Hugging Face causal LMs at inference time: make, convert, inspect and try "
+    "steering plans (docs/cli.md)."
+)
 COMMANDS = (demo, make, convert, inspect_plan, generate, bench, sadi, laai)
 
 
@@ -42,7 +45,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except (SteeringError, OSError) as exc:   # user input: files, columns, models, plans
+    except (SteeringError, OSError) as exc:  # user input: files, columns, models, plans
         print(f"steerfast {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

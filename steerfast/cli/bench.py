@@ -1,4 +1,5 @@
 """`steerfast bench`: registers steerfast/bench_cli.py."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Options and steps the subcommands share: the model, reading a plan, fitting it."""
+
 from __future__ import annotations
 
 import sys
@@ -7,8 +8,11 @@ from ..models import DEFAULT_MODEL
 
 
 def add_model_arg(p) -> None:
-    p.add_argument("--model", default=DEFAULT_MODEL,
-                   help=f"model name, HF directory or .gguf file (default: the embedded {DEFAULT_MODEL})")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"model name, HF directory or .gguf file (default: the embedded {DEFAULT_MODEL})",
+    )
 
 
 def say(msg: str) -> None:

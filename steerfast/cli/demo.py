@@ -1,4 +1,5 @@
 """`steerfast demo`: registers steerfast/demo.py's main job."""
+
 from __future__ import annotations
 
 from .common import add_model_arg

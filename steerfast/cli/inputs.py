@@ -1,4 +1,5 @@
 """Data rows -> the inputs each recipe takes (formats in docs/cli.md)."""
+
 from __future__ import annotations
 
 from .tables import DataFileError, columns, read_rows

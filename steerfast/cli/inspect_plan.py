@@ -1,5 +1,6 @@
 """`steerfast inspect PLAN`: what a plan steers (layers, sites, kinds, positions, norms,
 metadata), optionally a per-layer norm plot. (Named inspect_plan: `inspect` is stdlib.)"""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,11 @@ META_WIDTH = 110
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("inspect", help="what a plan steers: layers, sites, kinds, positions, norms, metadata",
-                       description=__doc__)
+    p = sub.add_parser(
+        "inspect",
+        help="what a plan steers: layers, sites, kinds, positions, norms, metadata",
+        description=__doc__,
+    )
     p.add_argument("plan", help=".safetensors plan, .gguf control vector or steering-vectors .pt")
     p.add_argument("--scale", type=float, default=None, help="strength of an imported vector")
     p.add_argument("--plot", metavar="PNG", help="write a per-layer norm plot")
@@ -23,24 +27,40 @@ def summary(plan) -> dict:
     rows = []
     for iv in plan.interventions:
         t = iv.tensor
-        rows.append({**iv.header(), "entries": iv.entries, "dim": iv.dim,
-                     "norm": float(t.norm(dim=1).mean()),            # mean row norm of the tensor
-                     "applied_norm": float(t.norm(dim=1).mean() * abs(iv.strength)),
-                     "nonzero": int((t != 0).sum())})
-    return {"method": plan.method, "model": plan.model, "interventions": rows, "meta": plan.meta,
-            "layers": sorted({r["layer"] for r in rows}), "sites": sorted({r["site"] for r in rows})}
+        rows.append(
+            {
+                **iv.header(),
+                "entries": iv.entries,
+                "dim": iv.dim,
+                "norm": float(t.norm(dim=1).mean()),  # mean row norm of the tensor
+                "applied_norm": float(t.norm(dim=1).mean() * abs(iv.strength)),
+                "nonzero": int((t != 0).sum()),
+            }
+        )
+    return {
+        "method": plan.method,
+        "model": plan.model,
+        "interventions": rows,
+        "meta": plan.meta,
+        "layers": sorted({r["layer"] for r in rows}),
+        "sites": sorted({r["site"] for r in rows}),
+    }
 
 
 def render(s: dict) -> str:
-    lines = [f"method {s['method']}   model {json.dumps(s['model'])}",
-             f"{len(s['interventions'])} intervention(s) on layer(s) {_ranges(s['layers'])}, "
-             f"site(s) {', '.join(s['sites'])}",
-             f"  {'layer':>5}  {'site':<11} {'kind':<5} {'positions':<15} {'strength':>9} {'E':>3} "
-             f"{'D':>5} {'norm':>9} {'|s|·norm':>9} {'nonzero':>7}"]
+    lines = [
+        f"method {s['method']}   model {json.dumps(s['model'])}",
+        f"{len(s['interventions'])} intervention(s) on layer(s) {_ranges(s['layers'])}, "
+        f"site(s) {', '.join(s['sites'])}",
+        f"  {'layer':>5}  {'site':<11} {'kind':<5} {'positions':<15} {'strength':>9} {'E':>3} "
+        f"{'D':>5} {'norm':>9} {'|s|·norm':>9} {'nonzero':>7}",
+    ]
     for r in s["interventions"]:
-        lines.append(f"  {r['layer']:>5}  {r['site']:<11} {r['kind']:<5} {r['positions']:<15} "
-                     f"{r['strength']:>9.4g} {r['entries']:>3} {r['dim']:>5} {r['norm']:>9.4g} "
-                     f"{r['applied_norm']:>9.4g} {r['nonzero']:>7}")
+        lines.append(
+            f"  {r['layer']:>5}  {r['site']:<11} {r['kind']:<5} {r['positions']:<15} "
+            f"{r['strength']:>9.4g} {r['entries']:>3} {r['dim']:>5} {r['norm']:>9.4g} "
+            f"{r['applied_norm']:>9.4g} {r['nonzero']:>7}"
+        )
     lines.append("metadata:" if s["meta"] else "metadata: none")
     for k, v in s["meta"].items():
         text = json.dumps(v)

@@ -1,4 +1,5 @@
 """`steerfast laai-eval`: registers steerfast/laai_cli.py."""
+
 from __future__ import annotations
 
 

@@ -1,16 +1,18 @@
 """`steerfast make {actadd,caa,sadi,laai} DATA -o PLAN`: a plan from a JSONL/CSV file with
 the recipes in steerfast/recipes. PLAN ending in .gguf is written as a control vector."""
+
 from __future__ import annotations
 
 import argparse
 
-from .common import add_model_arg, load_model, say
 from . import inputs
+from .common import add_model_arg, load_model, say
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("make", help="make a plan (actadd, caa, sadi, laai) from a JSONL or CSV file",
-                       description=__doc__)
+    p = sub.add_parser(
+        "make", help="make a plan (actadd, caa, sadi, laai) from a JSONL or CSV file", description=__doc__
+    )
     recipes = p.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
 
     a = _recipe(recipes, "actadd", "one (positive, negative) pair, added to the first prompt tokens")
@@ -41,8 +43,11 @@ def _recipe(recipes, name, help_):
     p.add_argument("data", help="JSONL or CSV file (columns: docs/cli.md)")
     p.add_argument("-o", "--out", required=True, help="output plan: .safetensors or .gguf")
     p.add_argument("--limit", type=int, default=0, help="use the first N rows (0 = all)")
-    p.add_argument("--allow-positions", action="store_true",
-                   help=".gguf output: accept that llama.cpp steers every token")
+    p.add_argument(
+        "--allow-positions",
+        action="store_true",
+        help=".gguf output: accept that llama.cpp steers every token",
+    )
     add_model_arg(p)
     p.set_defaults(func=run)
     return p
@@ -52,7 +57,7 @@ def run(args) -> int:
     from ..interop import save_plan
     from ..plan import describe
 
-    data = _read(args)              # bad files fail before the model loads
+    data = _read(args)  # bad files fail before the model loads
     model, tok = load_model(args.model)
     say(f"running {args.recipe} on {len(data)} row(s) ...")
     plan = _RECIPES[args.recipe](model, tok, data, args)
@@ -81,7 +86,7 @@ def _read(args):
 def _actadd(model, tok, data, args):
     from ..recipes import actadd
 
-    (pos, neg), = data
+    ((pos, neg),) = data
     return actadd(model, tok, pos, neg, layer=args.layer, coeff=args.coeff)
 
 
@@ -94,8 +99,9 @@ def _caa(model, tok, data, args):
 def _sadi(model, tok, data, args):
     from ..recipes import sadi
 
-    return sadi(model, tok, data, element=args.element, k=args.k, delta=args.delta,
-                positions=args.positions).plan
+    return sadi(
+        model, tok, data, element=args.element, k=args.k, delta=args.delta, positions=args.positions
+    ).plan
 
 
 def _laai(model, tok, data, args):

@@ -1,4 +1,5 @@
 """`steerfast sadi-eval` and `sadi-heatmap`: register steerfast/sadi_cli.py."""
+
 from __future__ import annotations
 
 

@@ -1,10 +1,11 @@
 """Rows of a JSONL or CSV data file, with the columns a recipe needs (docs/cli.md)."""
+
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from ..errors import SteeringError
 
@@ -23,7 +24,7 @@ def resolve(path: str | Path) -> Path:
         return Path(text)
     from importlib import resources
 
-    return Path(str(resources.files("steerfast.data").joinpath("examples", text[len(EXAMPLE):])))
+    return Path(str(resources.files("steerfast.data").joinpath("examples", text[len(EXAMPLE) :])))
 
 
 def read_rows(path: str | Path, limit: int | None = None) -> list[dict]:
@@ -65,8 +66,9 @@ def _csv(path: Path, text: str) -> list[dict]:
     rows = []
     for n, row in enumerate(reader, 2):
         if None in row or None in row.values():
-            raise DataFileError(f"{path}:{n}: expected {len(reader.fieldnames)} columns "
-                                f"({', '.join(reader.fieldnames)})")
+            raise DataFileError(
+                f"{path}:{n}: expected {len(reader.fieldnames)} columns ({', '.join(reader.fieldnames)})"
+            )
         rows.append(row)
     return rows
 
@@ -76,15 +78,19 @@ def columns(path: str | Path, rows: Sequence[dict], need: Sequence[str], types: 
     have = set().union(*(r.keys() for r in rows[:1]))
     missing = [c for c in need if c not in have]
     if missing:
-        raise DataFileError(f"{path}: missing column(s) {', '.join(missing)}; this command needs "
-                            f"{', '.join(need)}, the file has {', '.join(sorted(have)) or 'none'}")
+        raise DataFileError(
+            f"{path}: missing column(s) {', '.join(missing)}; this command needs "
+            f"{', '.join(need)}, the file has {', '.join(sorted(have)) or 'none'}"
+        )
     for n, row in enumerate(rows, 1):
         for c in need:
             if c not in row:
                 raise DataFileError(f"{path}: row {n} has no {c!r}")
             want = (types or {}).get(c, str)
             if not isinstance(row[c], want):
-                raise DataFileError(f"{path}: row {n}: {c!r} must be {_name(want)}, got {type(row[c]).__name__}")
+                raise DataFileError(
+                    f"{path}: row {n}: {c!r} must be {_name(want)}, got {type(row[c]).__name__}"
+                )
             if want is str and not row[c].strip():
                 raise DataFileError(f"{path}: row {n}: {c!r} is empty")
 

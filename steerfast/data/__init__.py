@@ -1,12 +1,12 @@
 """Small datasets shipped with the package (see README.md in this folder for provenance)."""
+
 from __future__ import annotations
 
 import json
 from importlib import resources
-from typing import Optional
 
 
-def load_jsonl(name: str, split: Optional[str] = None) -> list[dict]:
+def load_jsonl(name: str, split: str | None = None) -> list[dict]:
     """Rows of `<name>.jsonl` shipped in steerfast/data, optionally only one split."""
     path = resources.files(__package__).joinpath(f"{name}.jsonl")
     if not path.is_file():

@@ -9,10 +9,11 @@ recipe trains on are exactly the tokens greedy generation should produce.
 
 The default format ("arrow") was chosen on the dev split; see docs/laai_results.md.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from ..data import load_jsonl
 from ..errors import PlanError, SteeringError
@@ -23,9 +24,9 @@ TASKS = ("fv_antonym", "fv_country_capital", "fv_en_fr", "fv_uppercase")
 @dataclass(frozen=True)
 class Format:
     name: str
-    query: str          # with {input}
-    answer: str         # with {output}; leading space included
-    separator: str      # between demonstrations in a few-shot prompt
+    query: str  # with {input}
+    answer: str  # with {output}; leading space included
+    separator: str  # between demonstrations in a few-shot prompt
 
     def zero_shot(self, text: str) -> str:
         return self.query.format(input=text)
@@ -55,7 +56,7 @@ def get_format(name: str = DEFAULT_FORMAT) -> Format:
 @dataclass(frozen=True)
 class Task:
     name: str
-    demos: list[tuple[str, str]]       # (input, output) of the demonstrations (train split)
+    demos: list[tuple[str, str]]  # (input, output) of the demonstrations (train split)
     dev: list[tuple[str, str]]
     test: list[tuple[str, str]]
 

@@ -12,9 +12,10 @@ The matching rule (`is_match`), case-sensitive throughout:
      punctuation (.,;:!?"') is removed from the completion's side only.
 So " cold, hot" and " cold.\n" match "cold"; " Cold" and " colder" do not.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -28,7 +29,7 @@ def answer_of(completion: str, expected: str) -> str:
     """The part of `completion` that is compared with `expected` (steps 1-2 of the rule)."""
     lines = completion.strip().split("\n")
     words = lines[0].split()
-    return " ".join(words[:max(1, len(expected.split()))])
+    return " ".join(words[: max(1, len(expected.split()))])
 
 
 def is_match(completion: str, expected: str) -> bool:
@@ -37,8 +38,15 @@ def is_match(completion: str, expected: str) -> bool:
 
 
 @torch.no_grad()
-def greedy_completions(model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 8,
-                       batch_size: int = 32, desc: str = "generate", progress: bool = True) -> list[str]:
+def greedy_completions(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    max_new_tokens: int = 8,
+    batch_size: int = 32,
+    desc: str = "generate",
+    progress: bool = True,
+) -> list[str]:
     """The decoded greedy continuation of each prompt (prompt tokens excluded)."""
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -46,15 +54,31 @@ def greedy_completions(model, tokenizer, prompts: Sequence[str], max_new_tokens:
     out: list[str] = []
     for chunk in batches(rows, batch_size, desc, progress):
         ids, mask, _ = left_padded(chunk, pad, device)
-        gen = model.generate(ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=pad, num_beams=1, top_p=None, top_k=None, temperature=None)
-        out.extend(tokenizer.batch_decode(gen[:, ids.shape[1]:], skip_special_tokens=True))
+        gen = model.generate(
+            ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=pad,
+            num_beams=1,
+            top_p=None,
+            top_k=None,
+            temperature=None,
+        )
+        out.extend(tokenizer.batch_decode(gen[:, ids.shape[1] :], skip_special_tokens=True))
     return out
 
 
-def exact_match(model, tokenizer, prompts: Sequence[str], expected: Sequence[str], max_new_tokens: int = 8,
-                batch_size: int = 32, desc: str = "generate", progress: bool = True
-                ) -> tuple[Accuracy, list[str]]:
+def exact_match(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    expected: Sequence[str],
+    max_new_tokens: int = 8,
+    batch_size: int = 32,
+    desc: str = "generate",
+    progress: bool = True,
+) -> tuple[Accuracy, list[str]]:
     """(Accuracy, completions) of greedy generation against `expected` under `is_match`."""
     if len(prompts) != len(expected):
         raise ValueError(f"{len(prompts)} prompts but {len(expected)} expected outputs")

@@ -11,11 +11,12 @@ position logic sees the prompt as the prompt:
 When every option of an item is one token, call 1 alone decides: the item runs as one row
 (its prompt once, not once per option) and call 2 is skipped.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -27,13 +28,13 @@ from ..recipes.capture import batches, left_padded
 from ..runtime import patch
 from .stats import Accuracy
 
-Encoded = tuple[list[int], list[list[int]]]   # (prompt ids, [option ids, ...])
+Encoded = tuple[list[int], list[list[int]]]  # (prompt ids, [option ids, ...])
 
 
 @dataclass
 class MCResult:
     predictions: list[int]
-    scores: list[list[float]]      # summed log-likelihood per item per option
+    scores: list[list[float]]  # summed log-likelihood per item per option
     accuracy: Accuracy
 
 
@@ -54,8 +55,9 @@ def contrastive_pairs(items: Sequence[dict]) -> list[tuple[str, str]]:
     pairs = []
     for i, it in enumerate(items):
         wrong = [j for j in range(len(it["options"])) if j != it["answer"]]
-        pairs.append((it["prompt"] + it["options"][it["answer"]],
-                      it["prompt"] + it["options"][wrong[i % len(wrong)]]))
+        pairs.append(
+            (it["prompt"] + it["options"][it["answer"]], it["prompt"] + it["options"][wrong[i % len(wrong)]])
+        )
     return pairs
 
 
@@ -64,8 +66,8 @@ def _right_padded(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[T
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, :len(r)] = torch.as_tensor(r, dtype=torch.long)
-        mask[i, :len(r)] = 1
+        ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
+        mask[i, : len(r)] = 1
     return ids.to(device), mask.to(device)
 
 
@@ -73,9 +75,15 @@ def _right_padded(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[T
 def _prompt_call(model, prompts, pad_id: int):
     device = next(model.parameters()).device
     ids, mask, pos = left_padded(prompts, pad_id, device)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, past_key_values=DynamicCache(),
-                use_cache=True, logits_to_keep=1)
-    return out, mask, torch.log_softmax(out.logits[:, -1].float(), -1)   # predicts option token 0
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=pos,
+        past_key_values=DynamicCache(),
+        use_cache=True,
+        logits_to_keep=1,
+    )
+    return out, mask, torch.log_softmax(out.logits[:, -1].float(), -1)  # predicts option token 0
 
 
 @torch.no_grad()
@@ -91,40 +99,52 @@ def _score_rows(model, prompts, options, pad_id: int) -> list[float]:
     out, mask, first = _prompt_call(model, prompts, pad_id)
     opt, opt_mask = _right_padded(options, pad_id, mask.device)
     pos = mask.sum(1, keepdim=True) + torch.arange(opt.shape[1], device=mask.device).unsqueeze(0)
-    nxt = model(input_ids=opt, attention_mask=torch.cat([mask, opt_mask], 1), position_ids=pos,
-                past_key_values=out.past_key_values, use_cache=True)
-    lp = torch.log_softmax(nxt.logits[:, :-1].float(), -1)               # position t predicts t+1
+    nxt = model(
+        input_ids=opt,
+        attention_mask=torch.cat([mask, opt_mask], 1),
+        position_ids=pos,
+        past_key_values=out.past_key_values,
+        use_cache=True,
+    )
+    lp = torch.log_softmax(nxt.logits[:, :-1].float(), -1)  # position t predicts t+1
     total = first.gather(1, opt[:, :1]).squeeze(1)
     tok = lp.gather(2, opt[:, 1:].unsqueeze(-1)).squeeze(-1)
     return (total + (tok * opt_mask[:, 1:]).sum(1)).tolist()
 
 
-def _steering(model, plan: Optional[SteeringPlan], hooks: bool):
+def _steering(model, plan: SteeringPlan | None, hooks: bool):
     if plan is None:
         return nullcontext()
     return apply_hooks(model, plan) if hooks else patch(model, plan)
 
 
-def option_logprobs(model, encoded: Sequence[Encoded], plan: Optional[SteeringPlan] = None,
-                    hooks: bool = False, pad_id: int = 0, batch_size: int = 32,
-                    progress: bool = False) -> list[list[float]]:
+def option_logprobs(
+    model,
+    encoded: Sequence[Encoded],
+    plan: SteeringPlan | None = None,
+    hooks: bool = False,
+    pad_id: int = 0,
+    batch_size: int = 32,
+    progress: bool = False,
+) -> list[list[float]]:
     """Summed log-likelihood of every option's tokens given its prompt, steered by `plan`
     (patched, or with the plain-hook baseline when hooks=True)."""
     scores: list[list[float]] = [[0.0] * len(opts) for _, opts in encoded]
     single = [i for i, (_, opts) in enumerate(encoded) if all(len(o) == 1 for o in opts)]
-    multi = [(i, j) for i, (_, opts) in enumerate(encoded) if i not in set(single)
-             for j in range(len(opts))]
-    single.sort(key=lambda i: len(encoded[i][0]))              # similar lengths: less padding
+    multi = [(i, j) for i, (_, opts) in enumerate(encoded) if i not in set(single) for j in range(len(opts))]
+    single.sort(key=lambda i: len(encoded[i][0]))  # similar lengths: less padding
     multi.sort(key=lambda r: len(encoded[r[0]][0]))
     with _steering(model, plan, hooks):
         for chunk in batches(single, batch_size, "items", progress):
-            got = _score_single_tokens(model, [encoded[i][0] for i in chunk],
-                                       [encoded[i][1] for i in chunk], pad_id)
+            got = _score_single_tokens(
+                model, [encoded[i][0] for i in chunk], [encoded[i][1] for i in chunk], pad_id
+            )
             for i, v in zip(chunk, got):
                 scores[i] = v
         for chunk in batches(multi, batch_size, "options", progress):
-            got = _score_rows(model, [encoded[i][0] for i, _ in chunk],
-                              [encoded[i][1][j] for i, j in chunk], pad_id)
+            got = _score_rows(
+                model, [encoded[i][0] for i, _ in chunk], [encoded[i][1][j] for i, j in chunk], pad_id
+            )
             for (i, j), v in zip(chunk, got):
                 scores[i][j] = v
     return scores
@@ -135,9 +155,16 @@ def accuracy_of(scores: Sequence[Sequence[float]], answers: Sequence[int]) -> tu
     return preds, Accuracy(sum(p == a for p, a in zip(preds, answers)), len(answers))
 
 
-def evaluate(model, tokenizer, items: Sequence[dict], plan: Optional[SteeringPlan] = None,
-             hooks: bool = False, batch_size: int = 32, progress: bool = False,
-             encoded: Optional[Sequence[Encoded]] = None) -> MCResult:
+def evaluate(
+    model,
+    tokenizer,
+    items: Sequence[dict],
+    plan: SteeringPlan | None = None,
+    hooks: bool = False,
+    batch_size: int = 32,
+    progress: bool = False,
+    encoded: Sequence[Encoded] | None = None,
+) -> MCResult:
     """Accuracy of `model` (steered by `plan`, or not) on MC items {prompt, options, answer}.
 
     Pass `encoded` (from `encode`) to skip re-tokenising in sweeps.

@@ -1,4 +1,5 @@
 """Accuracy with a 95% interval (Wilson score), shared by every evaluation."""
+
 from __future__ import annotations
 
 import math

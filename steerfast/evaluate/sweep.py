@@ -7,12 +7,13 @@ SADI-Head's chosen mask); the random-mask ablation reuses SADI-Head's K and δ. 
 to the earlier grid point (smaller K, then smaller δ). Each choice is then measured once on
 the full test split, next to no steering.
 """
+
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Optional
 
 from ..adapters import residual_input_site
 from ..data import load_jsonl
@@ -30,13 +31,11 @@ METHODS = ("none", "caa", "random-mask", "fixed-vector", "sadi-head", "sadi-neur
 class SweepConfig:
     # the committed docs/sadi_results.md run (12.5 min on a 2-core CPU); the K/δ grid is small
     calib_pairs: int = 150
-    dev_items: int = 0             # a prefix of the dev split (0 = all)
-    test_items: int = 0            # a prefix of the test split (0 = all)
-    k: dict = field(default_factory=lambda: {"head": [1, 4, 10], "neuron": [10, 100],
-                                             "hidden": [1, 5]})
-    delta: dict = field(default_factory=lambda: {"head": [4.0, 19.0], "neuron": [4.0],
-                                                 "hidden": [4.0]})
-    caa_layers: tuple = (1 / 3, 1 / 2)   # fractions of the depth
+    dev_items: int = 0  # a prefix of the dev split (0 = all)
+    test_items: int = 0  # a prefix of the test split (0 = all)
+    k: dict = field(default_factory=lambda: {"head": [1, 4, 10], "neuron": [10, 100], "hidden": [1, 5]})
+    delta: dict = field(default_factory=lambda: {"head": [4.0, 19.0], "neuron": [4.0], "hidden": [4.0]})
+    caa_layers: tuple = (1 / 3, 1 / 2)  # fractions of the depth
     caa_coeffs: tuple = (2.0,)
     fixed_coeffs: tuple = (10.0, 40.0)
     positions: str = "prompt_last"
@@ -56,14 +55,15 @@ def _acc(a: Accuracy) -> dict:
     return {"correct": a.correct, "total": a.total, "value": a.value, "low": lo, "high": hi}
 
 
-def run_task(model, tokenizer, task: str, cfg: SweepConfig, progress: bool = True,
-             log: Callable[[str], None] = print) -> dict:
+def run_task(
+    model, tokenizer, task: str, cfg: SweepConfig, progress: bool = True, log: Callable[[str], None] = print
+) -> dict:
     t0 = time.perf_counter()
-    calib = load_jsonl(task, "calib")[:cfg.calib_pairs]
+    calib = load_jsonl(task, "calib")[: cfg.calib_pairs]
     dev = load_jsonl(task, "dev")
-    dev = dev[:cfg.dev_items] if cfg.dev_items else dev
+    dev = dev[: cfg.dev_items] if cfg.dev_items else dev
     test = load_jsonl(task, "test")
-    test = test[:cfg.test_items] if cfg.test_items else test
+    test = test[: cfg.test_items] if cfg.test_items else test
     enc_dev, enc_test = encode(tokenizer, dev), encode(tokenizer, test)
     scores = mean_differences(model, tokenizer, contrastive_pairs(calib), progress=progress)
     log(f"[{task}] calibrated on {len(calib)} pairs in {time.perf_counter() - t0:.0f}s")
@@ -82,11 +82,14 @@ def run_task(model, tokenizer, task: str, cfg: SweepConfig, progress: bool = Tru
 
     out: dict = {"methods": {}, "calib_pairs": len(calib), "dev_items": len(dev), "test_items": len(test)}
 
-    def report(name: str, params: dict, plan: Optional[SteeringPlan], dev_acc: Optional[Accuracy]):
+    def report(name: str, params: dict, plan: SteeringPlan | None, dev_acc: Accuracy | None):
         acc = on(test, enc_test, plan)
         log(f"[{task}] TEST {name} {params}: {acc}")
-        out["methods"][name] = {"params": params, "test": _acc(acc),
-                                "dev": _acc(dev_acc) if dev_acc else None}
+        out["methods"][name] = {
+            "params": params,
+            "test": _acc(acc),
+            "dev": _acc(dev_acc) if dev_acc else None,
+        }
 
     report("none", {}, None, on(dev, enc_dev, None))
     chosen = {}
@@ -96,36 +99,62 @@ def run_task(model, tokenizer, task: str, cfg: SweepConfig, progress: bool = Tru
             units = top_k(scores.scores[element], k)
             for d in cfg.delta[element]:
                 params = {"k": k, "delta": d, "units": [list(u) for u in units]}
-                cands.append((params, mask_plan(model, element, units, d, cfg.positions,
-                                                scores.head_dim, f"sadi-{element}")))
+                cands.append(
+                    (
+                        params,
+                        mask_plan(
+                            model, element, units, d, cfg.positions, scores.head_dim, f"sadi-{element}"
+                        ),
+                    )
+                )
         params, plan, dev_acc = pick(f"sadi-{element}", cands)
         chosen[element] = params
         report(f"sadi-{element}", params, plan, dev_acc)
 
     L = len(scores.residual)
     layers = sorted({max(1, min(L - 1, round(f * L))) for f in cfg.caa_layers})
-    params, plan, dev_acc = pick("caa", [({"layer": l, "coeff": c}, caa_plan(model, scores, l, c))
-                                         for l in layers for c in cfg.caa_coeffs])
+    params, plan, dev_acc = pick(
+        "caa",
+        [({"layer": l, "coeff": c}, caa_plan(model, scores, l, c)) for l in layers for c in cfg.caa_coeffs],
+    )
     report("caa", params, plan, dev_acc)
 
     head = chosen["head"]
     units = [tuple(u) for u in head["units"]]
-    params, plan, dev_acc = pick("fixed-vector", [
-        ({"k": head["k"], "coeff": c, "units": head["units"]},
-         fixed_vector_plan(model, scores, "head", units, c, cfg.positions)) for c in cfg.fixed_coeffs])
+    params, plan, dev_acc = pick(
+        "fixed-vector",
+        [
+            (
+                {"k": head["k"], "coeff": c, "units": head["units"]},
+                fixed_vector_plan(model, scores, "head", units, c, cfg.positions),
+            )
+            for c in cfg.fixed_coeffs
+        ],
+    )
     report("fixed-vector", params, plan, dev_acc)
 
     plan = random_mask(model, scores, "head", head["k"], head["delta"], cfg.positions, cfg.seed)
-    report("random-mask", {"k": head["k"], "delta": head["delta"], "seed": cfg.seed,
-                           "units": plan.meta["units"]}, plan, on(dev, enc_dev, plan))
+    report(
+        "random-mask",
+        {"k": head["k"], "delta": head["delta"], "seed": cfg.seed, "units": plan.meta["units"]},
+        plan,
+        on(dev, enc_dev, plan),
+    )
     out["seconds"] = round(time.perf_counter() - t0, 1)
     top = top_k(scores.scores["head"], 10)
     out["top_heads"] = [[l, h, float(scores.scores["head"][l, h])] for l, h in top]
     return out
 
 
-def run(model, tokenizer, tasks=TASKS, cfg: Optional[SweepConfig] = None, progress: bool = True,
-        log: Callable[[str], None] = print, on_task: Optional[Callable[[dict], None]] = None) -> dict:
+def run(
+    model,
+    tokenizer,
+    tasks=TASKS,
+    cfg: SweepConfig | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] = print,
+    on_task: Callable[[dict], None] | None = None,
+) -> dict:
     """Every task in turn; `on_task(results_so_far)` after each (write partial results)."""
     cfg = cfg or SweepConfig()
     results = {"model": model_hint(model), "config": asdict(cfg), "tasks": {}}
@@ -156,8 +185,10 @@ def markdown(results: dict) -> str:
         acc = {m: Accuracy(r["test"]["correct"], r["test"]["total"]) for m, r in ms.items()}
         win = [m for m in acc if m != "none" and beats(acc[m], acc["none"])]
         lose = [m for m in acc if m != "none" and beats(acc["none"], acc[m])]
-        lines.append(f"- {t} ({results['tasks'][t]['seconds']:.0f} s): beyond no steering's 95% "
-                     f"interval: {', '.join(win) or 'none'}; below it: {', '.join(lose) or 'none'}.")
+        lines.append(
+            f"- {t} ({results['tasks'][t]['seconds']:.0f} s): beyond no steering's 95% "
+            f"interval: {', '.join(win) or 'none'}; below it: {', '.join(lose) or 'none'}."
+        )
     return "\n".join(lines)
 
 

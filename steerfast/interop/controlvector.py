@@ -6,6 +6,7 @@ llama.cpp, uint32 from repeng), and one F32 1-D tensor `direction.N` per steered
 layers.py for where direction.N lands. Export adds `steerfast.*` keys, which llama.cpp and
 repeng ignore, so that import gives back the same plan.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,11 +30,12 @@ GGUF_MAGIC = b"GGUF"
 @dataclass
 class ControlVectorFile:
     """What a control-vector GGUF holds, before it becomes a plan."""
+
     directions: dict[int, np.ndarray]
     model_hint: str | None
     layer_count: int | None
-    convention: str                     # "llamacpp" (int32 layer_count), "repeng" (uint32) or "unknown"
-    steerfast: dict = field(default_factory=dict)   # the steerfast.* keys, when steerfast wrote it
+    convention: str  # "llamacpp" (int32 layer_count), "repeng" (uint32) or "unknown"
+    steerfast: dict = field(default_factory=dict)  # the steerfast.* keys, when steerfast wrote it
 
 
 def _field_value(reader, key):
@@ -63,23 +65,26 @@ def read(path: str | Path) -> ControlVectorFile:
         raise PlanError(f"{path} is {what}, not a control vector (general.architecture = {ARCH!r})")
     hint, _ = _field_value(reader, f"{ARCH}.model_hint")
     count, kind = _field_value(reader, f"{ARCH}.layer_count")
-    convention = {gguf.GGUFValueType.INT32: "llamacpp",
-                  gguf.GGUFValueType.UINT32: "repeng"}.get(kind, "unknown")
+    convention = {gguf.GGUFValueType.INT32: "llamacpp", gguf.GGUFValueType.UINT32: "repeng"}.get(
+        kind, "unknown"
+    )
     directions = {}
     for t in reader.tensors:
         prefix, _, idx = t.name.partition(".")
         if prefix != "direction" or not idx.isdigit():
             raise PlanError(f"{path}: tensor {t.name!r} is not a direction.N tensor")
         if t.tensor_type != gguf.GGMLQuantizationType.F32 or len(t.shape) != 1:
-            raise PlanError(f"{path}: {t.name} must be a 1-D F32 tensor, got "
-                            f"{t.tensor_type.name} of shape {list(t.shape)}")
-        directions[int(idx)] = np.array(t.data, dtype=np.float32)   # copy out of the memmap
+            raise PlanError(
+                f"{path}: {t.name} must be a 1-D F32 tensor, got "
+                f"{t.tensor_type.name} of shape {list(t.shape)}"
+            )
+        directions[int(idx)] = np.array(t.data, dtype=np.float32)  # copy out of the memmap
     if not directions:
         raise PlanError(f"{path} holds no direction tensors")
     sf = {}
     for key in reader.fields:
         if key.startswith("steerfast."):
-            sf[key[len("steerfast."):]] = reader.get_field(key).contents()
+            sf[key[len("steerfast.") :]] = reader.get_field(key).contents()
     return ControlVectorFile(directions, hint, int(count) if count is not None else None, convention, sf)
 
 
@@ -93,17 +98,32 @@ def to_plan(cv: ControlVectorFile, scale: float | None = None, source: str = "")
     if sf and sf.get("format") != FORMAT:
         raise PlanError(f"{source}: unsupported steerfast format {sf.get('format')!r}, expected {FORMAT}")
     if sf and (sf.get("site") != SITE or int(sf.get("layer_base", LAYER_BASE)) != LAYER_BASE):
-        raise PlanError(f"{source}: written with site {sf.get('site')} / layer base "
-                        f"{sf.get('layer_base')}, this steerfast reads {SITE} / {LAYER_BASE}")
+        raise PlanError(
+            f"{source}: written with site {sf.get('site')} / layer base "
+            f"{sf.get('layer_base')}, this steerfast reads {SITE} / {LAYER_BASE}"
+        )
     strength = float(scale if scale is not None else sf.get("strength", 1.0))
     dim = len(next(iter(cv.directions.values())))
-    model = json.loads(sf["model"]) if "model" in sf else {
-        **({"model_type": cv.model_hint} if cv.model_hint else {}), "hidden_size": dim}
-    meta = json.loads(sf["meta"]) if "meta" in sf else {
-        "gguf": {"model_hint": cv.model_hint, "layer_count": cv.layer_count,
-                 "convention": cv.convention, "source": str(source)}}
-    return plan_from_directions(cv.directions, strength, sf.get("positions", "all"),
-                                sf.get("method", "controlvector"), model, meta)
+    model = (
+        json.loads(sf["model"])
+        if "model" in sf
+        else {**({"model_type": cv.model_hint} if cv.model_hint else {}), "hidden_size": dim}
+    )
+    meta = (
+        json.loads(sf["meta"])
+        if "meta" in sf
+        else {
+            "gguf": {
+                "model_hint": cv.model_hint,
+                "layer_count": cv.layer_count,
+                "convention": cv.convention,
+                "source": str(source),
+            }
+        }
+    )
+    return plan_from_directions(
+        cv.directions, strength, sf.get("positions", "all"), sf.get("method", "controlvector"), model, meta
+    )
 
 
 def import_gguf(path: str | Path, scale: float | None = None, model=None) -> SteeringPlan:
@@ -137,8 +157,9 @@ def check_fits(plan: SteeringPlan, model, source: str = "plan") -> None:
         raise PlanError(f"{source} does not fit the model: {exc}") from None
 
 
-def export_gguf(plan: SteeringPlan, path: str | Path, convention: str = "llamacpp",
-                allow_positions: bool = False) -> Path:
+def export_gguf(
+    plan: SteeringPlan, path: str | Path, convention: str = "llamacpp", allow_positions: bool = False
+) -> Path:
     """Write `plan` as a control vector llama.cpp (or repeng) can load.
 
     Only `add`s at mlp.out with one vector per layer are expressible. llama.cpp steers every
@@ -155,19 +176,23 @@ def export_gguf(plan: SteeringPlan, path: str | Path, convention: str = "llamacp
         raise PlanError(f"a control vector has one position policy; the plan mixes {sorted(positions)}")
     (pos,) = positions
     if pos != "all" and not allow_positions:
-        raise PlanError(f"the plan steers at positions {pos!r}; llama.cpp steers every token. Export "
-                        "with allow_positions=True (CLI: --allow-positions) to accept that, or use "
-                        "plan.with_positions('all')")
+        raise PlanError(
+            f"the plan steers at positions {pos!r}; llama.cpp steers every token. Export "
+            "with allow_positions=True (CLI: --allow-positions) to accept that, or use "
+            "plan.with_positions('all')"
+        )
     directions, strength = directions_from_plan(plan)
     if convention == "llamacpp" and 0 in directions:
-        raise PlanError("the plan steers mlp.out of layer 0 (direction.0), which llama.cpp cannot "
-                        "apply (its loader rejects block 0); export with convention='repeng' to keep it")
+        raise PlanError(
+            "the plan steers mlp.out of layer 0 (direction.0), which llama.cpp cannot "
+            "apply (its loader rejects block 0); export with convention='repeng' to keep it"
+        )
     model_type = plan.model.get("model_type") or "unknown"
     path = Path(path)
     writer = gguf.GGUFWriter(str(path), ARCH)
     if convention == "llamacpp":
         writer.add_string(f"{ARCH}.model_hint", GGUF_ARCH.get(model_type, model_type))
-        writer.add_int32(f"{ARCH}.layer_count", max(directions))   # llama.cpp's buffer spans 1..max
+        writer.add_int32(f"{ARCH}.layer_count", max(directions))  # llama.cpp's buffer spans 1..max
     else:
         writer.add_string(f"{ARCH}.model_hint", model_type)
         writer.add_uint32(f"{ARCH}.layer_count", len(directions))
@@ -188,5 +213,14 @@ def export_gguf(plan: SteeringPlan, path: str | Path, convention: str = "llamacp
     return path
 
 
-__all__ = ["ControlVectorFile", "read", "to_plan", "import_gguf", "import_ggufs", "export_gguf", "check_fits",
-           "CONVENTIONS", "GGUF_ARCH"]
+__all__ = [
+    "ControlVectorFile",
+    "read",
+    "to_plan",
+    "import_gguf",
+    "import_ggufs",
+    "export_gguf",
+    "check_fits",
+    "CONVENTIONS",
+    "GGUF_ARCH",
+]

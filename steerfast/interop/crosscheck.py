@@ -10,6 +10,7 @@ Run twice: on the model's own Q4_1 GGUF (llama.cpp quantises activations to 8 bi
 steerfast runs the fp32 dequantisation: the engines differ by a noise floor even unsteered),
 and on an F32 copy of that GGUF (same weights on both sides: only the mapping is tested).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,8 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-PROMPTS = ("The weather today is", "I think the new restaurant in town is", "My neighbour told me that",
-           "Write one sentence about your weekend:", "The report on the project says")
+PROMPTS = (
+    "The weather today is",
+    "I think the new restaurant in town is",
+    "My neighbour told me that",
+    "Write one sentence about your weekend:",
+    "The report on the project says",
+)
 DEFAULTS = dict(pairs=16, layer=10, coeff=4.0, gen_scale=0.25)
 
 
@@ -40,8 +46,15 @@ def write_llamacpp_style(path, directions: dict[int, np.ndarray], hint: str = "l
     return Path(path)
 
 
-def prepare(model, tok, workdir, pairs=DEFAULTS["pairs"], layer=DEFAULTS["layer"], coeff=DEFAULTS["coeff"],
-            gen_scale=DEFAULTS["gen_scale"]) -> dict:
+def prepare(
+    model,
+    tok,
+    workdir,
+    pairs=DEFAULTS["pairs"],
+    layer=DEFAULTS["layer"],
+    coeff=DEFAULTS["coeff"],
+    gen_scale=DEFAULTS["gen_scale"],
+) -> dict:
     """The vectors of both directions, as plans and as files in `workdir`."""
     from ..data import sentiment_pairs
     from ..plan import Intervention, SteeringPlan
@@ -55,16 +68,24 @@ def prepare(model, tok, workdir, pairs=DEFAULTS["pairs"], layer=DEFAULTS["layer"
     export_gguf(plan, workdir / "caa.gguf")
     (iv,) = plan.interventions
     off = SteeringPlan([Intervention(iv.layer + 1, iv.site, "add", iv.tensor, "all", coeff)], "off-by-one")
-    residual = mean_differences(model, tok, data, progress=False).residual.numpy()   # (L, D) entering layer l
+    residual = mean_differences(model, tok, data, progress=False).residual.numpy()  # (L, D) entering layer l
     # llama.cpp's generator: diff read at block il's output (= stream entering il+1) -> direction.{il+1}
     dirs = {il + 1: residual[il + 1] for il in range(residual.shape[0] - 1)}
     write_llamacpp_style(workdir / "generator.gguf", dirs)
     imported = import_gguf(workdir / "generator.gguf", scale=gen_scale, model=model)
-    settings = dict(pairs=pairs, layer=layer, coeff=coeff, gen_scale=gen_scale,
-                    caa_site=f"{iv.site} of layer {iv.layer} (direction.{iv.layer})")
+    settings = dict(
+        pairs=pairs,
+        layer=layer,
+        coeff=coeff,
+        gen_scale=gen_scale,
+        caa_site=f"{iv.site} of layer {iv.layer} (direction.{iv.layer})",
+    )
     # case: (steerfast plan, file llama.cpp applies, scale)
-    cases = {"exported": (plan, workdir / "caa.gguf", coeff), "generator": (imported, workdir / "generator.gguf", gen_scale),
-             "off_by_one": (off, workdir / "caa.gguf", coeff)}
+    cases = {
+        "exported": (plan, workdir / "caa.gguf", coeff),
+        "generator": (imported, workdir / "generator.gguf", gen_scale),
+        "off_by_one": (off, workdir / "caa.gguf", coeff),
+    }
     return {"settings": settings, "cases": cases}
 
 
@@ -81,13 +102,17 @@ def run(model, tok, cpp, prepared: dict, prompts=PROMPTS, cases=None) -> dict:
 
 
 def table(results: dict[str, dict]) -> str:
-    rows = ["| weights | case | prompt | cosine | rel. error | ‖shift‖ llama.cpp | ‖shift‖ steerfast | noise floor |",
-            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    rows = [
+        "| weights | case | prompt | cosine | rel. error | ‖shift‖ llama.cpp | ‖shift‖ steerfast | noise floor |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for weights, result in results.items():
         for case in ("exported", "generator", "off_by_one"):
             for a in result[case]:
-                rows.append(f"| {weights} | {case} | {a['prompt']} | {a['cosine']:.4f} | {a['rel_error']:.3f} | "
-                            f"{a['norm_llamacpp']:.1f} | {a['norm_steerfast']:.1f} | {a['noise_floor']:.2f} |")
+                rows.append(
+                    f"| {weights} | {case} | {a['prompt']} | {a['cosine']:.4f} | {a['rel_error']:.3f} | "
+                    f"{a['norm_llamacpp']:.1f} | {a['norm_steerfast']:.1f} | {a['noise_floor']:.2f} |"
+                )
     return "\n".join(rows)
 
 
@@ -102,7 +127,7 @@ def main(argv=None) -> int:
     for k, v in DEFAULTS.items():
         p.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
     args = p.parse_args(argv)
-    torch.set_num_threads(1)    # with llama.cpp's own threads, more oversubscribes a small machine
+    torch.set_num_threads(1)  # with llama.cpp's own threads, more oversubscribes a small machine
     model, tok = load()
     results = {}
     with tempfile.TemporaryDirectory() as d:

@@ -1,4 +1,5 @@
 """Any vector file -> plan, and plan -> file, chosen by content and suffix."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,7 +20,7 @@ def kind_of(path: Path) -> str:
     if head[:2] == b"PK" or path.suffix in TORCH_SUFFIXES:
         return "torch"
     if path.suffix == ".gguf":
-        return "gguf"       # read() names what is wrong with it
+        return "gguf"  # read() names what is wrong with it
     return "safetensors"
 
 
@@ -39,8 +40,9 @@ def load_plan(path: str | Path, scale: float | None = None) -> SteeringPlan:
     return SteeringPlan.load(path)
 
 
-def save_plan(plan: SteeringPlan, path: str | Path, convention: str = "llamacpp",
-              allow_positions: bool = False) -> Path:
+def save_plan(
+    plan: SteeringPlan, path: str | Path, convention: str = "llamacpp", allow_positions: bool = False
+) -> Path:
     """.gguf -> control vector, anything else -> steerfast safetensors."""
     path = Path(path)
     if path.suffix == ".gguf":

@@ -11,12 +11,13 @@ applied: llama.cpp's cvector-generator stores the difference read at block il's 
 `direction.{il+1}` (so it steers one block later than it read), repeng stores the
 difference read at block k's output as key k (`hidden_states[k + 1]`).
 """
+
 from __future__ import annotations
 
 from ..errors import PlanError
 
-SITE = "mlp.out"     # the only site a control vector can express
-LAYER_BASE = 0       # direction.N <-> steerfast layer N + LAYER_BASE (recorded on export)
+SITE = "mlp.out"  # the only site a control vector can express
+LAYER_BASE = 0  # direction.N <-> steerfast layer N + LAYER_BASE (recorded on export)
 
 
 def layer_of_direction(n: int) -> tuple[int, str]:
@@ -29,9 +30,13 @@ def layer_of_direction(n: int) -> tuple[int, str]:
 def direction_of(layer: int, site: str) -> int:
     """The `direction.N` index of an add at (layer, site); PlanError when no N expresses it."""
     if site == "embed.out":
-        raise PlanError("the stream entering layer 0 (embed.out) has no control-vector direction: "
-                        "llama.cpp steers block outputs only (direction.N = mlp.out of layer N)")
+        raise PlanError(
+            "the stream entering layer 0 (embed.out) has no control-vector direction: "
+            "llama.cpp steers block outputs only (direction.N = mlp.out of layer N)"
+        )
     if site != SITE:
-        raise PlanError(f"site {site} of layer {layer} is inside a block; a control vector can only "
-                        f"add to a block's output (site {SITE})")
+        raise PlanError(
+            f"site {site} of layer {layer} is inside a block; a control vector can only "
+            f"add to a block's output (site {SITE})"
+        )
     return layer - LAYER_BASE

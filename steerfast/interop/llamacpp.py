@@ -5,12 +5,13 @@ The control-vector file is read here the way llama.cpp's common_control_vector_l
 (independently of steerfast's importer): direction.N (N >= 1) times the scale, summed into an
 n_embd x (n_layer - 1) buffer that starts at block 1, then handed to llama_set_adapter_cvec.
 """
+
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -32,7 +33,7 @@ def cvec_buffer(path: str | Path, scale: float, n_embd: int) -> np.ndarray:
             raise PlanError(f"{t.name} has shape {v.shape}, the model's n_embd is {n_embd}")
         if buf.size < n * n_embd:
             buf = np.concatenate([buf, np.zeros(n * n_embd - buf.size, dtype=np.float32)])
-        buf[(n - 1) * n_embd:n * n_embd] += v * np.float32(scale)
+        buf[(n - 1) * n_embd : n * n_embd] += v * np.float32(scale)
     return buf
 
 
@@ -42,8 +43,14 @@ class LlamaCpp:
     def __init__(self, model_path: str | Path, n_ctx: int = 256, n_threads: int = 2):
         import llama_cpp
 
-        self.llm = llama_cpp.Llama(model_path=str(model_path), logits_all=True, n_ctx=n_ctx,
-                                   n_batch=n_ctx, n_threads=n_threads, verbose=False)
+        self.llm = llama_cpp.Llama(
+            model_path=str(model_path),
+            logits_all=True,
+            n_ctx=n_ctx,
+            n_batch=n_ctx,
+            n_threads=n_threads,
+            verbose=False,
+        )
         self.n_embd = self.llm.n_embd()
         self.n_layer = int(llama_cpp.llama_model_n_layer(self.llm._model.model))
         # renamed across versions: llama_set_adapter_cvec (0.3.36), llama_apply_adapter_cvec before
@@ -97,15 +104,16 @@ def dequantised_copy(src: str | Path, dst: str | Path) -> Path:
 @dataclass
 class Agreement:
     prompt: str
-    cosine: float           # cos(llama.cpp shift, steerfast shift)
-    rel_error: float        # ‖shift_llama − shift_steerfast‖ / ‖shift_steerfast‖
+    cosine: float  # cos(llama.cpp shift, steerfast shift)
+    rel_error: float  # ‖shift_llama − shift_steerfast‖ / ‖shift_steerfast‖
     norm_llamacpp: float
     norm_steerfast: float
-    noise_floor: float      # ‖unsteered llama.cpp − unsteered steerfast‖: the engines' own gap
+    noise_floor: float  # ‖unsteered llama.cpp − unsteered steerfast‖: the engines' own gap
 
 
-def compare_shifts(cpp: LlamaCpp, model, tok, plan, gguf_path: str | Path, scale: float,
-                   prompts: Sequence[str]) -> list[Agreement]:
+def compare_shifts(
+    cpp: LlamaCpp, model, tok, plan, gguf_path: str | Path, scale: float, prompts: Sequence[str]
+) -> list[Agreement]:
     """Per prompt: llama.cpp's last-token logit shift (file at `scale`) vs steerfast's (plan)."""
     import torch
 
@@ -125,9 +133,16 @@ def compare_shifts(cpp: LlamaCpp, model, tok, plan, gguf_path: str | Path, scale
             with patch(model, plan):
                 shift_s = (model(input_ids=x).logits[0, -1].double() - base_s).numpy()
         ns, nc = float(np.linalg.norm(shift_s)), float(np.linalg.norm(shift_c))
-        out.append(Agreement(prompt, float(shift_c @ shift_s / (nc * ns)),
-                             float(np.linalg.norm(shift_c - shift_s) / ns), nc, ns,
-                             float(np.linalg.norm(base_c - base_s.numpy()))))
+        out.append(
+            Agreement(
+                prompt,
+                float(shift_c @ shift_s / (nc * ns)),
+                float(np.linalg.norm(shift_c - shift_s) / ns),
+                nc,
+                ns,
+                float(np.linalg.norm(base_c - base_s.numpy())),
+            )
+        )
     return out
 
 

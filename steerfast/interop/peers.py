@@ -10,6 +10,7 @@ repeng `ControlVector(model_type, directions: {layer: (D,) ndarray})`: ControlMo
 coeff·v to the output of block `layer`, every token (mlp.out). Its file format is the GGUF
 control vector (controlvector.py, convention "repeng").
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,16 +32,24 @@ def from_steering_vector(sv, multiplier: float = 1.0, min_token_index: int = 0) 
         raise PlanError(f"{type(sv).__name__} has no layer_activations dict; not a SteeringVector")
     layer_type = getattr(sv, "layer_type", "decoder_block")
     if layer_type not in SV_SITES:
-        raise PlanError(f"steering-vectors layer_type {layer_type!r} has no steerfast site; supported: "
-                        f"{', '.join(f'{k} -> {v}' for k, v in SV_SITES.items())}")
+        raise PlanError(
+            f"steering-vectors layer_type {layer_type!r} has no steerfast site; supported: "
+            f"{', '.join(f'{k} -> {v}' for k, v in SV_SITES.items())}"
+        )
     if min_token_index != 0:
         raise PlanError("only min_token_index=0 (every token) maps to a steerfast position policy")
     if any(int(k) < 0 for k in acts):
         raise PlanError("negative layer indices are relative to a model; resolve them before converting")
     site = SV_SITES[layer_type]
-    return plan_from_directions(acts, multiplier, "all", "steering-vectors", {},
-                                {"steering_vectors": {"layer_type": layer_type}},
-                                site_of=lambda n: (n, site))
+    return plan_from_directions(
+        acts,
+        multiplier,
+        "all",
+        "steering-vectors",
+        {},
+        {"steering_vectors": {"layer_type": layer_type}},
+        site_of=lambda n: (n, site),
+    )
 
 
 def from_repeng(cv, coeff: float = 1.0) -> SteeringPlan:
@@ -49,8 +58,9 @@ def from_repeng(cv, coeff: float = 1.0) -> SteeringPlan:
     if not isinstance(dirs, dict):
         raise PlanError(f"{type(cv).__name__} has no directions dict; not a repeng ControlVector")
     model_type = getattr(cv, "model_type", None)
-    return plan_from_directions(dirs, coeff, "all", "repeng",
-                                {"model_type": model_type} if model_type else {}, {"repeng": {}})
+    return plan_from_directions(
+        dirs, coeff, "all", "repeng", {"model_type": model_type} if model_type else {}, {"repeng": {}}
+    )
 
 
 class _SteeringVectorState:
@@ -69,9 +79,10 @@ def load_steering_vector_file(path: str | Path, multiplier: float = 1.0) -> Stee
     try:
         with torch.serialization.safe_globals([(_SteeringVectorState, SV_CLASS)]):
             obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as exc:   # pickle / zip errors, or a class we do not allow
-        raise PlanError(f"{path} is not a readable steering-vectors torch file: "
-                        f"{str(exc).splitlines()[0][:200]}") from exc
+    except Exception as exc:  # pickle / zip errors, or a class we do not allow
+        raise PlanError(
+            f"{path} is not a readable steering-vectors torch file: {str(exc).splitlines()[0][:200]}"
+        ) from exc
     if isinstance(obj, dict) and "layer_activations" in obj:
         obj = _dict_as_sv(obj)
     elif isinstance(obj, dict) and obj and all(isinstance(k, int) for k in obj):
@@ -83,8 +94,9 @@ def load_steering_vector_file(path: str | Path, multiplier: float = 1.0) -> Stee
 
 def _dict_as_sv(d: dict) -> _SteeringVectorState:
     sv = _SteeringVectorState()
-    sv.__setstate__({"layer_activations": d["layer_activations"],
-                     "layer_type": d.get("layer_type", "decoder_block")})
+    sv.__setstate__(
+        {"layer_activations": d["layer_activations"], "layer_type": d.get("layer_type", "decoder_block")}
+    )
     return sv
 
 

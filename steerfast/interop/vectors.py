@@ -3,9 +3,10 @@
 The common shape of llama.cpp / repeng control vectors and steering-vectors decoder-block
 vectors: {block index: vector}, applied at every token times one scale.
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch
@@ -27,16 +28,21 @@ def as_vector(value, where: str) -> torch.Tensor:
         raise PlanError(f"{where}: expected a float vector, got dtype {t.dtype}")
     t = t.to(torch.float32)
     if t.dim() > 1 and all(s == 1 for s in t.shape[:-1]):
-        t = t.reshape(-1)               # (1, 1, D) as steering-vectors reshapes them
+        t = t.reshape(-1)  # (1, 1, D) as steering-vectors reshapes them
     if t.dim() != 1 or t.numel() == 0:
         raise PlanError(f"{where}: expected a 1-D vector, got shape {tuple(t.shape)}")
     return t.contiguous()
 
 
-def plan_from_directions(directions: Mapping[int, object], strength: float = 1.0,
-                         positions: str = "all", method: str = "controlvector",
-                         model: dict | None = None, meta: dict | None = None,
-                         site_of=layer_of_direction) -> SteeringPlan:
+def plan_from_directions(
+    directions: Mapping[int, object],
+    strength: float = 1.0,
+    positions: str = "all",
+    method: str = "controlvector",
+    model: dict | None = None,
+    meta: dict | None = None,
+    site_of=layer_of_direction,
+) -> SteeringPlan:
     """One `add` intervention per key (sorted); every vector must have the same size."""
     if not directions:
         raise PlanError("the vector file or object holds no directions")
@@ -62,11 +68,15 @@ def directions_from_plan(plan: SteeringPlan) -> tuple[dict[int, torch.Tensor], f
     """
     for i, iv in enumerate(plan.interventions):
         if iv.kind != "add":
-            raise PlanError(f"intervention {i} ({iv.site} of layer {iv.layer}) is a {iv.kind}; "
-                            "a control vector can only add")
+            raise PlanError(
+                f"intervention {i} ({iv.site} of layer {iv.layer}) is a {iv.kind}; "
+                "a control vector can only add"
+            )
         if iv.entries != 1:
-            raise PlanError(f"intervention {i} has {iv.entries} rows (positions {iv.positions}); a "
-                            "control vector holds one vector per layer")
+            raise PlanError(
+                f"intervention {i} has {iv.entries} rows (positions {iv.positions}); a "
+                "control vector holds one vector per layer"
+            )
     strengths = {iv.strength for iv in plan.interventions}
     shared = strengths.pop() if len(strengths) == 1 else None
     out: dict[int, torch.Tensor] = {}

@@ -7,9 +7,8 @@ comparison; "auto" (the default) picks fused when the compiled ops are available
 The backend is a module-level flag read at call time, so under torch.compile it is a guarded
 constant: switching it recompiles, changing slot or strength tensor values never does.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 from torch import Tensor
@@ -30,24 +29,22 @@ def _fused_possible() -> bool:
 
 
 def set_backend(name: str) -> None:
-    """"fused" builds the C++ kernels now (refused if that fails); "auto" (the default, set at
+    """ "fused" builds the C++ kernels now (refused if that fails); "auto" (the default, set at
     import) picks fused when a compiler is there, and they build on their first CPU call."""
     global _REQUESTED, _FUSED
     if name not in ("reference", "fused", "auto"):
         raise ValueError(f"unknown ops backend {name!r}; choose 'reference', 'fused' or 'auto'")
     if name == "fused" and not _fused_possible():
-        raise RuntimeError(
-            f"the fused ops are not available in this build: {library.fallback_reason()}")
+        raise RuntimeError(f"the fused ops are not available in this build: {library.fallback_reason()}")
     _REQUESTED = name
-    _FUSED = name == "fused" or (name == "auto" and (library.cpp_possible() or
-                                                     library.triton_available()))
+    _FUSED = name == "fused" or (name == "auto" and (library.cpp_possible() or library.triton_available()))
 
 
 def get_backend() -> str:
     """The resolved backend: "fused" or "reference" (builds the C++ kernels if not tried)."""
     global _FUSED
     if _FUSED and _REQUESTED == "auto" and not _fused_possible():
-        _FUSED = False       # the build failed: call the reference directly
+        _FUSED = False  # the build failed: call the reference directly
     return "fused" if _FUSED else "reference"
 
 
@@ -72,8 +69,14 @@ def _linear_kernel(*args) -> Tensor:
 # The compiled kernels have no derivative: with grad enabled and an input that requires grad,
 # the fused backend runs them inside an autograd.Function with the exact backward
 # (steerfast/ops/autograd.py). The reference backend is plain torch and differentiates itself.
-def steer_rows_(y: Tensor, slots: Tensor, mask: Optional[Tensor], delta: Optional[Tensor],
-                bias: Optional[Tensor], coef: Optional[Tensor]) -> None:
+def steer_rows_(
+    y: Tensor,
+    slots: Tensor,
+    mask: Tensor | None,
+    delta: Tensor | None,
+    bias: Tensor | None,
+    coef: Tensor | None,
+) -> None:
     if not _FUSED:
         reference.steer_rows_ref_(y, slots, mask, delta, bias, coef)
     elif needs_grad(y, mask, delta, bias, coef):
@@ -82,16 +85,22 @@ def steer_rows_(y: Tensor, slots: Tensor, mask: Optional[Tensor], delta: Optiona
         _rows_kernel(y, slots, mask, delta, bias, coef)
 
 
-def steer_linear(x: Tensor, weight: Tensor, lin_bias: Optional[Tensor], slots: Tensor,
-                 in_mask: Optional[Tensor], in_delta: Optional[Tensor], out_mask: Optional[Tensor],
-                 out_delta: Optional[Tensor], out_bias: Optional[Tensor],
-                 out_coef: Optional[Tensor]) -> Tensor:
-    args = (x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta, out_bias,
-            out_coef)
+def steer_linear(
+    x: Tensor,
+    weight: Tensor,
+    lin_bias: Tensor | None,
+    slots: Tensor,
+    in_mask: Tensor | None,
+    in_delta: Tensor | None,
+    out_mask: Tensor | None,
+    out_delta: Tensor | None,
+    out_bias: Tensor | None,
+    out_coef: Tensor | None,
+) -> Tensor:
+    args = (x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta, out_bias, out_coef)
     if not _FUSED:
         return reference.steer_linear_ref(*args)
-    if needs_grad(x, weight, lin_bias, in_mask, in_delta, out_mask, out_delta, out_bias,
-                  out_coef):
+    if needs_grad(x, weight, lin_bias, in_mask, in_delta, out_mask, out_delta, out_bias, out_coef):
         return SteerLinear.apply(_linear_kernel, *args)
     return _linear_kernel(*args)
 

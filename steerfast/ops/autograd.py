@@ -10,9 +10,10 @@ take, e.g. fp64), the backward is the exact gradient of the reference semantics
 with the rounding to the activation dtype treated as the identity (straight through).
 Slots are integer indices: no gradient.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -22,13 +23,20 @@ from .reference import math_dtype, steer_rows_ref_
 
 def _entries(values: Tensor, idx: Tensor, like: Tensor) -> Tensor:
     """Sum of per-row values into their table entries (rows of unselected slots add 0)."""
-    out = torch.zeros((like.shape[0],) + tuple(values.shape[1:]), dtype=values.dtype,
-                      device=values.device)
+    out = torch.zeros((like.shape[0],) + tuple(values.shape[1:]), dtype=values.dtype, device=values.device)
     return out.index_add_(0, idx, values).to(like.dtype)
 
 
-def rows_backward(g: Tensor, y_in: Optional[Tensor], slots: Tensor, mask, delta, bias, coef,
-                  need: tuple[bool, bool, bool, bool, bool]):
+def rows_backward(
+    g: Tensor,
+    y_in: Tensor | None,
+    slots: Tensor,
+    mask,
+    delta,
+    bias,
+    coef,
+    need: tuple[bool, bool, bool, bool, bool],
+):
     """Gradients of steer_rows_ w.r.t. (y, mask, delta, bias, coef); None where not needed.
 
     y_in is the activation before the op; it is only read for the mask / delta gradients.
@@ -72,7 +80,7 @@ class SteerRows(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         y_in, slots, mask, delta, bias, coef = ctx.saved_tensors
-        n = ctx.needs_input_grad    # (kernel, y, slots, mask, delta, bias, coef)
+        n = ctx.needs_input_grad  # (kernel, y, slots, mask, delta, bias, coef)
         grads = rows_backward(g, y_in, slots, mask, delta, bias, coef, (n[1], n[3], n[4], n[5], n[6]))
         return (None, grads[0], None) + tuple(grads[1:])
 
@@ -87,26 +95,46 @@ class SteerLinear(torch.autograd.Function):
     """Prologue scale, linear, epilogue: x -> rows_out(linear(rows_in(x)))."""
 
     @staticmethod
-    def forward(ctx, kernel: Callable, x, weight, lin_bias, slots, in_mask, in_delta, out_mask,
-                out_delta, out_bias, out_coef):
-        ctx.save_for_backward(x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta,
-                              out_bias, out_coef)
-        return kernel(x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta,
-                      out_bias, out_coef)
+    def forward(
+        ctx,
+        kernel: Callable,
+        x,
+        weight,
+        lin_bias,
+        slots,
+        in_mask,
+        in_delta,
+        out_mask,
+        out_delta,
+        out_bias,
+        out_coef,
+    ):
+        ctx.save_for_backward(
+            x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta, out_bias, out_coef
+        )
+        return kernel(x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta, out_bias, out_coef)
 
     @staticmethod
     def backward(ctx, g):
-        (x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta, out_bias,
-         out_coef) = ctx.saved_tensors
+        (x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta, out_bias, out_coef) = (
+            ctx.saved_tensors
+        )
         need = ctx.needs_input_grad
         # (kernel, x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta, out_bias, out_coef)
         xs = _scaled_input(x, slots, in_mask, in_delta)
         z = None
         if out_mask is not None and (need[7] or need[8]):
-            z = torch.nn.functional.linear(xs, weight, lin_bias)   # the pre-epilogue output
+            z = torch.nn.functional.linear(xs, weight, lin_bias)  # the pre-epilogue output
         gz, g_om, g_od, g_ob, g_oc = rows_backward(
-            g, z, slots, out_mask, out_delta, out_bias, out_coef,
-            (need[1] or need[2] or need[3] or need[5] or need[6], need[7], need[8], need[9], need[10]))
+            g,
+            z,
+            slots,
+            out_mask,
+            out_delta,
+            out_bias,
+            out_coef,
+            (need[1] or need[2] or need[3] or need[5] or need[6], need[7], need[8], need[9], need[10]),
+        )
         gx = gw = gb = g_im = g_id = None
         if need[2]:
             gw = gz.t().mm(xs.to(gz.dtype)).to(weight.dtype)
@@ -114,8 +142,9 @@ class SteerLinear(torch.autograd.Function):
             gb = gz.sum(0).to(lin_bias.dtype)
         if need[1] or need[5] or need[6]:
             gxs = gz.mm(weight.to(gz.dtype))
-            gx, g_im, g_id, _, _ = rows_backward(gxs, x, slots, in_mask, in_delta, None, None,
-                                                 (need[1], need[5], need[6], False, False))
+            gx, g_im, g_id, _, _ = rows_backward(
+                gxs, x, slots, in_mask, in_delta, None, None, (need[1], need[5], need[6], False, False)
+            )
             if gx is not None:
                 gx = gx.to(x.dtype)
         return None, gx, gw, gb, None, g_im, g_id, g_om, g_od, g_ob, g_oc

@@ -18,6 +18,7 @@ build never blocks later ones; torch's own lock file left by it is removed), and
 library is loaded only if its SHA-256 matches the one recorded after the last good load
 (a truncated file would otherwise kill the process with SIGBUS): else it is rebuilt.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,18 +30,20 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import Optional
 
 import torch
 from torch import Tensor
 
 from . import reference
 
-ROWS_SCHEMA = ("steer_rows_(Tensor(a!) y, Tensor slots, Tensor? mask, Tensor? delta, "
-               "Tensor? bias, Tensor? coef) -> ()")
-LINEAR_SCHEMA = ("steer_linear(Tensor x, Tensor weight, Tensor? lin_bias, Tensor slots, "
-                 "Tensor? in_mask, Tensor? in_delta, Tensor? out_mask, Tensor? out_delta, "
-                 "Tensor? out_bias, Tensor? out_coef) -> Tensor")
+ROWS_SCHEMA = (
+    "steer_rows_(Tensor(a!) y, Tensor slots, Tensor? mask, Tensor? delta, Tensor? bias, Tensor? coef) -> ()"
+)
+LINEAR_SCHEMA = (
+    "steer_linear(Tensor x, Tensor weight, Tensor? lin_bias, Tensor slots, "
+    "Tensor? in_mask, Tensor? in_delta, Tensor? out_mask, Tensor? out_delta, "
+    "Tensor? out_bias, Tensor? out_coef) -> Tensor"
+)
 _SOURCES = ("steer_rows.cpp", "steer_linear.cpp", "bindings.cpp")
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -58,6 +61,7 @@ def source_dir() -> Path:
     """Where the C++ sources are: the installed package data, else the repo checkout."""
     try:
         from importlib.resources import files
+
         candidate = files("steerfast.csrc") / "bindings.cpp"
         if candidate.is_file():
             return Path(str(candidate)).parent
@@ -69,7 +73,7 @@ def source_dir() -> Path:
 _CFLAGS = ["-O3", "-ffp-contract=off"]
 
 
-def build_dir(src: Optional[Path] = None) -> Path:
+def build_dir(src: Path | None = None) -> Path:
     """``<cache>/build/<torch version>/<key>``: the key hashes the source location and
     contents, the flags and the torch install, because ninja's command lines embed absolute
     paths: two checkouts (or two venvs) sharing one directory would rebuild each other's
@@ -117,39 +121,53 @@ class _BuildLock:
     def __enter__(self):
         try:
             import fcntl
-        except ImportError:          # no flock (Windows): torch's own lock file only
+        except ImportError:  # no flock (Windows): torch's own lock file only
             return self
         self.fh = open(self.path, "a+")
         try:
             fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            print(f"steerfast: waiting for another process building the C++ kernels in "
-                  f"{self.path.parent}", file=sys.stderr, flush=True)
+            print(
+                f"steerfast: waiting for another process building the C++ kernels in {self.path.parent}",
+                file=sys.stderr,
+                flush=True,
+            )
             fcntl.flock(self.fh, fcntl.LOCK_EX)
         return self
 
     def __exit__(self, *exc):
         if self.fh is not None:
-            self.fh.close()          # closing releases the flock
+            self.fh.close()  # closing releases the flock
 
 
 def _prepare_build_dir(bdir: Path) -> None:
     """Called holding the flock: no other steerfast process is building here."""
-    stale = bdir / "lock"            # torch's FileBaton: left behind by a killed build
+    stale = bdir / "lock"  # torch's FileBaton: left behind by a killed build
     if stale.exists():
-        print(f"steerfast: removing a stale build lock left by an interrupted build ({stale})",
-              file=sys.stderr, flush=True)
+        print(
+            f"steerfast: removing a stale build lock left by an interrupted build ({stale})",
+            file=sys.stderr,
+            flush=True,
+        )
         stale.unlink()
     if cached_library_ok(bdir):
         return
     if (bdir / _SO).exists():
-        print(f"steerfast: the cached C++ library in {bdir} does not match its checksum "
-              f"(truncated or corrupt); rebuilding", file=sys.stderr, flush=True)
-    for child in bdir.iterdir():     # rebuild from scratch: objects may be damaged too
+        print(
+            f"steerfast: the cached C++ library in {bdir} does not match its checksum "
+            f"(truncated or corrupt); rebuilding",
+            file=sys.stderr,
+            flush=True,
+        )
+    for child in bdir.iterdir():  # rebuild from scratch: objects may be damaged too
         if child.name != ".steerfast.lock":
             shutil.rmtree(child) if child.is_dir() else child.unlink()
-    print(f"steerfast: building the C++ CPU kernels (once per source and torch version, "
-          f"about a minute) in {bdir}", file=sys.stderr, flush=True)
+    print(
+        f"steerfast: building the C++ CPU kernels (once per source and torch version, "
+        f"about a minute) in {bdir}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 def _load_cpp() -> None:
@@ -162,6 +180,7 @@ def _load_cpp() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from torch.utils.cpp_extension import load, verify_ninja_availability
+
             verify_ninja_availability()
             src = source_dir()
             bdir = build_dir(src)
@@ -193,7 +212,7 @@ def _rows_ref(y, slots, mask, delta, bias, coef) -> None:
 def _warn(message: str) -> None:
     try:
         warnings.warn(message, RuntimeWarning, stacklevel=4)
-    except Warning:                  # warnings are errors: say it without failing the call
+    except Warning:  # warnings are errors: say it without failing the call
         print(message, file=sys.stderr, flush=True)
 
 
@@ -205,7 +224,7 @@ def ensure_cpp() -> bool:
     with _cpp_guard:
         if _cpp_tried:
             return _cpp_loaded
-        if _loader_lib is not None:      # the loader kernels step aside for the real ones
+        if _loader_lib is not None:  # the loader kernels step aside for the real ones
             _loader_lib._destroy()
             _libs.remove(_loader_lib)
             _loader_lib = None
@@ -215,8 +234,10 @@ def ensure_cpp() -> bool:
             lib.impl("steer_rows_", _rows_ref, "CPU")
             lib.impl("steer_linear", reference.steer_linear_ref, "CPU")
             _libs.append(lib)
-            _warn(f"steerfast: fused CPU kernels unavailable, using the torch reference ops "
-                  f"instead: {_cpp_reason}")
+            _warn(
+                f"steerfast: fused CPU kernels unavailable, using the torch reference ops "
+                f"instead: {_cpp_reason}"
+            )
         _cpp_tried = True
     return _cpp_loaded
 
@@ -245,6 +266,7 @@ def _has_kernel(name: str, key: str) -> bool:
 
 def _has_fake(name: str) -> bool:
     from torch._library.simple_registry import singleton
+
     return singleton.find(f"steerfast::{name}").fake_impl.kernel is not None
 
 
@@ -268,13 +290,15 @@ def _register() -> None:
         _loader_lib.impl("steer_linear", _linear_first_call, "CPU")
         _libs.append(_loader_lib)
     if not _has_fake("steer_rows_"):
+
         @torch.library.register_fake("steerfast::steer_rows_", lib=lib)
         def _rows_fake(y, slots, mask, delta, bias, coef) -> None:
             return None
 
         @torch.library.register_fake("steerfast::steer_linear", lib=lib)
-        def _linear_fake(x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta,
-                         out_bias, out_coef) -> Tensor:
+        def _linear_fake(
+            x, weight, lin_bias, slots, in_mask, in_delta, out_mask, out_delta, out_bias, out_coef
+        ) -> Tensor:
             torch._check(x.dim() == 2, lambda: "steer_linear: x must be 2-D")
             torch._check(weight.shape[1] == x.shape[1], lambda: "steer_linear: weight is (O, D)")
             return x.new_empty((x.shape[0], weight.shape[0]))
@@ -301,7 +325,8 @@ def import_kernels():
         return sys.modules["steerfast.kernels"]
     init = kernels_dir() / "__init__.py"
     spec = importlib.util.spec_from_file_location(
-        "steerfast.kernels", init, submodule_search_locations=[str(init.parent)])
+        "steerfast.kernels", init, submodule_search_locations=[str(init.parent)]
+    )
     if spec is None or spec.loader is None:
         raise ImportError(f"steerfast.kernels not found (looked in {init.parent})")
     module = importlib.util.module_from_spec(spec)
@@ -349,8 +374,9 @@ def cpp_possible() -> bool:
     if os.environ.get("STEERFAST_DISABLE_CPP", "") not in ("", "0"):
         return False
     compiler = os.environ.get("CXX") or "c++"
-    return bool(shutil.which(compiler) or shutil.which("g++")) and bool(shutil.which("ninja") or
-                                                                        _ninja_module())
+    return bool(shutil.which(compiler) or shutil.which("g++")) and bool(
+        shutil.which("ninja") or _ninja_module()
+    )
 
 
 def _ninja_module() -> bool:

@@ -7,9 +7,8 @@ Shapes (the whole contract; the C++ and Triton kernels implement exactly this):
     bias    (E, D) fp32 additive vector, coef (E,) fp32 strength -- both given or both None
 Arithmetic in fp32 (fp64 for fp64 activations), the result stored in the activation's dtype.
 """
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 import torch
 from torch import Tensor
@@ -23,10 +22,10 @@ def math_dtype(dtype: torch.dtype) -> torch.dtype:
 def steer_rows_ref_(
     y: Tensor,
     slots: Tensor,
-    mask: Optional[Tensor],
-    delta: Optional[Tensor],
-    bias: Optional[Tensor],
-    coef: Optional[Tensor],
+    mask: Tensor | None,
+    delta: Tensor | None,
+    bias: Tensor | None,
+    coef: Tensor | None,
 ) -> Tensor:
     """Scale and shift selected rows of ``y`` in place.
 
@@ -43,7 +42,7 @@ def steer_rows_ref_(
     idx = slots.clamp(min=0).long()
     a = y.to(math_dtype(y.dtype))
     if mask is not None and torch.is_grad_enabled() and (mask.requires_grad or delta.requires_grad):
-        a = a.clone()   # the mask's gradient reads the unedited rows; y.copy_ below edits them
+        a = a.clone()  # the mask's gradient reads the unedited rows; y.copy_ below edits them
     if mask is not None:
         a = a * (1.0 + delta[idx].unsqueeze(1) * mask[idx])
     if bias is not None:
@@ -55,14 +54,14 @@ def steer_rows_ref_(
 def steer_linear_ref(
     x: Tensor,
     weight: Tensor,
-    lin_bias: Optional[Tensor],
+    lin_bias: Tensor | None,
     slots: Tensor,
-    in_mask: Optional[Tensor],
-    in_delta: Optional[Tensor],
-    out_mask: Optional[Tensor],
-    out_delta: Optional[Tensor],
-    out_bias: Optional[Tensor],
-    out_coef: Optional[Tensor],
+    in_mask: Tensor | None,
+    in_delta: Tensor | None,
+    out_mask: Tensor | None,
+    out_delta: Tensor | None,
+    out_bias: Tensor | None,
+    out_coef: Tensor | None,
 ) -> Tensor:
     """Prologue scale, linear, epilogue scale/shift in one call; ``x`` is not modified.
 

@@ -4,6 +4,7 @@ h_A = h(p+) - h(p-) at the input of layer l, one row per position after right-pa
 shorter prompt with a space token; at inference c·h_A[i] is added to prompt position i < n,
 prefill only (front alignment).
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,9 @@ from .capture import residual_input, tokenize_texts
 
 
 @torch.no_grad()
-def actadd(model, tokenizer, positive: str, negative: str, layer: int, coeff: float = 5.0,
-           pad_text: str = " ") -> SteeringPlan:
+def actadd(
+    model, tokenizer, positive: str, negative: str, layer: int, coeff: float = 5.0, pad_text: str = " "
+) -> SteeringPlan:
     if not positive or not negative:
         raise PlanError("ActAdd needs two non-empty prompts")
     pos_ids, neg_ids = tokenize_texts(tokenizer, [positive, negative])
@@ -31,8 +33,12 @@ def actadd(model, tokenizer, positive: str, negative: str, layer: int, coeff: fl
     with residual_input(model, layer) as seen:
         model(input_ids=ids, use_cache=False)
     h = seen[0].float()
-    diff = (h[0] - h[1]).cpu()                                     # (n, D)
+    diff = (h[0] - h[1]).cpu()  # (n, D)
     site_layer, site = residual_input_site(layer)
     iv = Intervention(site_layer, site, "add", diff, f"prefix:{n}", coeff)
-    return SteeringPlan([iv], "actadd", model_hint(model),
-                        {"positive": positive, "negative": negative, "layer": layer, "tokens": n})
+    return SteeringPlan(
+        [iv],
+        "actadd",
+        model_hint(model),
+        {"positive": positive, "negative": negative, "layer": layer, "tokens": n},
+    )

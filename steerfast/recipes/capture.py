@@ -1,8 +1,9 @@
 """Reading activations during plain (unsteered) forward passes, for recipes."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Iterable, Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -46,8 +47,8 @@ def left_padded(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[Ten
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, r in enumerate(rows):
-        ids[i, width - len(r):] = torch.tensor(r, dtype=torch.long)
-        mask[i, width - len(r):] = 1
+        ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
+        mask[i, width - len(r) :] = 1
     pos = (mask.cumsum(1) - 1).clamp(min=0)
     return ids.to(device), mask.to(device), pos.to(device)
 
@@ -55,12 +56,19 @@ def left_padded(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[Ten
 def batches(items: Sequence, size: int, desc: str, progress: bool = True) -> Iterable[Sequence]:
     starts = range(0, len(items), size)
     for s in tqdm(starts, desc=desc, disable=not progress, leave=False):
-        yield items[s:s + size]
+        yield items[s : s + size]
 
 
 @torch.no_grad()
-def last_token_residual(model, tokenizer, texts: Sequence[str], layer: int, batch_size: int = 16,
-                        desc: str = "forward", progress: bool = True) -> Tensor:
+def last_token_residual(
+    model,
+    tokenizer,
+    texts: Sequence[str],
+    layer: int,
+    batch_size: int = 16,
+    desc: str = "forward",
+    progress: bool = True,
+) -> Tensor:
     """(len(texts), D) residual stream entering `layer` at each text's last token (fp32)."""
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

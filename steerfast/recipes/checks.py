@@ -1,8 +1,9 @@
 """Input checks shared by the recipes: each names the bad argument and what was expected."""
+
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..errors import PlanError
 
@@ -50,5 +51,6 @@ def check_token_ids(rows: Sequence[Sequence[int]], vocab: int, what: str) -> Non
     for i, row in enumerate(rows):
         bad = [t for t in row if not 0 <= t < vocab]
         if bad:
-            raise PlanError(f"{what} {i}: token ids {bad[:5]} are outside the model's vocabulary "
-                            f"(0..{vocab - 1})")
+            raise PlanError(
+                f"{what} {i}: token ids {bad[:5]} are outside the model's vocabulary (0..{vocab - 1})"
+            )

@@ -23,11 +23,12 @@ split of the fv_* tasks with SmolLM2-135M-Instruct (`steerfast laai-eval --sweep
     penalised loss shrinks heads but does not zero them (no proximal step): on SmolLM2 every
     head survived; the per-head norms are in plan.meta["survivors"].
 """
+
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -40,20 +41,22 @@ from ..plan import Intervention, SteeringPlan, model_hint
 from .capture import left_padded
 from .checks import check_number, check_pairs
 
-Layers = Union[int, Sequence[int], str]
+Layers = int | Sequence[int] | str
 
-DEFAULTS = dict(layers="all", steps=60, lr=0.05, l1=1e-4, l2=1e-3, patience=8, min_delta=1e-3,
-                init_std=1e-3, survive=0.05)
+DEFAULTS = dict(
+    layers="all", steps=60, lr=0.05, l1=1e-4, l2=1e-3, patience=8, min_delta=1e-3, init_std=1e-3, survive=0.05
+)
 
 
 @dataclass
 class DemoBatch:
     """Prompt + target rows, left padded; `prompt_last[b]` is the column of row b's last prompt token."""
+
     ids: Tensor
     mask: Tensor
     pos: Tensor
-    prompt_last: Tensor        # (B,) long
-    target: Tensor             # (B, T) bool: the column holds a target token
+    prompt_last: Tensor  # (B,) long
+    target: Tensor  # (B, T) bool: the column holds a target token
 
     @property
     def select(self) -> Tensor:
@@ -106,9 +109,11 @@ def injected(model: nn.Module, deltas: dict[int, Tensor], select: Tensor) -> Ite
     adapter = get_adapter(model)
     handles = []
     for layer, delta in deltas.items():
+
         def pre(mod, args, delta=delta):
             x = args[0]
             return (x + select.unsqueeze(-1).to(x.dtype) * delta.to(x.dtype),) + tuple(args[1:])
+
         handles.append(adapter.projection(model, layer, "attn").register_forward_pre_hook(pre))
     try:
         yield
@@ -128,9 +133,10 @@ def penalty(deltas: dict[int, Tensor], heads: int, l1: float, l2: float) -> Tens
 def cross_entropy(model: nn.Module, batch: DemoBatch, deltas: dict[int, Tensor]) -> Tensor:
     """Mean over demos of the per-token CE of the target tokens, with Δ at each prompt's last token."""
     with injected(model, deltas, batch.select):
-        logits = model(input_ids=batch.ids, attention_mask=batch.mask, position_ids=batch.pos,
-                       use_cache=False).logits
-    pred = logits[:, :-1]                               # column t predicts token t+1
+        logits = model(
+            input_ids=batch.ids, attention_mask=batch.mask, position_ids=batch.pos, use_cache=False
+        ).logits
+    pred = logits[:, :-1]  # column t predicts token t+1
     pred = pred.to(torch.promote_types(pred.dtype, torch.float32))
     want = batch.ids[:, 1:]
     on = batch.target[:, 1:]
@@ -139,8 +145,9 @@ def cross_entropy(model: nn.Module, batch: DemoBatch, deltas: dict[int, Tensor])
     return ce.mean()
 
 
-def objective(model: nn.Module, batch: DemoBatch, deltas: dict[int, Tensor], l1: float, l2: float
-              ) -> tuple[Tensor, Tensor]:
+def objective(
+    model: nn.Module, batch: DemoBatch, deltas: dict[int, Tensor], l1: float, l2: float
+) -> tuple[Tensor, Tensor]:
     """(total loss, CE part)."""
     ce = cross_entropy(model, batch, deltas)
     heads, _ = head_layout(model)
@@ -162,8 +169,13 @@ def frozen(model: nn.Module) -> Iterator[None]:
 
 
 def _check(steps, lr, l1, l2, patience, init_std, survive, min_delta=0.0):
-    for name, value in (("λ1 (l1)", l1), ("λ2 (l2)", l2), ("init_std", init_std), ("survive", survive),
-                        ("min_delta", min_delta)):
+    for name, value in (
+        ("λ1 (l1)", l1),
+        ("λ2 (l2)", l2),
+        ("init_std", init_std),
+        ("survive", survive),
+        ("min_delta", min_delta),
+    ):
         check_number(value, name, minimum=0.0)
     check_number(lr, "lr", minimum=0.0, strict=True)
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
@@ -172,11 +184,21 @@ def _check(steps, lr, l1, l2, patience, init_std, survive, min_delta=0.0):
         raise PlanError(f"patience must be a positive int, got {patience!r}")
 
 
-def train_deltas(model: nn.Module, tokenizer, demos: Sequence[tuple[str, str]], layers: Layers = "all",
-                 steps: int = DEFAULTS["steps"], lr: float = DEFAULTS["lr"], l1: float = DEFAULTS["l1"],
-                 l2: float = DEFAULTS["l2"], patience: int = DEFAULTS["patience"],
-                 min_delta: float = DEFAULTS["min_delta"], init_std: float = DEFAULTS["init_std"],
-                 seed: int = 0, progress: bool = True) -> tuple[dict[int, Tensor], dict]:
+def train_deltas(
+    model: nn.Module,
+    tokenizer,
+    demos: Sequence[tuple[str, str]],
+    layers: Layers = "all",
+    steps: int = DEFAULTS["steps"],
+    lr: float = DEFAULTS["lr"],
+    l1: float = DEFAULTS["l1"],
+    l2: float = DEFAULTS["l2"],
+    patience: int = DEFAULTS["patience"],
+    min_delta: float = DEFAULTS["min_delta"],
+    init_std: float = DEFAULTS["init_std"],
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[dict[int, Tensor], dict]:
     """(Δ per layer, training record). See the module docstring for the objective."""
     _check(steps, lr, l1, l2, patience, init_std, DEFAULTS["survive"], min_delta)
     chosen = resolve_layers(model, layers)
@@ -184,18 +206,30 @@ def train_deltas(model: nn.Module, tokenizer, demos: Sequence[tuple[str, str]], 
     batch = demo_batch(tokenizer, demos, weight.device)
     gen = torch.Generator().manual_seed(int(seed))
     dim = weight.shape[1]
-    deltas = {l: (torch.randn(dim, generator=gen, dtype=torch.float64) * init_std)
-              .to(weight.dtype).to(weight.device).requires_grad_(True) for l in chosen}
+    deltas = {
+        l: (torch.randn(dim, generator=gen, dtype=torch.float64) * init_std)
+        .to(weight.dtype)
+        .to(weight.device)
+        .requires_grad_(True)
+        for l in chosen
+    }
     opt = torch.optim.Adam(list(deltas.values()), lr=lr)
     was_training = model.training
     model.eval()
     try:
-        history, best, best_at, best_state = _optimise(model, batch, deltas, opt, steps, l1, l2, patience,
-                                                       min_delta, progress)
+        history, best, best_at, best_state = _optimise(
+            model, batch, deltas, opt, steps, l1, l2, patience, min_delta, progress
+        )
     finally:
-        model.train(was_training)        # also when a step raises (or is interrupted)
-    record = {"steps": len(history), "initial_loss": history[0], "final_loss": history[-1],
-              "best_loss": best, "best_step": best_at, "stopped_early": len(history) < steps}
+        model.train(was_training)  # also when a step raises (or is interrupted)
+    record = {
+        "steps": len(history),
+        "initial_loss": history[0],
+        "final_loss": history[-1],
+        "best_loss": best,
+        "best_step": best_at,
+        "stopped_early": len(history) < steps,
+    }
     return best_state, record
 
 
@@ -223,12 +257,18 @@ def _optimise(model, batch, deltas, opt, steps, l1, l2, patience, min_delta, pro
 
 def survivors(deltas: dict[int, Tensor], heads: int, survive: float = DEFAULTS["survive"]) -> dict:
     """Per layer: head norms and the heads whose norm is at least `survive` × the largest head norm."""
-    norms = {l: torch.linalg.vector_norm(d.detach().double().view(heads, -1), dim=1) for l, d in deltas.items()}
+    norms = {
+        l: torch.linalg.vector_norm(d.detach().double().view(heads, -1), dim=1) for l, d in deltas.items()
+    }
     top = max(float(n.max()) for n in norms.values())
     cut = survive * top
-    return {str(l): {"head_norms": [round(float(x), 6) for x in n],
-                     "heads": [h for h, x in enumerate(n) if float(x) >= cut and float(x) > 0]}
-            for l, n in norms.items()}
+    return {
+        str(l): {
+            "head_norms": [round(float(x), 6) for x in n],
+            "heads": [h for h, x in enumerate(n) if float(x) >= cut and float(x) > 0],
+        }
+        for l, n in norms.items()
+    }
 
 
 def fold(model: nn.Module, deltas: dict[int, Tensor], positions: str = "prompt_last") -> list[Intervention]:
@@ -243,24 +283,62 @@ def fold(model: nn.Module, deltas: dict[int, Tensor], positions: str = "prompt_l
     return out
 
 
-def laai(model: nn.Module, tokenizer, demos: Sequence[tuple[str, str]], layers: Layers = DEFAULTS["layers"],
-         steps: int = DEFAULTS["steps"], lr: float = DEFAULTS["lr"], l1: float = DEFAULTS["l1"],
-         l2: float = DEFAULTS["l2"], patience: int = DEFAULTS["patience"],
-         min_delta: float = DEFAULTS["min_delta"], init_std: float = DEFAULTS["init_std"],
-         survive: float = DEFAULTS["survive"], seed: int = 0, progress: bool = True) -> SteeringPlan:
+def laai(
+    model: nn.Module,
+    tokenizer,
+    demos: Sequence[tuple[str, str]],
+    layers: Layers = DEFAULTS["layers"],
+    steps: int = DEFAULTS["steps"],
+    lr: float = DEFAULTS["lr"],
+    l1: float = DEFAULTS["l1"],
+    l2: float = DEFAULTS["l2"],
+    patience: int = DEFAULTS["patience"],
+    min_delta: float = DEFAULTS["min_delta"],
+    init_std: float = DEFAULTS["init_std"],
+    survive: float = DEFAULTS["survive"],
+    seed: int = 0,
+    progress: bool = True,
+) -> SteeringPlan:
     """Learn Δ's from (prompt, target) demonstrations and fold them into a plan (see module doc)."""
     _check(steps, lr, l1, l2, patience, init_std, survive, min_delta)
-    deltas, record = train_deltas(model, tokenizer, demos, layers, steps, lr, l1, l2, patience, min_delta,
-                                  init_std, seed, progress)
+    deltas, record = train_deltas(
+        model, tokenizer, demos, layers, steps, lr, l1, l2, patience, min_delta, init_std, seed, progress
+    )
     heads, _ = head_layout(model)
     surv = survivors(deltas, heads, survive)
-    meta = {"layers": sorted(deltas), "demos": len(demos), "seed": int(seed),
-            "hyper": {"steps": steps, "lr": lr, "l1": l1, "l2": l2, "patience": patience,
-                      "min_delta": min_delta, "init_std": init_std, "survive": survive},
-            "training": record, "survivors": surv,
-            "surviving_layers": [int(l) for l, s in surv.items() if s["heads"]]}
+    meta = {
+        "layers": sorted(deltas),
+        "demos": len(demos),
+        "seed": int(seed),
+        "hyper": {
+            "steps": steps,
+            "lr": lr,
+            "l1": l1,
+            "l2": l2,
+            "patience": patience,
+            "min_delta": min_delta,
+            "init_std": init_std,
+            "survive": survive,
+        },
+        "training": record,
+        "survivors": surv,
+        "surviving_layers": [int(l) for l, s in surv.items() if s["heads"]],
+    }
     return SteeringPlan(fold(model, deltas), "laai", model_hint(model), meta)
 
 
-__all__ = ["laai", "train_deltas", "fold", "objective", "cross_entropy", "penalty", "demo_batch",
-           "DemoBatch", "injected", "frozen", "resolve_layers", "survivors", "DEFAULTS"]
+__all__ = [
+    "laai",
+    "train_deltas",
+    "fold",
+    "objective",
+    "cross_entropy",
+    "penalty",
+    "demo_batch",
+    "DemoBatch",
+    "injected",
+    "frozen",
+    "resolve_layers",
+    "survivors",
+    "DEFAULTS",
+]

@@ -18,10 +18,11 @@ site mlp.neurons (the down_proj input). Unlike the official code, which overwrit
 last-token vector with a scaled copy recorded from an unsteered run, each masked entry here
 scales the steered run's own value (the paper's formula); unmasked entries are untouched.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence, Union
 
 import torch
 from torch import Tensor
@@ -37,7 +38,7 @@ ELEMENTS = ("head", "neuron", "hidden")
 SITE_OF = {"head": "attn.heads", "neuron": "mlp.neurons", "hidden": "mlp.out"}
 STEER_POSITIONS = ("prompt_last", "from_prompt_end")
 
-Text = Union[str, Sequence[int]]
+Text = str | Sequence[int]
 
 
 @dataclass
@@ -50,6 +51,7 @@ class SadiScores:
     residual: (L, D) mean difference of the residual stream entering each layer, i.e. CAA's
     vector for every layer from the same forward passes.
     """
+
     scores: dict[str, Tensor]
     site_diff: dict[str, Tensor]
     residual: Tensor
@@ -64,7 +66,7 @@ class SadiScores:
 class SadiResult:
     plan: SteeringPlan
     scores: SadiScores
-    units: list[tuple[int, int]] = field(default_factory=list)   # (layer, unit), best first
+    units: list[tuple[int, int]] = field(default_factory=list)  # (layer, unit), best first
 
 
 def _check_element(element: str) -> str:
@@ -84,8 +86,9 @@ def _rows(tokenizer, texts: Sequence[Text], side: str) -> list[list[int]]:
             try:
                 row = [int(x) for x in t]
             except (TypeError, ValueError, RuntimeError) as exc:
-                raise PlanError(f"pair {i}: the {side} side must be a string or token ids, "
-                                f"got {t!r:.80}") from exc
+                raise PlanError(
+                    f"pair {i}: the {side} side must be a string or token ids, got {t!r:.80}"
+                ) from exc
         if not row:
             raise PlanError(f"pair {i}: the {side} side {t!r} tokenizes to nothing")
         rows.append(row)
@@ -110,13 +113,13 @@ class _LastTokenSums:
             "act": torch.zeros(L, inter, device=dev),
             "neurons": torch.zeros(L, inter, device=dev),
             "hidden": torch.zeros(L, hidden, device=dev),
-            "residual": torch.zeros(L, hidden, device=dev),   # entering each layer
+            "residual": torch.zeros(L, hidden, device=dev),  # entering each layer
         }
         self.adapter, self.model = adapter, model
         self._handles = []
 
     def _add(self, key: str, layer: int, t) -> None:
-        if isinstance(t, tuple):                   # an MoE block's (hidden, router logits)
+        if isinstance(t, tuple):  # an MoE block's (hidden, router logits)
             t = t[0]
         # left padding: the last real token of every row sits at index -1
         self.sums[key][layer] += t[:, -1].float().sum(0).to(self.sums[key].device)
@@ -124,11 +127,12 @@ class _LastTokenSums:
     def __enter__(self):
         for i, layer in enumerate(self.layers):
             heads = self.adapter.site(self.model, i, "attn.heads").module
-            hidden = self.adapter.site(self.model, i, "mlp.out").module   # the stream delta
+            hidden = self.adapter.site(self.model, i, "mlp.out").module  # the stream delta
             self._handles += [
                 layer.register_forward_pre_hook(
                     lambda m, a, kw, i=i: self._add("residual", i, a[0] if a else kw["hidden_states"]),
-                    with_kwargs=True),
+                    with_kwargs=True,
+                ),
                 heads.register_forward_pre_hook(lambda m, a, i=i: self._add("heads", i, a[0])),
                 hidden.register_forward_hook(lambda m, a, out, i=i: self._add("hidden", i, out)),
             ]
@@ -154,14 +158,14 @@ class _LastTokenSums:
 
 
 @torch.no_grad()
-def mean_differences(model, tokenizer, pairs: Sequence[tuple[Text, Text]], batch_size: int = 16,
-                     progress: bool = True) -> SadiScores:
+def mean_differences(
+    model, tokenizer, pairs: Sequence[tuple[Text, Text]], batch_size: int = 16, progress: bool = True
+) -> SadiScores:
     """Mean last-token activation differences of the pairs at every layer and element type.
 
     Pairs are (positive, negative) texts, or token-id lists (then tokenizer may be None).
     """
-    pairs = check_pairs(pairs, "SADI", "(positive, negative) pair",
-                        sides=(str, list, tuple, torch.Tensor))
+    pairs = check_pairs(pairs, "SADI", "(positive, negative) pair", sides=(str, list, tuple, torch.Tensor))
     check_batch_size(batch_size)
     pos = _rows(tokenizer, [p for p, _ in pairs], "positive")
     neg = _rows(tokenizer, [n for _, n in pairs], "negative")
@@ -175,15 +179,23 @@ def mean_differences(model, tokenizer, pairs: Sequence[tuple[Text, Text]], batch
         for name, rows in (("positive", pos), ("negative", neg)):
             for chunk in batches(rows, batch_size, f"SADI {name}", progress):
                 ids, mask, position_ids = left_padded(chunk, pad, device)
-                model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
-                      use_cache=False, logits_to_keep=1)
+                model(
+                    input_ids=ids,
+                    attention_mask=mask,
+                    position_ids=position_ids,
+                    use_cache=False,
+                    logits_to_keep=1,
+                )
             sides.append(acc.take())
     n = len(pairs)
     diff = {k: ((sides[0][k] - sides[1][k]) / n).cpu() for k in sides[0]}
     heads, head_dim = head_layout(model)
     L = diff["heads"].shape[0]
-    scores = {"head": diff["heads"].view(L, heads, head_dim).mean(-1),
-              "neuron": diff["act"], "hidden": diff["hidden"]}
+    scores = {
+        "head": diff["heads"].view(L, heads, head_dim).mean(-1),
+        "neuron": diff["act"],
+        "hidden": diff["hidden"],
+    }
     site_diff = {"head": diff["heads"], "neuron": diff["neurons"], "hidden": diff["hidden"]}
     return SadiScores(scores, site_diff, diff["residual"], n, head_dim)
 
@@ -206,7 +218,7 @@ def _masks(model, element: str, units: Sequence[tuple[int, int]], head_dim: int)
     for layer, unit in units:
         if layer not in masks:
             masks[layer] = torch.zeros(adapter.site_dim(model, layer, site))
-        masks[layer][unit * width:(unit + 1) * width] = 1.0
+        masks[layer][unit * width : (unit + 1) * width] = 1.0
     return masks
 
 
@@ -217,9 +229,16 @@ def _check_positions(positions: str) -> str:
     return positions
 
 
-def mask_plan(model, element: str, units: Sequence[tuple[int, int]], delta: float,
-              positions: str = "prompt_last", head_dim: int | None = None,
-              method: str = "sadi", meta: dict | None = None) -> SteeringPlan:
+def mask_plan(
+    model,
+    element: str,
+    units: Sequence[tuple[int, int]],
+    delta: float,
+    positions: str = "prompt_last",
+    head_dim: int | None = None,
+    method: str = "sadi",
+    meta: dict | None = None,
+) -> SteeringPlan:
     """Scale interventions (one per touched layer) for a binary mask over (layer, unit)."""
     site = SITE_OF[_check_element(element)]
     delta = check_number(delta, "δ")
@@ -227,16 +246,32 @@ def mask_plan(model, element: str, units: Sequence[tuple[int, int]], delta: floa
     if not units:
         raise PlanError("a SADI mask needs at least one unit")
     head_dim = head_dim or head_layout(model)[1]
-    ivs = [Intervention(layer, site, "scale", m, positions, delta)
-           for layer, m in sorted(_masks(model, element, units, head_dim).items())]
-    info = {"element": element, "units": [list(u) for u in units], "delta": delta,
-            "official_multiplier": 1.0 + delta, "positions": positions}
+    ivs = [
+        Intervention(layer, site, "scale", m, positions, delta)
+        for layer, m in sorted(_masks(model, element, units, head_dim).items())
+    ]
+    info = {
+        "element": element,
+        "units": [list(u) for u in units],
+        "delta": delta,
+        "official_multiplier": 1.0 + delta,
+        "positions": positions,
+    }
     return SteeringPlan(ivs, method, model_hint(model), {**info, **(meta or {})})
 
 
-def sadi(model, tokenizer, pairs: Sequence[tuple[Text, Text]], element: str = "head", k: int = 4,
-         delta: float = 4.0, positions: str = "prompt_last", scores: SadiScores | None = None,
-         batch_size: int = 16, progress: bool = True) -> SadiResult:
+def sadi(
+    model,
+    tokenizer,
+    pairs: Sequence[tuple[Text, Text]],
+    element: str = "head",
+    k: int = 4,
+    delta: float = 4.0,
+    positions: str = "prompt_last",
+    scores: SadiScores | None = None,
+    batch_size: int = 16,
+    progress: bool = True,
+) -> SadiResult:
     """A SADI plan (SADI-Head / -Neuron / -Hidden) from contrastive pairs.
 
     Pass `scores` from an earlier `mean_differences` to skip the forward passes (sweeps).
@@ -245,15 +280,33 @@ def sadi(model, tokenizer, pairs: Sequence[tuple[Text, Text]], element: str = "h
     delta = check_number(delta, "δ")
     _check_positions(positions)
     if element == "neuron" and get_adapter(model).mlp_neurons is None:
-        raise PlanError(f"SADI-Neuron needs mlp.neurons, which {model.config.model_type!r} cannot "
-                        "express (fused experts); use element='head' or 'hidden'")
+        raise PlanError(
+            f"SADI-Neuron needs mlp.neurons, which {model.config.model_type!r} cannot "
+            "express (fused experts); use element='head' or 'hidden'"
+        )
     if scores is None:
         scores = mean_differences(model, tokenizer, pairs, batch_size, progress)
     units = top_k(scores.scores[element], k)
-    plan = mask_plan(model, element, units, delta, positions, scores.head_dim,
-                     f"sadi-{element}", {"k": k, "pairs": scores.pairs})
+    plan = mask_plan(
+        model,
+        element,
+        units,
+        delta,
+        positions,
+        scores.head_dim,
+        f"sadi-{element}",
+        {"k": k, "pairs": scores.pairs},
+    )
     return SadiResult(plan, scores, units)
 
 
-__all__ = ["ELEMENTS", "SITE_OF", "SadiScores", "SadiResult", "mean_differences", "top_k",
-           "mask_plan", "sadi"]
+__all__ = [
+    "ELEMENTS",
+    "SITE_OF",
+    "SadiScores",
+    "SadiResult",
+    "mean_differences",
+    "top_k",
+    "mask_plan",
+    "sadi",
+]

@@ -8,11 +8,12 @@ each per forward) so that every module side applies them in plan order: most pla
 Every forward of the decoder stack holds the bank's lock, and so does every change of the
 tables: a forward sees one consistent set of tables.
 """
+
 from __future__ import annotations
 
 import functools
 import threading
-from typing import Callable, Optional
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -23,8 +24,15 @@ from ..plan import SteeringPlan
 from ..positions import CallTracker, parse_policy
 from .compose import compose, dense_affine
 from .rows import POLICY_CODES, row_maps
-from .steered import (ModuleTables, SideTables, SteeringState, fast_linear_forward, fast_path_ok,
-                      wrapped_post_hook, wrapped_pre_hook)
+from .steered import (
+    ModuleTables,
+    SideTables,
+    SteeringState,
+    fast_linear_forward,
+    fast_path_ok,
+    wrapped_post_hook,
+    wrapped_pre_hook,
+)
 
 _HANDLE_ATTR = "_steerfast_handle"
 DENSE_POLICIES = ("last", "from_prompt_end", "all")
@@ -34,10 +42,12 @@ def _normal_tensors(method):
     """Tensors the bank keeps and edits in place later are made outside inference mode: an
     inference tensor (a bank built or loaded under torch.inference_mode) cannot be updated,
     nor saved for backward, once the mode is left."""
+
     @functools.wraps(method)
     def wrapper(*args, **kwargs):
         with torch.inference_mode(False):
             return method(*args, **kwargs)
+
     return wrapper
 
 
@@ -74,18 +84,20 @@ class SteeringBank:
             raise SteeringError(f"slots must be a positive int, got {slots!r}")
         self.adapter = get_adapter(model)
         if getattr(model, _HANDLE_ATTR, None) is not None:
-            raise SteeringError("model is already patched; revert() the live handle first, "
-                                "or combine plans with `plan_a + plan_b`")
+            raise SteeringError(
+                "model is already patched; revert() the live handle first, "
+                "or combine plans with `plan_a + plan_b`"
+            )
         if getattr(model, "_steerfast_hooks", None):
             raise SteeringError("model has steerfast.apply_hooks installed; remove() them first")
         self.model = model
         self.slots = slots
-        self.plans: list[Optional[SteeringPlan]] = [None] * slots
+        self.plans: list[SteeringPlan | None] = [None] * slots
         self.device = execution_device(model)
         self.state = SteeringState()
         self.lock = threading.RLock()
         self.version = 0
-        self.packed_rows: Optional[Callable[[tuple, dict], Optional[list[Tensor]]]] = None
+        self.packed_rows: Callable[[tuple, dict], list[Tensor] | None] | None = None
         self._saved: list[tuple[nn.Module, object, object]] = []
         self._handles: list = []
         self._tables: dict[int, ModuleTables] = {}
@@ -94,10 +106,10 @@ class SteeringBank:
         self.entries = 1
         self.lane_code = torch.full((0, slots), -1, dtype=torch.long, device=self.device)
         self.lane_n = torch.zeros((0, slots), dtype=torch.long, device=self.device)
-        self._row_slot: Optional[Tensor] = None
+        self._row_slot: Tensor | None = None
         self._uniform = False
         self._uniform_slot = 0
-        self.single_plan = False           # set by patch(): one plan on every row
+        self.single_plan = False  # set by patch(): one plan on every row
         self.active = True
 
         base = model.get_submodule(self.adapter.base)
@@ -106,7 +118,7 @@ class SteeringBank:
         bank = self
 
         def stack_forward(*args, **kwargs):
-            if not bank.active:                # reverted under a wrapper installed after us
+            if not bank.active:  # reverted under a wrapper installed after us
                 return base_forward(*args, **kwargs)
             if torch.compiler.is_compiling():
                 return bank._forward(tracker, base_forward, args, kwargs)
@@ -118,7 +130,8 @@ class SteeringBank:
 
     def _forward(self, tracker, base_forward, args, kwargs):
         if self.packed_rows is None and "cu_seq_lens_q" in kwargs:
-            from .packed import PackedRows     # continuous batching; patch(): slot 0 for every request
+            from .packed import PackedRows  # continuous batching; patch(): slot 0 for every request
+
             self.packed_rows = PackedRows(self)
         packed = self.packed_rows(args, kwargs) if self.packed_rows is not None else None
         if packed is not None:
@@ -130,8 +143,15 @@ class SteeringBank:
         self.state.dense = self._uniform and info.past > 0 and info.length == 1
         if not self.state.dense:
             dev = info.mask.device
-            self.state.set_maps(row_maps(info, self._slots_for(info.batch, dev), self.lane_code.to(dev),
-                                         self.lane_n.to(dev), self.entries))
+            self.state.set_maps(
+                row_maps(
+                    info,
+                    self._slots_for(info.batch, dev),
+                    self.lane_code.to(dev),
+                    self.lane_n.to(dev),
+                    self.entries,
+                )
+            )
         return base_forward(*args, **kwargs)
 
     # --- rows -> slots -------------------------------------------------------------------
@@ -166,8 +186,9 @@ class SteeringBank:
         if self._row_slot is None:
             raise SteeringError("no rows assigned: call bank.assign(row_slots) or assign_all(slot)")
         if self._row_slot.shape[0] != batch:
-            raise SteeringError(f"bank.assign() gave {self._row_slot.shape[0]} row slots, "
-                                f"the batch has {batch} rows")
+            raise SteeringError(
+                f"bank.assign() gave {self._row_slot.shape[0]} row slots, the batch has {batch} rows"
+            )
         return self._row_slot.to(device)
 
     # --- slots -> plans ------------------------------------------------------------------
@@ -221,8 +242,9 @@ class SteeringBank:
             if plan is None:
                 continue
             sites = [self.adapter.site(self.model, iv.layer, iv.site) for iv in plan.interventions]
-            policies, lanes = lane_layout(((id(s.module), s.side), iv.positions)
-                                          for s, iv in zip(sites, plan.interventions))
+            policies, lanes = lane_layout(
+                ((id(s.module), s.side), iv.positions) for s, iv in zip(sites, plan.interventions)
+            )
             groups: dict[tuple, tuple] = {}
             for iv, site, lane in zip(plan.interventions, sites, lanes):
                 entry = groups.setdefault((lane, id(site.module), site.side), (site, []))
@@ -240,7 +262,7 @@ class SteeringBank:
         lanes = 1 + max([g[1] for g in groups] or [-1])
         entries = max([iv.entries for p in self.plans if p is not None for iv in p.interventions] or [1])
         keys: dict[tuple, list] = {}
-        for slot, lane, policy, module, side, aff in groups:
+        for _slot, lane, _policy, module, side, aff in groups:
             dim = (aff.mask if aff.mask is not None else aff.bias).shape[1]
             flags = keys.setdefault((id(module), side, lane), [module, dim, False, False])
             flags[2] |= aff.mask is not None
@@ -265,7 +287,7 @@ class SteeringBank:
         if not self._uniform or self.plans[self._uniform_slot] is None:
             return
         per_side: dict[tuple, list] = {}
-        for slot, lane, policy, module, side, aff in groups if groups is not None else self._groups():
+        for slot, _lane, policy, module, side, aff in groups if groups is not None else self._groups():
             # prefix / prompt_last select no row of a decode step; groups come in lane order
             if slot == self._uniform_slot and parse_policy(policy)[0] in DENSE_POLICIES:
                 per_side.setdefault((id(module), side), []).append(aff)
@@ -288,8 +310,12 @@ class SteeringBank:
         new_tables: dict[int, ModuleTables] = {}
         for (mid, side, lane), (module, dim, scale, add) in keys.items():
             mt = new_tables.setdefault(mid, ModuleTables([None] * lanes, [None] * lanes))
-            st = SideTables(zeros(rows, dim) if scale else None, zeros(rows) if scale else None,
-                            zeros(rows, dim) if add else None, zeros(rows) if add else None)
+            st = SideTables(
+                zeros(rows, dim) if scale else None,
+                zeros(rows) if scale else None,
+                zeros(rows, dim) if add else None,
+                zeros(rows) if add else None,
+            )
             (mt.inputs if side == "in" else mt.outputs)[lane] = st
             self._modules[mid] = module
         for mid, mt in new_tables.items():
@@ -297,13 +323,13 @@ class SteeringBank:
                 mt.inputs = []
             if all(t is None for t in mt.outputs):
                 mt.outputs = []
-            if mid in self._tables:          # already patched: swap the tables, keep the forward
+            if mid in self._tables:  # already patched: swap the tables, keep the forward
                 self._tables[mid].inputs, self._tables[mid].outputs = mt.inputs, mt.outputs
             else:
                 self._tables[mid] = mt
                 self._patch_module(self._modules[mid], mt)
         for mid, mt in self._tables.items():
-            if mid not in new_tables:         # nothing loaded steers it any more
+            if mid not in new_tables:  # nothing loaded steers it any more
                 mt.inputs, mt.outputs = [], []
 
     def _patch_module(self, module: nn.Module, tables: ModuleTables) -> None:
@@ -312,8 +338,9 @@ class SteeringBank:
             self._replace_forward(module, fast_linear_forward(module, self.state, tables))
         else:
             tables.realisation = "wrapped"
-            self._handles.append(module.register_forward_pre_hook(
-                wrapped_pre_hook(self.state, tables), with_kwargs=True))
+            self._handles.append(
+                module.register_forward_pre_hook(wrapped_pre_hook(self.state, tables), with_kwargs=True)
+            )
             self._handles.append(module.register_forward_hook(wrapped_post_hook(self.state, tables)))
 
     def _zero(self) -> None:
@@ -333,19 +360,28 @@ class SteeringBank:
             mt = self._tables[id(module)]
             st = (mt.inputs if side == "in" else mt.outputs)[lane]
             lo = slot * self.entries
-            for dst, src in ((st.mask, aff.mask), (st.delta, aff.delta),
-                             (st.bias, aff.bias), (st.coef, aff.coef)):
+            for dst, src in (
+                (st.mask, aff.mask),
+                (st.delta, aff.delta),
+                (st.bias, aff.bias),
+                (st.coef, aff.coef),
+            ):
                 if src is not None:
-                    dst[lo:lo + src.shape[0]].copy_(src)
+                    dst[lo : lo + src.shape[0]].copy_(src)
 
     # --- what each module runs -------------------------------------------------------------
     def describe(self) -> list[dict]:
         """One row per patched module: its path, realisation ('fast' or 'wrapped') and sides."""
         names = {id(m): n for n, m in self.model.named_modules()}
-        return [{"module": names.get(mid, "?"), "realisation": mt.realisation,
-                 "inputs": sum(t is not None for t in mt.inputs),
-                 "outputs": sum(t is not None for t in mt.outputs)}
-                for mid, mt in self._tables.items()]
+        return [
+            {
+                "module": names.get(mid, "?"),
+                "realisation": mt.realisation,
+                "inputs": sum(t is not None for t in mt.inputs),
+                "outputs": sum(t is not None for t in mt.outputs),
+            }
+            for mid, mt in self._tables.items()
+        ]
 
     # --- patching ----------------------------------------------------------------------
     def _replace_forward(self, module: nn.Module, fn) -> None:
@@ -380,14 +416,15 @@ class SteeringBank:
             self.active = False
 
     def __deepcopy__(self, memo):
-        raise SteeringError("a patched model cannot be copied: revert() it first, copy, then patch "
-                            "each copy")
+        raise SteeringError("a patched model cannot be copied: revert() it first, copy, then patch each copy")
 
     def __reduce__(self):
-        raise SteeringError("a patched model cannot be pickled or saved whole: revert() it first "
-                            "(save the plan with plan.save())")
+        raise SteeringError(
+            "a patched model cannot be pickled or saved whole: revert() it first "
+            "(save the plan with plan.save())"
+        )
 
-    def __enter__(self) -> "SteeringBank":
+    def __enter__(self) -> SteeringBank:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -5,10 +5,11 @@ y -> y * f + g per element; the ops apply it as y * (1 + delta*mask) + coef*bias
 single-intervention forms are stored as given (bit-exact with the hook baseline); anything
 longer is folded in fp64 into mask = f - 1, delta = 1, bias = g, coef = 1.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -19,10 +20,11 @@ from ..plan import Intervention
 @dataclass
 class Affine:
     """(E, D) tables and (E,) strengths of one slot; None where the slot has no such part."""
-    mask: Optional[Tensor]
-    delta: Optional[Tensor]
-    bias: Optional[Tensor]
-    coef: Optional[Tensor]
+
+    mask: Tensor | None
+    delta: Tensor | None
+    bias: Tensor | None
+    coef: Tensor | None
 
 
 def _strength(iv: Intervention) -> Tensor:

@@ -10,11 +10,11 @@ Per step the host builds two small (R+1,) tensors (slot and prompt length per re
 last entry a sentinel for padding tokens); everything per token is tensor ops, once per
 forward of the decoder stack, none per layer.
 """
+
 from __future__ import annotations
 
 import sys
 import threading
-from typing import Optional
 
 import torch
 from torch import Tensor
@@ -22,7 +22,8 @@ from torch import Tensor
 from ..errors import SteeringError
 from .rows import POLICY_CODES
 
-def _engine_batch() -> Optional[list]:
+
+def _engine_batch() -> list | None:
     """The engine's `requests_in_batch` for the step being computed on this thread.
 
     The forward is called (in the same thread) from the batch processor's `_generation_step`;
@@ -36,7 +37,7 @@ def _engine_batch() -> Optional[list]:
             bp = frame.f_locals.get("self")
             io = getattr(bp, "inputs_and_outputs", None)
             if io is not None:
-                if hasattr(io, "io_pairs"):                  # async IOs: the pair being computed
+                if hasattr(io, "io_pairs"):  # async IOs: the pair being computed
                     io = io.io_pairs[io.current_pair].host_io
                 return getattr(io, "requests_in_batch", None)
         frame = frame.f_back
@@ -71,13 +72,15 @@ class PackedRows:
         self.slot_of: dict[str, int] = {}
         self.lock = threading.Lock()
 
-    def __call__(self, args: tuple, kwargs: dict) -> Optional[list[Tensor]]:
+    def __call__(self, args: tuple, kwargs: dict) -> list[Tensor] | None:
         if not is_packed_call(kwargs):
             return None
         states = _engine_batch()
         if states is None:
-            raise SteeringError("a packed (continuous-batching) forward reached a steered model "
-                                "outside transformers' continuous-batching engine step")
+            raise SteeringError(
+                "a packed (continuous-batching) forward reached a steered model "
+                "outside transformers' continuous-batching engine step"
+            )
         ids = kwargs.get("input_ids")
         ref = ids if ids is not None else kwargs["inputs_embeds"]
         n_tokens = ref.shape[1]
@@ -90,22 +93,30 @@ class PackedRows:
             else:
                 slots = [self.slot_of.get(request_key(fs.state.request_id), -1) for fs in states]
         lens = [prompt_length(fs.state) for fs in states]
-        return packed_row_maps(kwargs["cu_seq_lens_q"], kwargs["position_ids"], len(states), n_tokens,
-                               torch.tensor(slots + [-1], dtype=torch.long),
-                               torch.tensor(lens + [0], dtype=torch.long),
-                               bank.lane_code.to(ref.device), bank.lane_n.to(ref.device), bank.entries)
+        return packed_row_maps(
+            kwargs["cu_seq_lens_q"],
+            kwargs["position_ids"],
+            len(states),
+            n_tokens,
+            torch.tensor(slots + [-1], dtype=torch.long),
+            torch.tensor(lens + [0], dtype=torch.long),
+            bank.lane_code.to(ref.device),
+            bank.lane_n.to(ref.device),
+            bank.entries,
+        )
 
 
-def packed_masks(cu_seq_lens_q: Tensor, position_ids: Tensor, n_requests: int, n_tokens: int,
-                 seq_prompt_len: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+def packed_masks(
+    cu_seq_lens_q: Tensor, position_ids: Tensor, n_requests: int, n_tokens: int, seq_prompt_len: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
     """(request index per token (N,), policy masks (N,) bool + 'real_pos').
 
     Tokens past the last request (padding) get index n_requests (the sentinel).
     """
     device = position_ids.device
     tok = torch.arange(n_tokens, device=device, dtype=torch.long)
-    ends = cu_seq_lens_q[1:n_requests + 1].to(device=device, dtype=torch.long)
-    seq = torch.searchsorted(ends, tok, right=True)                     # (N,) in 0..R
+    ends = cu_seq_lens_q[1 : n_requests + 1].to(device=device, dtype=torch.long)
+    seq = torch.searchsorted(ends, tok, right=True)  # (N,) in 0..R
     pos = position_ids.reshape(-1)[:n_tokens].to(torch.long)
     P = seq_prompt_len.to(device)[seq]
     real = seq < n_requests
@@ -123,15 +134,23 @@ def packed_masks(cu_seq_lens_q: Tensor, position_ids: Tensor, n_requests: int, n
     }
 
 
-def packed_row_maps(cu_seq_lens_q: Tensor, position_ids: Tensor, n_requests: int, n_tokens: int,
-                    seq_slot: Tensor, seq_prompt_len: Tensor, lane_code: Tensor, lane_n: Tensor,
-                    entries: int) -> list[Tensor]:
+def packed_row_maps(
+    cu_seq_lens_q: Tensor,
+    position_ids: Tensor,
+    n_requests: int,
+    n_tokens: int,
+    seq_slot: Tensor,
+    seq_prompt_len: Tensor,
+    lane_code: Tensor,
+    lane_n: Tensor,
+    entries: int,
+) -> list[Tensor]:
     """One (N,) int32 map per lane: slot*entries + offset, -1 = untouched.
 
     seq_slot / seq_prompt_len: (R+1,) per request in packing order, last = padding sentinel.
     """
     seq, m = packed_masks(cu_seq_lens_q, position_ids, n_requests, n_tokens, seq_prompt_len)
-    stacked = torch.stack([m[name] for name in POLICY_CODES], dim=0)       # (5, N)
+    stacked = torch.stack([m[name] for name in POLICY_CODES], dim=0)  # (5, N)
     real_pos = m["real_pos"]
     row_slot = seq_slot.to(position_ids.device)[seq]
     valid = row_slot >= 0

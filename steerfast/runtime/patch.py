@@ -1,7 +1,6 @@
 """patch(model, plan) -> PatchHandle: one plan on every row; a one-slot SteeringBank."""
-from __future__ import annotations
 
-from typing import Optional
+from __future__ import annotations
 
 from torch import nn
 
@@ -25,14 +24,26 @@ class PatchHandle:
     def active(self) -> bool:
         return self.bank.active
 
-    def set_strength(self, value: float, index: Optional[int] = None) -> None:
+    def set_strength(self, value: float, index: int | None = None) -> None:
         """Every intervention's strength, or only intervention `index`'s; written in place."""
         n = len(self.plan.interventions)
-        if index is not None and (isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n):
-            raise SteeringError(f"index must be an int in 0..{n - 1} (the plan's interventions), got {index!r}")
-        ivs = [Intervention(iv.layer, iv.site, iv.kind, iv.tensor, iv.positions,
-                            value if index is None or i == index else iv.strength)
-               for i, iv in enumerate(self.plan.interventions)]
+        if index is not None and (
+            isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n
+        ):
+            raise SteeringError(
+                f"index must be an int in 0..{n - 1} (the plan's interventions), got {index!r}"
+            )
+        ivs = [
+            Intervention(
+                iv.layer,
+                iv.site,
+                iv.kind,
+                iv.tensor,
+                iv.positions,
+                value if index is None or i == index else iv.strength,
+            )
+            for i, iv in enumerate(self.plan.interventions)
+        ]
         self.plan = SteeringPlan(ivs, self.plan.method, self.plan.model, self.plan.meta)
         self.bank.load(0, self.plan)
 
@@ -43,7 +54,7 @@ class PatchHandle:
         """Per patched module: its path and which realisation it runs ('fast' or 'wrapped')."""
         return self.bank.describe()
 
-    def __enter__(self) -> "PatchHandle":
+    def __enter__(self) -> PatchHandle:
         return self
 
     def __exit__(self, *exc) -> None:

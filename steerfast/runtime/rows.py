@@ -3,6 +3,7 @@
 Computed once per forward of the decoder stack, with tensor ops only, from the call's
 position masks, each row's slot and each slot's policy in that lane.
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,11 +15,12 @@ from ..positions import CallInfo
 POLICY_CODES = {"prefix": 0, "prompt_last": 1, "last": 2, "from_prompt_end": 3, "all": 4}
 
 
-def row_maps(info: CallInfo, row_slot: Tensor, lane_code: Tensor, lane_n: Tensor,
-             entries: int) -> list[Tensor]:
+def row_maps(
+    info: CallInfo, row_slot: Tensor, lane_code: Tensor, lane_n: Tensor, entries: int
+) -> list[Tensor]:
     """row_slot (B,) slot per batch row (-1 = unsteered); lane_code / lane_n (L, S)."""
     m = info.masks()
-    stacked = torch.stack([m[name] for name in POLICY_CODES], dim=1)          # (B, 5, T)
+    stacked = torch.stack([m[name] for name in POLICY_CODES], dim=1)  # (B, 5, T)
     real_pos = m["real_pos"]
     valid = row_slot >= 0
     slot = row_slot.clamp(min=0)
@@ -28,7 +30,7 @@ def row_maps(info: CallInfo, row_slot: Tensor, lane_code: Tensor, lane_n: Tensor
         code = lane_code[lane][slot]
         n = lane_n[lane][slot]
         is_prefix = (code == POLICY_CODES["prefix"]).unsqueeze(1)
-        sel = stacked[batch, code.clamp(min=0)]                                 # (B, T)
+        sel = stacked[batch, code.clamp(min=0)]  # (B, T)
         sel = sel & (valid & (code >= 0)).unsqueeze(1) & (~is_prefix | (real_pos < n.unsqueeze(1)))
         entry = slot.unsqueeze(1) * entries + torch.where(is_prefix, real_pos.clamp(max=entries - 1), 0)
         maps.append(torch.where(sel, entry, -1).reshape(-1).to(torch.int32))

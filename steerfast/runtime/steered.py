@@ -13,10 +13,10 @@
 Both read the row maps computed once per call (SteeringState) and call the ops; no position
 logic here.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -29,20 +29,23 @@ from ..errors import SteeringError
 @dataclass
 class SideTables:
     """One lane's tables at one side of a module: (S*E, D) and (S*E,) fp32, None if unused."""
-    mask: Optional[Tensor]
-    delta: Optional[Tensor]
-    bias: Optional[Tensor]
-    coef: Optional[Tensor]
 
-    def derived(self, device, columns: Optional[slice]) -> "SideTables":
+    mask: Tensor | None
+    delta: Tensor | None
+    bias: Tensor | None
+    coef: Tensor | None
+
+    def derived(self, device, columns: slice | None) -> SideTables:
         def one(t, is_row_table):
             if t is None:
                 return None
             if columns is not None and is_row_table:
                 t = t[:, columns]
             return t.to(device).contiguous()
-        return SideTables(one(self.mask, True), one(self.delta, False), one(self.bias, True),
-                          one(self.coef, False))
+
+        return SideTables(
+            one(self.mask, True), one(self.delta, False), one(self.bias, True), one(self.coef, False)
+        )
 
 
 _NO_TABLES = SideTables(None, None, None, None)
@@ -51,10 +54,11 @@ _NO_TABLES = SideTables(None, None, None, None)
 @dataclass
 class Dense:
     """The whole-call realisation of one side: x -> x * scale + shift on every row (fp32)."""
-    scale: Optional[Tensor]
-    shift: Optional[Tensor]
 
-    def to(self, device) -> "Dense":
+    scale: Tensor | None
+    shift: Tensor | None
+
+    def to(self, device) -> Dense:
         mv = lambda t: None if t is None else t.to(device)  # noqa: E731
         return Dense(mv(self.scale), mv(self.shift))
 
@@ -68,10 +72,11 @@ class ModuleTables:
     cache: tables derived for another device, a tensor-parallel shard or a folded bias;
     emptied whenever the bank's tables change.
     """
+
     inputs: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
-    dense_in: Optional[Dense] = None
-    dense_out: Optional[Dense] = None
+    dense_in: Dense | None = None
+    dense_out: Dense | None = None
     realisation: str = "fast"
     cache: dict = field(default_factory=dict)
     live: bool = True
@@ -97,8 +102,10 @@ class SteeringState:
 
     def lane(self, index: int, n_rows: int, device=None) -> Tensor:
         if index >= len(self.maps) or self.maps[index].shape[0] != n_rows:
-            raise SteeringError("a steered module was called outside a forward of the patched "
-                                f"model (no row map for lane {index} with {n_rows} rows)")
+            raise SteeringError(
+                "a steered module was called outside a forward of the patched "
+                f"model (no row map for lane {index} with {n_rows} rows)"
+            )
         m = self.maps[index]
         if device is None or m.device == device:
             return m
@@ -111,7 +118,9 @@ class SteeringState:
 def _apply(state: SteeringState, rows: Tensor, lanes: list) -> None:
     for index, t in enumerate(lanes):
         if t is not None:
-            ops.steer_rows_(rows, state.lane(index, rows.shape[0], rows.device), t.mask, t.delta, t.bias, t.coef)
+            ops.steer_rows_(
+                rows, state.lane(index, rows.shape[0], rows.device), t.mask, t.delta, t.bias, t.coef
+            )
 
 
 def _dense_(rows: Tensor, d: Dense) -> Tensor:
@@ -125,8 +134,13 @@ def _dense_(rows: Tensor, d: Dense) -> Tensor:
 def _observed(module: nn.Module) -> bool:
     """Whether someone else's hook may hold the module's input (then never edit it in place)."""
     from torch.nn.modules import module as mm
-    return bool(module._forward_pre_hooks or module._forward_hooks
-                or mm._global_forward_pre_hooks or mm._global_forward_hooks)
+
+    return bool(
+        module._forward_pre_hooks
+        or module._forward_hooks
+        or mm._global_forward_pre_hooks
+        or mm._global_forward_hooks
+    )
 
 
 def _editable_input(module: nn.Module, x: Tensor, x2: Tensor) -> Tensor:
@@ -148,7 +162,7 @@ def _on_device(tables: ModuleTables, dense: Dense, side: str, device) -> Dense:
     return tables.cache[key]
 
 
-def _folded_bias(module: nn.Linear, tables: ModuleTables, shift: Tensor) -> Optional[Tensor]:
+def _folded_bias(module: nn.Linear, tables: ModuleTables, shift: Tensor) -> Tensor | None:
     """The projection's bias with the decode add folded in, or None where folding is not exact.
 
     Only fp32 weights fold: in half precision `addmm(b + v)` rounds differently from
@@ -184,7 +198,7 @@ def _dense_linear(module: nn.Linear, tables: ModuleTables, x: Tensor) -> Tensor:
     return y.view(*lead, y.shape[-1])
 
 
-SMALL_M = 8   # up to this many rows the fused linear (a GEMV-shaped Triton kernel on GPU) runs
+SMALL_M = 8  # up to this many rows the fused linear (a GEMV-shaped Triton kernel on GPU) runs
 
 
 def _fusable(tables: ModuleTables) -> bool:
@@ -211,7 +225,7 @@ def fast_linear_forward(module: nn.Linear, state: SteeringState, tables: ModuleT
     linear_forward = type(module).forward
 
     def forward(x: Tensor) -> Tensor:
-        if not tables.live:                    # reverted while someone else wrapped this forward
+        if not tables.live:  # reverted while someone else wrapped this forward
             return linear_forward(module, x)
         if state.dense:
             return _dense_linear(module, tables, x)
@@ -221,9 +235,18 @@ def fast_linear_forward(module: nn.Linear, state: SteeringState, tables: ModuleT
         if x2.shape[0] <= SMALL_M and _fusable(tables):
             pro = inputs[0] if inputs else _NO_TABLES
             epi = outputs[0] if outputs else _NO_TABLES
-            y = ops.steer_linear(x2.contiguous(), module.weight, module.bias,
-                                 state.lane(0, x2.shape[0], x.device), pro.mask, pro.delta,
-                                 epi.mask, epi.delta, epi.bias, epi.coef)
+            y = ops.steer_linear(
+                x2.contiguous(),
+                module.weight,
+                module.bias,
+                state.lane(0, x2.shape[0], x.device),
+                pro.mask,
+                pro.delta,
+                epi.mask,
+                epi.delta,
+                epi.bias,
+                epi.coef,
+            )
             return y.view(*lead, y.shape[-1])
         if inputs:
             x2 = _editable_input(module, x, x2)
@@ -236,21 +259,25 @@ def fast_linear_forward(module: nn.Linear, state: SteeringState, tables: ModuleT
 
 
 # --- the wrapped realisation -------------------------------------------------------------------
-def _shard_columns(module: nn.Module, width: int, full: int) -> Optional[slice]:
+def _shard_columns(module: nn.Module, width: int, full: int) -> slice | None:
     """Columns of the input this rank holds when the module is row-parallel (HF TP)."""
     if width == full:
         return None
     weight = getattr(module, "weight", None)
     mesh = getattr(weight, "device_mesh", None)
     if mesh is None:
-        raise SteeringError(f"{type(module).__name__} input has width {width}, the plan's tables "
-                            f"{full}, and the module is not tensor-parallel: cannot steer it")
+        raise SteeringError(
+            f"{type(module).__name__} input has width {width}, the plan's tables "
+            f"{full}, and the module is not tensor-parallel: cannot steer it"
+        )
     rank, size = mesh.get_local_rank(), mesh.size()
-    chunk = -(-full // size)                    # DTensor Shard(-1): torch.chunk sizes
+    chunk = -(-full // size)  # DTensor Shard(-1): torch.chunk sizes
     lo = rank * chunk
     if min(full, lo + chunk) - lo != width:
-        raise SteeringError(f"tensor-parallel input shard of width {width} does not match rank "
-                            f"{rank}/{size} of {full} columns")
+        raise SteeringError(
+            f"tensor-parallel input shard of width {width} does not match rank "
+            f"{rank}/{size} of {full} columns"
+        )
     return slice(lo, lo + width)
 
 
@@ -282,15 +309,17 @@ def _dense_shard(tables: ModuleTables, dense: Dense, side: str, rows: Tensor, mo
 def _is_dtensor(t) -> bool:
     try:
         from torch.distributed.tensor import DTensor
-    except ImportError:                         # a torch built without distributed
+    except ImportError:  # a torch built without distributed
         return False
     return isinstance(t, DTensor)
 
 
 def _steer_copy(state: SteeringState, tables: ModuleTables, side: str, t: Tensor, module) -> Tensor:
     if _is_dtensor(t):
-        raise SteeringError(f"{type(module).__name__} {'input' if side == 'in' else 'output'} is a "
-                            f"{type(t).__name__}, not a plain tensor: steerfast cannot steer it")
+        raise SteeringError(
+            f"{type(module).__name__} {'input' if side == 'in' else 'output'} is a "
+            f"{type(t).__name__}, not a plain tensor: steerfast cannot steer it"
+        )
     rows = t.reshape(-1, t.shape[-1]).clone(memory_format=torch.contiguous_format)
     if state.dense:
         dense = tables.dense_in if side == "in" else tables.dense_out
@@ -309,6 +338,7 @@ def wrapped_pre_hook(state: SteeringState, tables: ModuleTables):
             return (_steer_copy(state, tables, "in", args[0], module),) + tuple(args[1:]), kwargs
         name = next(iter(kwargs))
         return args, {**kwargs, name: _steer_copy(state, tables, "in", kwargs[name], module)}
+
     return pre
 
 
@@ -316,9 +346,10 @@ def wrapped_post_hook(state: SteeringState, tables: ModuleTables):
     def post(module, args, out):
         if not tables.live or not tables.outputs:
             return None
-        if isinstance(out, tuple):             # e.g. an MoE block returning (hidden, router logits)
+        if isinstance(out, tuple):  # e.g. an MoE block returning (hidden, router logits)
             return (_steer_copy(state, tables, "out", out[0], module),) + out[1:]
         return _steer_copy(state, tables, "out", out, module)
+
     return post
 
 

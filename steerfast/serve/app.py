@@ -4,6 +4,7 @@ Greedy decoding only (the engine's generation config); a request asking for samp
 refused rather than silently run greedy. Errors are OpenAI-shaped JSON:
 {"error": {"message", "type", "code"}} with a 4xx status.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,7 @@ async def _json(request: Request) -> dict:
     try:
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise HTTPError(400, f"malformed JSON body: {exc}", "malformed_json")
+        raise HTTPError(400, f"malformed JSON body: {exc}", "malformed_json") from exc
     if not isinstance(body, dict):
         raise HTTPError(400, "the JSON body must be an object", "malformed_json")
     return body
@@ -70,7 +71,7 @@ def _steering(body: dict) -> list[SteerEntry]:
         try:
             entry.check()
         except SteeringError as exc:
-            raise HTTPError(400, f"steering[{i}]: {exc}", "invalid_steering")
+            raise HTTPError(400, f"steering[{i}]: {exc}", "invalid_steering") from exc
         out.append(entry)
     return out
 
@@ -78,8 +79,11 @@ def _steering(body: dict) -> list[SteerEntry]:
 def _sampling(body: dict) -> None:
     t = body.get("temperature")
     if t not in (None, 0, 0.0) or body.get("n", 1) not in (None, 1):
-        raise HTTPError(400, "this server decodes greedily: temperature must be 0 or absent and n 1",
-                        "unsupported_sampling")
+        raise HTTPError(
+            400,
+            "this server decodes greedily: temperature must be 0 or absent and n 1",
+            "unsupported_sampling",
+        )
 
 
 def create_app(engine: Engine, model_name: str = "steerfast") -> FastAPI:
@@ -112,17 +116,29 @@ def create_app(engine: Engine, model_name: str = "steerfast") -> FastAPI:
     async def list_plans():
         with engine._lock:
             items = list(engine.plans.items())
-        return {"object": "list", "slots": engine.bank.slots, "data": [
-            {"name": n, "method": p.method, "interventions": len(p.interventions),
-             "sites": sorted({f"{iv.layer}:{iv.site}" for iv in p.interventions}),
-             "positions": sorted({iv.positions for iv in p.interventions})} for n, (_, p) in items]}
+        return {
+            "object": "list",
+            "slots": engine.bank.slots,
+            "data": [
+                {
+                    "name": n,
+                    "method": p.method,
+                    "interventions": len(p.interventions),
+                    "sites": sorted({f"{iv.layer}:{iv.site}" for iv in p.interventions}),
+                    "positions": sorted({iv.positions for iv in p.interventions}),
+                }
+                for n, (_, p) in items
+            ],
+        }
 
     @app.post("/v1/steering/plans")
     async def upload_plan(request: Request, name: str = ""):
         """Body: the plan's safetensors file (as written by SteeringPlan.save); ?name=..."""
         data = await request.body()
         if not data:
-            raise HTTPError(400, "empty upload: send the plan's .safetensors bytes as the body", "invalid_plan")
+            raise HTTPError(
+                400, "empty upload: send the plan's .safetensors bytes as the body", "invalid_plan"
+            )
         if len(data) > MAX_UPLOAD:
             raise HTTPError(413, f"plan upload over {MAX_UPLOAD >> 20} MiB", "too_large")
 
@@ -134,7 +150,7 @@ def create_app(engine: Engine, model_name: str = "steerfast") -> FastAPI:
                     plan = SteeringPlan.load(path)
                 except SteeringError:
                     raise
-                except Exception as exc:       # safetensors / JSON header parse errors
+                except Exception as exc:  # safetensors / JSON header parse errors
                     raise SteeringError(f"not a steerfast plan file: {exc}") from None
             engine.add_plan(name, plan)
             return plan
@@ -142,12 +158,13 @@ def create_app(engine: Engine, model_name: str = "steerfast") -> FastAPI:
         try:
             plan = await run_in_threadpool(load)
         except EngineBusy as exc:
-            raise HTTPError(409, str(exc), "bank_full")
+            raise HTTPError(409, str(exc), "bank_full") from exc
         except SteeringError as exc:
             code = "plan_exists" if "already loaded" in str(exc) else "invalid_plan"
-            raise HTTPError(409 if code == "plan_exists" else 422, str(exc), code)
-        return JSONResponse({"name": name, "method": plan.method, "interventions": len(plan.interventions)},
-                            status_code=201)
+            raise HTTPError(409 if code == "plan_exists" else 422, str(exc), code) from exc
+        return JSONResponse(
+            {"name": name, "method": plan.method, "interventions": len(plan.interventions)}, status_code=201
+        )
 
     @app.delete("/v1/steering/plans/{name}")
     async def delete_plan(name: str):
@@ -160,10 +177,10 @@ def create_app(engine: Engine, model_name: str = "steerfast") -> FastAPI:
         try:
             max_new = engine.check_max_tokens(body.get("max_tokens", body.get("max_completion_tokens")))
             ids = engine.encode(prompt)
-            engine.resolve(entries)          # unknown plans fail here, before any slot is taken
+            engine.resolve(entries)  # unknown plans fail here, before any slot is taken
         except SteeringError as exc:
             e = _as_http(exc)
-            raise HTTPError(e.status, e.message, e.code)
+            raise HTTPError(e.status, e.message, e.code) from exc
         return ids, entries, max_new
 
     def _finish(out, max_new) -> str:
@@ -182,39 +199,61 @@ def create_app(engine: Engine, model_name: str = "steerfast") -> FastAPI:
         if not body.get("stream"):
             try:
                 out = None
-                async for out in gen:
+                async for out in gen:  # noqa: B007 (the last item is the result)
                     pass
             except SteeringError as exc:
                 e = _as_http(exc)
-                raise HTTPError(e.status, e.message, e.code)
+                raise HTTPError(e.status, e.message, e.code) from exc
             text = _text(out.generated_tokens)
             choice = {"index": 0, "finish_reason": _finish(out, max_new), "token_ids": out.generated_tokens}
-            choice.update({"message": {"role": "assistant", "content": text}} if chat else
-                          {"text": text, "logprobs": None})
-            usage = {"prompt_tokens": len(ids), "completion_tokens": len(out.generated_tokens),
-                     "total_tokens": len(ids) + len(out.generated_tokens)}
-            return JSONResponse({"id": rid, "object": obj, "created": created, "model": model_name,
-                                 "choices": [choice], "usage": usage})
+            choice.update(
+                {"message": {"role": "assistant", "content": text}}
+                if chat
+                else {"text": text, "logprobs": None}
+            )
+            usage = {
+                "prompt_tokens": len(ids),
+                "completion_tokens": len(out.generated_tokens),
+                "total_tokens": len(ids) + len(out.generated_tokens),
+            }
+            return JSONResponse(
+                {
+                    "id": rid,
+                    "object": obj,
+                    "created": created,
+                    "model": model_name,
+                    "choices": [choice],
+                    "usage": usage,
+                }
+            )
 
         # streaming: the first output decides whether the request could start (slot errors -> 4xx)
         try:
             first = await gen.__anext__()
         except SteeringError as exc:
             e = _as_http(exc)
-            raise HTTPError(e.status, e.message, e.code)
+            raise HTTPError(e.status, e.message, e.code) from exc
 
         async def events():
             chunk_obj = "chat.completion.chunk" if chat else "text_completion"
             if chat:
-                yield _sse({"id": rid, "object": chunk_obj, "created": created, "model": model_name,
-                            "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
-                                         "finish_reason": None}]})
+                yield _sse(
+                    {
+                        "id": rid,
+                        "object": chunk_obj,
+                        "created": created,
+                        "model": model_name,
+                        "choices": [
+                            {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}
+                        ],
+                    }
+                )
             out = first
             try:
                 async for piece in _pieces(out):
                     yield piece
             finally:
-                await gen.aclose()          # a client that went away cancels its request
+                await gen.aclose()  # a client that went away cancels its request
             yield "data: [DONE]\n\n"
 
         async def _pieces(out):
@@ -224,16 +263,25 @@ def create_app(engine: Engine, model_name: str = "steerfast") -> FastAPI:
                 toks = out.generated_tokens
                 text = _text(toks)
                 done = out.is_finished()
-                if text.endswith("\ufffd") and not done:     # wait for the rest of a UTF-8 char
+                if text.endswith("\ufffd") and not done:  # wait for the rest of a UTF-8 char
                     text = sent_text
-                delta, new_ids = text[len(sent_text):], toks[sent_tokens:]
+                delta, new_ids = text[len(sent_text) :], toks[sent_tokens:]
                 sent_text, sent_tokens = text, len(toks)
                 reason = _finish(out, max_new) if done else None
                 if delta or new_ids or done:
                     choice = {"index": 0, "finish_reason": reason, "token_ids": new_ids}
-                    choice.update({"delta": {"content": delta}} if chat else {"text": delta, "logprobs": None})
-                    yield _sse({"id": rid, "object": chunk_obj, "created": created, "model": model_name,
-                                "choices": [choice]})
+                    choice.update(
+                        {"delta": {"content": delta}} if chat else {"text": delta, "logprobs": None}
+                    )
+                    yield _sse(
+                        {
+                            "id": rid,
+                            "object": chunk_obj,
+                            "created": created,
+                            "model": model_name,
+                            "choices": [choice],
+                        }
+                    )
                 if done:
                     break
                 out = await gen.__anext__()
@@ -254,11 +302,19 @@ def create_app(engine: Engine, model_name: str = "steerfast") -> FastAPI:
     async def chat(request: Request):
         body = await _json(request)
         msgs = body.get("messages")
-        if not isinstance(msgs, list) or not msgs or not all(
+        if (
+            not isinstance(msgs, list)
+            or not msgs
+            or not all(
                 isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str)
-                for m in msgs):
-            raise HTTPError(400, "messages must be a non-empty list of {role, content} with string content",
-                            "invalid_messages")
+                for m in msgs
+            )
+        ):
+            raise HTTPError(
+                400,
+                "messages must be a non-empty list of {role, content} with string content",
+                "invalid_messages",
+            )
         prompt = chat_prompt(tok, msgs)
         return await _run(body, prompt, chat=True)
 
@@ -267,8 +323,11 @@ def create_app(engine: Engine, model_name: str = "steerfast") -> FastAPI:
 
 def chat_prompt(tokenizer, messages) -> str:
     """The model's chat template, ready for the assistant's turn (tokenised like a completion)."""
-    return tokenizer.apply_chat_template([{"role": m["role"], "content": m["content"]} for m in messages],
-                                         tokenize=False, add_generation_prompt=True)
+    return tokenizer.apply_chat_template(
+        [{"role": m["role"], "content": m["content"]} for m in messages],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
 
 
 def _sse(obj: dict) -> str:

@@ -1,4 +1,5 @@
 """`steerfast serve`: the OpenAI-compatible server on the embedded default model."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,15 +7,25 @@ import sys
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
-    p = sub.add_parser("serve", help="OpenAI-compatible server with per-request steering "
-                                     "(continuous batching)")
+    p = sub.add_parser(
+        "serve", help="OpenAI-compatible server with per-request steering (continuous batching)"
+    )
     p.add_argument("--model", default="smollm2-135m-instruct")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--slots", type=int, default=8, help="bank slots: resident plans and distinct "
-                                                        "configurations in flight")
-    p.add_argument("--plan", action="append", default=[], metavar="NAME=PATH",
-                   help="load a plan (.safetensors) at start; repeatable")
+    p.add_argument(
+        "--slots",
+        type=int,
+        default=8,
+        help="bank slots: resident plans and distinct configurations in flight",
+    )
+    p.add_argument(
+        "--plan",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="load a plan (.safetensors) at start; repeatable",
+    )
     p.add_argument("--max-prompt-tokens", type=int, default=1024)
     p.add_argument("--max-tokens", type=int, default=256, help="largest max_tokens a request may ask")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
@@ -34,8 +45,9 @@ def run(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, tok = load(args.model)
-    engine = Engine(model, tok, slots=args.slots, max_prompt_tokens=args.max_prompt_tokens,
-                    max_new_tokens=args.max_tokens)
+    engine = Engine(
+        model, tok, slots=args.slots, max_prompt_tokens=args.max_prompt_tokens, max_new_tokens=args.max_tokens
+    )
     try:
         for spec in args.plan:
             name, sep, path = spec.partition("=")
@@ -55,5 +67,5 @@ def main(argv=None) -> int:
     return args.func(args)
 
 
-if __name__ == "__main__":       # python -m steerfast.serve.cli [serve options]
+if __name__ == "__main__":  # python -m steerfast.serve.cli [serve options]
     sys.exit(main())

@@ -3,6 +3,7 @@
 Used by the serving tests and benchmark (and handy for trying the server): CAA, ActAdd,
 SADI-Head and LAAI, each in seconds on a CPU. Not tuned for quality.
 """
+
 from __future__ import annotations
 
 from ..data import load_jsonl, sentiment_pairs
@@ -18,9 +19,17 @@ def build(model, tokenizer) -> dict[str, SteeringPlan]:
     plans = {
         "caa": caa(model, tokenizer, sentiment_pairs()[:12], layer=mid, coeff=4.0, progress=False),
         "actadd": actadd(model, tokenizer, "Love", "Hate", layer=min(6, n_layers - 1), coeff=5.0),
-        "sadi": sadi(model, tokenizer, contrastive_pairs(load_jsonl("mc_sentiment", split="calib"))[:16],
-                     element="head", k=4, delta=8.0, progress=False).plan,
-        "laai": laai(model, tokenizer, [("France ->", " Paris"), ("Japan ->", " Tokyo")],
-                     steps=6, progress=False),
+        "sadi": sadi(
+            model,
+            tokenizer,
+            contrastive_pairs(load_jsonl("mc_sentiment", split="calib"))[:16],
+            element="head",
+            k=4,
+            delta=8.0,
+            progress=False,
+        ).plan,
+        "laai": laai(
+            model, tokenizer, [("France ->", " Paris"), ("Japan ->", " Tokyo")], steps=6, progress=False
+        ),
     }
     return plans

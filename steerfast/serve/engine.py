@@ -8,6 +8,7 @@ held in memory (at most S of them) until a request needs one. Loading a slot goe
 sees half-written tables; requests join and leave at step boundaries (the engine's own
 scheduling) and nothing is re-patched.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -16,15 +17,14 @@ import math
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import AsyncIterator, Optional, Sequence
 
 from ..errors import SteeringError
 from ..plan import SteeringPlan
 from ..positions import parse_policy
 from ..runtime.bank import SteeringBank
 from ..runtime.packed import PackedRows
-
 
 PAGE = 64
 
@@ -37,8 +37,12 @@ def cb_config(kv_tokens: int = 16384, max_batch_tokens: int = 1024):
     """
     from transformers import ContinuousBatchingConfig
 
-    return ContinuousBatchingConfig(allow_block_sharing=False, page_size=PAGE,
-                                    num_blocks=max(8, kv_tokens // PAGE), max_batch_tokens=max_batch_tokens)
+    return ContinuousBatchingConfig(
+        allow_block_sharing=False,
+        page_size=PAGE,
+        num_blocks=max(8, kv_tokens // PAGE),
+        max_batch_tokens=max_batch_tokens,
+    )
 
 
 class EngineBusy(SteeringError):
@@ -52,13 +56,15 @@ class UnknownPlan(SteeringError):
 @dataclass(frozen=True)
 class SteerEntry:
     plan: str
-    strength: Optional[float] = None
-    positions: Optional[str] = None
+    strength: float | None = None
+    positions: str | None = None
 
     def check(self) -> None:
-        if self.strength is not None and (isinstance(self.strength, bool) or
-                                          not isinstance(self.strength, (int, float)) or
-                                          not math.isfinite(self.strength)):
+        if self.strength is not None and (
+            isinstance(self.strength, bool)
+            or not isinstance(self.strength, (int, float))
+            or not math.isfinite(self.strength)
+        ):
             raise SteeringError(f"steering strength must be a finite number, got {self.strength!r}")
         if self.positions is not None:
             parse_policy(self.positions)
@@ -67,8 +73,16 @@ class SteerEntry:
 class Engine:
     """Owns the model's bank and a running ContinuousBatchingManager."""
 
-    def __init__(self, model, tokenizer, slots: int = 8, max_prompt_tokens: int = 1024,
-                 max_new_tokens: int = 256, kv_tokens: int = 16384, max_batch_tokens: int = 1024):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        slots: int = 8,
+        max_prompt_tokens: int = 1024,
+        max_new_tokens: int = 256,
+        kv_tokens: int = 16384,
+        max_batch_tokens: int = 1024,
+    ):
         from transformers import GenerationConfig
         from transformers.generation.continuous_batching.utils import WorkloadHints
 
@@ -77,10 +91,10 @@ class Engine:
         self.bank = SteeringBank(model, slots=slots)
         self.rows = PackedRows(self.bank)
         self.bank.packed_rows = self.rows
-        self.plans: dict[str, tuple[int, SteeringPlan]] = {}      # name -> (version, plan)
+        self.plans: dict[str, tuple[int, SteeringPlan]] = {}  # name -> (version, plan)
         self._versions = itertools.count(1)
         self._lock = threading.Lock()
-        self._slot_key: list[Optional[tuple]] = [None] * slots
+        self._slot_key: list[tuple | None] = [None] * slots
         self._slot_refs = [0] * slots
         self._slot_used = [0.0] * slots
         self._ready = [threading.Event() for _ in range(slots)]
@@ -88,29 +102,43 @@ class Engine:
         self.active = 0
         self.started = time.time()
         eos = tokenizer.eos_token_id
-        gen = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens,
-                               eos_token_id=eos if eos is not None else -1,
-                               pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos)
+        gen = GenerationConfig(
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=eos if eos is not None else -1,
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos,
+        )
         # shared prefix blocks would carry one request's steered KV into another's
         cb = cb_config(kv_tokens, max_batch_tokens)
-        hints = WorkloadHints(max_prompt_length=max_prompt_tokens, max_generated_length=max_new_tokens,
-                              num_requests=64)
-        self.manager = model.init_continuous_batching(generation_config=gen, continuous_batching_config=cb,
-                                                      workload_hints=hints)
+        hints = WorkloadHints(
+            max_prompt_length=max_prompt_tokens, max_generated_length=max_new_tokens, num_requests=64
+        )
+        self.manager = model.init_continuous_batching(
+            generation_config=gen, continuous_batching_config=cb, workload_hints=hints
+        )
         self.manager.start()
 
     # --- named plans -------------------------------------------------------------------
     def add_plan(self, name: str, plan: SteeringPlan) -> None:
         """Validate against the model, then keep it under `name`. Nothing changes on error."""
-        if not isinstance(name, str) or not name or len(name) > 64 or not all(c.isalnum() or c in "-_." for c in name):
-            raise SteeringError(f"plan name must be 1-64 characters of letters, digits, '-', '_', '.', got {name!r}")
+        if (
+            not isinstance(name, str)
+            or not name
+            or len(name) > 64
+            or not all(c.isalnum() or c in "-_." for c in name)
+        ):
+            raise SteeringError(
+                f"plan name must be 1-64 characters of letters, digits, '-', '_', '.', got {name!r}"
+            )
         plan.validate(self.model)
         with self._lock:
             if name in self.plans:
                 raise SteeringError(f"a plan named {name!r} is already loaded; delete it first")
             if len(self.plans) >= self.bank.slots:
-                raise EngineBusy(f"the bank is full: {len(self.plans)} plans resident, {self.bank.slots} "
-                                 f"slots; delete a plan first")
+                raise EngineBusy(
+                    f"the bank is full: {len(self.plans)} plans resident, {self.bank.slots} "
+                    f"slots; delete a plan first"
+                )
             self.plans[name] = (next(self._versions), plan)
 
     def remove_plan(self, name: str) -> None:
@@ -121,7 +149,7 @@ class Engine:
             del self.plans[name]
 
     # --- configurations -> slots -------------------------------------------------------
-    def resolve(self, entries: Sequence[SteerEntry]) -> tuple[Optional[tuple], Optional[SteeringPlan]]:
+    def resolve(self, entries: Sequence[SteerEntry]) -> tuple[tuple | None, SteeringPlan | None]:
         """(key, combined plan), or (None, None) for no steering. Raises on unknown plans."""
         if not entries:
             return None, None
@@ -140,7 +168,7 @@ class Engine:
                 combined = plan if combined is None else combined + plan
         return tuple(key), combined
 
-    def acquire(self, key: Optional[tuple], plan: Optional[SteeringPlan]) -> int:
+    def acquire(self, key: tuple | None, plan: SteeringPlan | None) -> int:
         """A slot holding this configuration (-1 for none), loading it into a free slot if needed.
 
         Concurrent requests with the same configuration share one slot; they wait for its load.
@@ -155,15 +183,17 @@ class Engine:
             else:
                 free = [s for s in range(self.bank.slots) if self._slot_refs[s] == 0]
                 if not free:
-                    raise EngineBusy(f"all {self.bank.slots} steering slots hold configurations of requests "
-                                     f"in flight; retry when one finishes")
+                    raise EngineBusy(
+                        f"all {self.bank.slots} steering slots hold configurations of requests "
+                        f"in flight; retry when one finishes"
+                    )
                 slot = min(free, key=lambda s: self._slot_used[s])
                 self._slot_key[slot], self._slot_refs[slot] = key, 1
                 ready = self._ready[slot] = threading.Event()
                 loading = True
         if loading:
             try:
-                self.bank.load(slot, plan)          # waits for the step in progress
+                self.bank.load(slot, plan)  # waits for the step in progress
             except BaseException:
                 with self._lock:
                     self._slot_key[slot] = None
@@ -190,8 +220,9 @@ class Engine:
         if not ids:
             raise SteeringError("the prompt is empty")
         if len(ids) > self.max_prompt_tokens:
-            raise SteeringError(f"the prompt has {len(ids)} tokens; this server's limit is "
-                                f"{self.max_prompt_tokens}")
+            raise SteeringError(
+                f"the prompt has {len(ids)} tokens; this server's limit is {self.max_prompt_tokens}"
+            )
         return ids
 
     def check_max_tokens(self, n) -> int:
@@ -201,8 +232,9 @@ class Engine:
             raise SteeringError(f"max_tokens must be an int in 1..{self.max_new_tokens}, got {n!r}")
         return n
 
-    async def generate(self, ids: list[int], entries: Sequence[SteerEntry], max_new_tokens: int,
-                       stream: bool = False) -> AsyncIterator:
+    async def generate(
+        self, ids: list[int], entries: Sequence[SteerEntry], max_new_tokens: int, stream: bool = False
+    ) -> AsyncIterator:
         """Yield the engine's GenerationOutput (every token when streaming, else once at the end)."""
         key, plan = self.resolve(entries)
         slot = await asyncio.to_thread(self.acquire, key, plan)
@@ -241,10 +273,16 @@ class Engine:
         with self._lock:
             busy = sum(1 for r in self._slot_refs if r > 0)
             plans = sorted(self.plans)
-        return {**self.stats, "requests_active": self.active,
-                "queue_depth": self.manager.input_queue.qsize() + self._waiting(),
-                "tokens_per_second": self.stats["tokens_generated"] / up, "uptime_s": up,
-                "resident_plans": plans, "slots": self.bank.slots, "slots_busy": busy}
+        return {
+            **self.stats,
+            "requests_active": self.active,
+            "queue_depth": self.manager.input_queue.qsize() + self._waiting(),
+            "tokens_per_second": self.stats["tokens_generated"] / up,
+            "uptime_s": up,
+            "resident_plans": plans,
+            "slots": self.bank.slots,
+            "slots_busy": busy,
+        }
 
     def _waiting(self) -> int:
         bp = self.manager.batch_processor

@@ -2,6 +2,7 @@
 logits equal the single-process steered model, prefill and decode, for plans touching all
 five sites. Input-side tables are sliced to the rank's shard; output-side edits land after
 the row-parallel all-reduce (counted once, not world_size times)."""
+
 import socket
 import subprocess
 import sys
@@ -9,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import left_pad
+from helpers import random_plan
 
 import steerfast
 from steerfast.models import tiny_model
-
-from conftest import left_pad
-from helpers import random_plan
 
 WORKER = Path(__file__).with_name("tp_worker.py")
 ROWS = [[5, 9, 17, 33, 2, 7, 11, 64, 3], [40, 41, 42, 43]]
@@ -36,15 +36,34 @@ def test_tensor_parallel_ranks_equal_single_process(arch, tmp_path):
     plan.save(tmp_path / "plan.safetensors")
     ids, mask, pos = left_pad(ROWS)
     torch.save({"ids": ids, "mask": mask, "pos": pos}, tmp_path / "batch.pt")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(WORKER),
-           str(tmp_path / "model"), str(tmp_path / "plan.safetensors"), str(tmp_path / "batch.pt"),
-           str(tmp_path / "out")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        str(_free_port()),
+        str(WORKER),
+        str(tmp_path / "model"),
+        str(tmp_path / "plan.safetensors"),
+        str(tmp_path / "batch.pt"),
+        str(tmp_path / "out"),
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
 
-    kw = dict(attention_mask=mask, max_new_tokens=6, min_new_tokens=6, do_sample=False, pad_token_id=0,
-              output_logits=True, return_dict_in_generate=True)
+    kw = dict(
+        attention_mask=mask,
+        max_new_tokens=6,
+        min_new_tokens=6,
+        do_sample=False,
+        pad_token_id=0,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
     with torch.no_grad():
         plain = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits
         with steerfast.patch(model, plan):
@@ -60,4 +79,4 @@ def test_tensor_parallel_ranks_equal_single_process(arch, tmp_path):
         assert (got["after"] - plain)[real].abs().max().item() <= 1e-5, "revert under TP"
         assert (got["prefill"] - got["plain"])[real].abs().max().item() > 1e-2
         kinds = {k["module"]: k["realisation"] for k in got["kinds"]}
-        assert kinds[f"model.layers.2.self_attn.o_proj"] == "wrapped", "sharded: no fast path"
+        assert kinds["model.layers.2.self_attn.o_proj"] == "wrapped", "sharded: no fast path"

@@ -1,6 +1,7 @@
 """Run by `torchrun --nproc_per_node 2` from test_tensor_parallel.py: load a saved model with HF
 tensor parallelism, patch it with a saved plan, and write each rank's logits (prefill and
 decode steps) so the test can compare them with the single-process steered model."""
+
 import sys
 import warnings
 
@@ -17,22 +18,40 @@ def main(model_dir: str, plan_path: str, batch_path: str, out_prefix: str) -> No
 
     warnings.filterwarnings("ignore")
     dist.init_process_group("gloo")
-    model = AutoModelForCausalLM.from_pretrained(model_dir, distributed_config=DistributedConfig(tp_size=2),
-                                                 dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(
+        model_dir, distributed_config=DistributedConfig(tp_size=2), dtype=torch.float32
+    ).eval()
     batch = torch.load(batch_path)
     plan = SteeringPlan.load(plan_path)
-    kw = dict(attention_mask=batch["mask"], max_new_tokens=6, min_new_tokens=6, do_sample=False,
-              pad_token_id=0, output_logits=True, return_dict_in_generate=True)
+    kw = dict(
+        attention_mask=batch["mask"],
+        max_new_tokens=6,
+        min_new_tokens=6,
+        do_sample=False,
+        pad_token_id=0,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
     with torch.no_grad():
         plain = model(input_ids=batch["ids"], attention_mask=batch["mask"], position_ids=batch["pos"]).logits
         with steerfast.patch(model, plan) as handle:
-            prefill = model(input_ids=batch["ids"], attention_mask=batch["mask"], position_ids=batch["pos"]).logits
+            prefill = model(
+                input_ids=batch["ids"], attention_mask=batch["mask"], position_ids=batch["pos"]
+            ).logits
             gen = model.generate(batch["ids"], **kw)
             kinds = handle.describe()
         after = model(input_ids=batch["ids"], attention_mask=batch["mask"], position_ids=batch["pos"]).logits
-    torch.save({"plain": plain, "prefill": prefill, "sequences": gen.sequences,
-                "decode": torch.stack(gen.logits), "after": after, "kinds": kinds},
-               f"{out_prefix}.rank{dist.get_rank()}.pt")
+    torch.save(
+        {
+            "plain": plain,
+            "prefill": prefill,
+            "sequences": gen.sequences,
+            "decode": torch.stack(gen.logits),
+            "after": after,
+            "kinds": kinds,
+        },
+        f"{out_prefix}.rank{dist.get_rank()}.pt",
+    )
     dist.barrier()
     dist.destroy_process_group()
 

@@ -1,4 +1,5 @@
 """fp64 oracle of the steering ops (written from the Semantics blocks) and case builders."""
+
 from __future__ import annotations
 
 import sys
@@ -12,7 +13,7 @@ _REPO = str(Path(__file__).resolve().parents[2])
 if _REPO not in sys.path:
     sys.path.insert(0, _REPO)
 
-UNIT_ROUNDOFF = {torch.float32: 2.0 ** -24, torch.float16: 2.0 ** -11, torch.bfloat16: 2.0 ** -8}
+UNIT_ROUNDOFF = {torch.float32: 2.0**-24, torch.float16: 2.0**-11, torch.bfloat16: 2.0**-8}
 _MANTISSA = {torch.float32: 23, torch.float16: 10, torch.bfloat16: 7}
 _MIN_EXP = {torch.float32: -126, torch.float16: -14, torch.bfloat16: -126}
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -59,7 +60,7 @@ def assert_rows_close(out, y_in, slots, expect, scale, dtype, extra=None):
     keep = slots < 0
     assert torch.equal(out[keep], y_in[keep]), "a row with slot -1 was modified"
     o = out.double()
-    bound = 4 * 2.0 ** -24 * scale
+    bound = 4 * 2.0**-24 * scale
     if dtype == torch.float32:
         bound = bound + 1e-6 * expect.abs()
     else:
@@ -70,8 +71,10 @@ def assert_rows_close(out, y_in, slots, expect, scale, dtype, extra=None):
     sel = ~keep
     bad = (err > bound) & sel.unsqueeze(1)
     assert not torch.isnan(o).any(), "NaN in the output"
-    assert not bad.any(), (f"{int(bad.sum())} elements off; worst err {err[bad].max().item():.3g} "
-                           f"vs bound {bound[bad].min().item():.3g}")
+    assert not bad.any(), (
+        f"{int(bad.sum())} elements off; worst err {err[bad].max().item():.3g} "
+        f"vs bound {bound[bad].min().item():.3g}"
+    )
 
 
 def make_slots(n: int, e: int, gen: torch.Generator, dtype: torch.dtype) -> torch.Tensor:
@@ -113,12 +116,13 @@ def rows_case(seed: int, n: int, d: int, dtype, slot_dtype, kinds: str, e: int =
     return y, slots, mask, delta, bias, coef
 
 
-def linear_case(seed: int, n: int, k: int, o: int, dtype, slot_dtype, kinds: str,
-                lin_bias: bool = True, e: int = 3):
+def linear_case(
+    seed: int, n: int, k: int, o: int, dtype, slot_dtype, kinds: str, lin_bias: bool = True, e: int = 3
+):
     """Inputs of steer_linear. kinds: any of 'in', 'omask', 'obias' joined by '+', or 'none'."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(n, k, generator=gen).to(dtype)
-    w = (torch.randn(o, k, generator=gen) / k ** 0.5).to(dtype)
+    w = (torch.randn(o, k, generator=gen) / k**0.5).to(dtype)
     b = torch.randn(o, generator=gen).to(dtype) if lin_bias else None
     slots = make_slots(n, e, gen, slot_dtype)
     parts = kinds.split("+")
@@ -146,7 +150,7 @@ def check_linear(out, args):
     mag = (xs.abs() + x_err) @ w64.abs().T + (b.double().abs() if b is not None else 0.0)
     k = x.shape[1]
     # fp32 accumulation over K, a flipped rounding of x', and a flipped rounding of y_lin
-    y_err = (k + 2) * 2.0 ** -24 * mag + x_err @ w64.abs().T + ulp(lin, dtype)
+    y_err = (k + 2) * 2.0**-24 * mag + x_err @ w64.abs().T + ulp(lin, dtype)
     y_lin = lin.to(dtype)
     expect, scale = steer_rows64(y_lin, slots, om, od, ob, oc)
     amp = torch.ones_like(lin)
@@ -164,7 +168,7 @@ def check_linear(out, args):
     steered = ~keep
     if steered.any():
         o = out.double()
-        bound = extra + 4 * 2.0 ** -24 * scale + ulp(torch.maximum(expect.abs(), o.abs()), dtype)
+        bound = extra + 4 * 2.0**-24 * scale + ulp(torch.maximum(expect.abs(), o.abs()), dtype)
         err = (o - expect).abs()
         bad = (err > bound) & steered.unsqueeze(1)
-        assert not bad.any(), (f"{int(bad.sum())} elements off; worst {err[bad].max().item():.3g}")
+        assert not bad.any(), f"{int(bad.sum())} elements off; worst {err[bad].max().item():.3g}"

@@ -5,6 +5,7 @@ fp64, which the kernels do not take, inside the same autograd.Function). The fp3
 the compiled kernels and compare their gradients with the reference backend's (plain torch
 autograd), for few rows (the fused linear) and many.
 """
+
 import pytest
 import torch
 
@@ -22,7 +23,11 @@ def backend(request):
 
 
 def _tables(E, D, dtype, g, scale=True, add=True):
-    mask = (torch.rand(E, D, generator=g) > 0.4).to(dtype) + 0.25 * torch.rand(E, D, generator=g, dtype=dtype) if scale else None
+    mask = (
+        (torch.rand(E, D, generator=g) > 0.4).to(dtype) + 0.25 * torch.rand(E, D, generator=g, dtype=dtype)
+        if scale
+        else None
+    )
     delta = torch.randn(E, generator=g, dtype=dtype) if scale else None
     bias = torch.randn(E, D, generator=g, dtype=dtype) if add else None
     coef = torch.randn(E, generator=g, dtype=dtype) if add else None
@@ -37,9 +42,10 @@ def _slots(N, E, g):
 
 def _rows_fn(slots):
     def f(y, mask, delta, bias, coef):
-        out = y * 1.0          # the op is in place: steer a non-leaf copy
+        out = y * 1.0  # the op is in place: steer a non-leaf copy
         ops.steer_rows_(out, slots, mask, delta, bias, coef)
         return out
+
     return f
 
 
@@ -56,8 +62,10 @@ def test_gradcheck_steer_rows_fp64(backend, scale, add):
 
 @pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 @pytest.mark.parametrize("N", [3, 12])
-@pytest.mark.parametrize("in_scale,out_scale,out_add", [(True, True, True), (True, False, False),
-                                                        (False, True, False), (False, False, True)])
+@pytest.mark.parametrize(
+    "in_scale,out_scale,out_add",
+    [(True, True, True), (True, False, False), (False, True, False), (False, False, True)],
+)
 def test_gradcheck_steer_linear_fp64(backend, N, in_scale, out_scale, out_add):
     g = torch.Generator().manual_seed(2)
     D, O, E = 6, 4, 3
@@ -105,8 +113,9 @@ def _compare(fn, inputs):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=lambda m: f"input {i}: {m}")
 
 
-needs_fused = pytest.mark.skipif(not ops.library.fused_available(),
-                                 reason=f"C++ kernels not built: {ops.library.fallback_reason()}")
+needs_fused = pytest.mark.skipif(
+    not ops.library.fused_available(), reason=f"C++ kernels not built: {ops.library.fallback_reason()}"
+)
 
 
 @needs_fused
@@ -124,8 +133,13 @@ def test_fused_linear_gradients_match_reference_fp32(N):
     g = torch.Generator().manual_seed(4)
     D, O, E = 16, 12, 4
     slots = _slots(N, E, g)
-    inputs = [torch.randn(N, D, generator=g), torch.randn(O, D, generator=g), torch.randn(O, generator=g),
-              *_tables(E, D, torch.float32, g, True, False)[:2], *_tables(E, O, torch.float32, g)]
+    inputs = [
+        torch.randn(N, D, generator=g),
+        torch.randn(O, D, generator=g),
+        torch.randn(O, generator=g),
+        *_tables(E, D, torch.float32, g, True, False)[:2],
+        *_tables(E, O, torch.float32, g),
+    ]
 
     def f(x, w, b, im, idl, om, odl, ob, oc):
         return ops.steer_linear(x, w, b, slots, im, idl, om, odl, ob, oc)

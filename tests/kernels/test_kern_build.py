@@ -1,5 +1,6 @@
 """The C++ kernels must build wherever a compiler is present: the skipif guards in the kernel
 tests exist for machines without one, never to hide a broken build."""
+
 import shutil
 
 from steerfast.ops import get_backend, library

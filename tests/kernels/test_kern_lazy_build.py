@@ -1,6 +1,7 @@
 """The C++ kernels build on first use, not at import, and recover from a killed build (stale
 lock), a damaged cached library, and warnings-as-errors. Each case runs in a fresh process
 with its own STEERFAST_CACHE (a copy of this process's verified build, so nothing compiles)."""
+
 import os
 import shutil
 import subprocess
@@ -30,8 +31,14 @@ print("FUSED" if library.fused_available() else "REFERENCE", library.fallback_re
 def _run(code, cache, *flags, timeout=180, **env):
     full = dict(os.environ, STEERFAST_CACHE=str(cache), **env)
     full.pop("STEERFAST_DISABLE_CPP", None) if "STEERFAST_DISABLE_CPP" not in env else None
-    return subprocess.run([sys.executable, *flags, "-c", textwrap.dedent(code)], cwd=REPO, env=full,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, *flags, "-c", textwrap.dedent(code)],
+        cwd=REPO,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def _root() -> Path:
@@ -75,7 +82,7 @@ def test_cached_build_loads_without_building(cached):
 
 def test_stale_lock_of_a_killed_build_is_removed(cached):
     cache, bdir = cached
-    (bdir / "lock").write_text("")          # what torch's FileBaton leaves after a SIGKILL
+    (bdir / "lock").write_text("")  # what torch's FileBaton leaves after a SIGKILL
     res = _run(FIRST_CALL, cache, timeout=120)
     assert res.returncode == 0 and "FUSED" in res.stdout, res.stderr[-3000:]
     assert "stale build lock" in res.stderr
@@ -96,25 +103,34 @@ def test_truncated_library_is_detected_not_loaded(cached):
 
 def test_warnings_as_errors_import_use_and_reimport(cached):
     cache, _ = cached
-    code = FIRST_CALL + """
+    code = (
+        FIRST_CALL
+        + """
 import sys
 for k in [k for k in sys.modules if k == "steerfast" or k.startswith("steerfast.")]:
     del sys.modules[k]
 import steerfast
-""" + FIRST_CALL
+"""
+        + FIRST_CALL
+    )
     res = _run(code, cache, "-W", "error")
     assert res.returncode == 0 and res.stdout.count("FUSED") == 2, res.stderr[-3000:]
 
 
 def test_warnings_as_errors_with_the_fallback(tmp_path):
-    code = "import steerfast\n" + FIRST_CALL + """
+    code = (
+        "import steerfast\n"
+        + FIRST_CALL
+        + """
 import sys
 for k in [k for k in sys.modules if k == "steerfast" or k.startswith("steerfast.")]:
     del sys.modules[k]
 import steerfast
 print("REIMPORTED")
 """
+    )
     res = _run(code, tmp_path / "cache", "-W", "error", STEERFAST_DISABLE_CPP="1")
-    assert res.returncode == 0 and "REFERENCE" in res.stdout and "REIMPORTED" in res.stdout, \
-        res.stderr[-3000:]
+    assert res.returncode == 0 and "REFERENCE" in res.stdout and "REIMPORTED" in res.stdout, res.stderr[
+        -3000:
+    ]
     assert "using the torch reference ops" in res.stderr

@@ -1,5 +1,6 @@
 """Registration: opcheck, torch.compile(fullgraph) tracing, backends, and the no-compiler
 fallback."""
+
 import os
 import subprocess
 import sys
@@ -8,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from kern_oracle import linear_case, rows_case  # noqa: I001 (first: puts the repo on sys.path)
 
 import steerfast.ops as ops
@@ -21,8 +21,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
 def test_opcheck_steer_rows(kinds, dtype):
     y, slots, mask, delta, bias, coef = rows_case(1, 5, 123, dtype, torch.int64, kinds)
-    torch.library.opcheck(torch.ops.steerfast.steer_rows_.default,
-                          (y, slots, mask, delta, bias, coef))
+    torch.library.opcheck(torch.ops.steerfast.steer_rows_.default, (y, slots, mask, delta, bias, coef))
 
 
 @pytest.mark.parametrize("kinds", ["in+omask+obias", "obias", "none"])
@@ -52,8 +51,11 @@ def test_compile_fullgraph_no_recompile_on_value_change(backend):
         fn = torch.compile(_steered_block, backend=counter, fullgraph=True)
         g = torch.Generator().manual_seed(0)
         d, e, n = 32, 4, 5
-        x, w, w2 = (torch.randn(n, d, generator=g), torch.randn(d, d, generator=g),
-                    torch.randn(d, d, generator=g))
+        x, w, w2 = (
+            torch.randn(n, d, generator=g),
+            torch.randn(d, d, generator=g),
+            torch.randn(d, d, generator=g),
+        )
         mask = (torch.rand(e, d, generator=g) > 0.5).float()
         bias = torch.randn(e, d, generator=g)
         for step in range(3):
@@ -134,8 +136,12 @@ def test_fallback_without_compiler_uses_reference():
         assert torch.equal(out, b)
         print("OK")
     """)
-    env = dict(os.environ, STEERFAST_DISABLE_CPP="1",
-               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
-    res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
-                         text=True, timeout=120)
+    env = dict(
+        os.environ,
+        STEERFAST_DISABLE_CPP="1",
+        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0 and "OK" in res.stdout, res.stderr[-3000:]

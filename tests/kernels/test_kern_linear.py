@@ -1,9 +1,9 @@
 """steerfast::steer_linear on CPU against the fp64 oracle, and bit-identity with the reference."""
+
 import itertools
 
 import pytest
 import torch
-
 from kern_oracle import DTYPES, check_linear, linear_case  # noqa: I001 (first: puts the repo on sys.path)
 
 import steerfast.ops as ops

@@ -1,10 +1,10 @@
 """steerfast::steer_rows_ on CPU (the C++ kernel, or the reference when it is the fallback)
 against the fp64 oracle, plus bit-identity with the torch reference."""
+
 import itertools
 
 import pytest
 import torch
-
 from kern_oracle import DTYPES, HIDDEN, assert_rows_close, rows_case, steer_rows64  # noqa: I001 (first: puts the repo on sys.path)
 
 import steerfast.ops as ops

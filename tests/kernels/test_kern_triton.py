@@ -8,6 +8,7 @@ set only while this module's tests run.
 The interpreter rounds fp32 -> bf16 by truncation (GPUs round to nearest even), so bf16 is
 held to one bf16 ulp here, which truncation also meets.
 """
+
 import importlib.util
 import itertools
 import os
@@ -21,8 +22,8 @@ import torch  # noqa: E402
 
 triton = pytest.importorskip("triton")
 
-from kern_oracle import (DTYPES, assert_rows_close, check_linear, linear_case,  # noqa: E402
-                         rows_case, steer_rows64)
+from kern_oracle import DTYPES, assert_rows_close, check_linear, linear_case, rows_case, steer_rows64  # noqa: E402
+
 from steerfast.ops import library  # noqa: E402
 
 
@@ -31,8 +32,7 @@ def _load_interpreted_kernels():
     if name in sys.modules:
         return sys.modules[name]
     init = library.kernels_dir() / "__init__.py"
-    spec = importlib.util.spec_from_file_location(
-        name, init, submodule_search_locations=[str(init.parent)])
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(init.parent)])
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
@@ -64,22 +64,21 @@ def _interpret():
 
 def test_kernels_are_interpreted():
     from triton.runtime.interpreter import InterpretedFunction
+
     assert isinstance(ROWS_MOD._steer_rows_kernel, InterpretedFunction)
     assert isinstance(LINEAR_MOD._steer_linear_kernel, InterpretedFunction)
 
 
 ROW_SHAPES = [(1, 576), (5, 123), (12, 40), (0, 16)]
-ROW_CASES = list(itertools.product(ROW_SHAPES, ("mask", "bias", "both"), DTYPES,
-                                   (torch.int32, torch.int64)))
+ROW_CASES = list(itertools.product(ROW_SHAPES, ("mask", "bias", "both"), DTYPES, (torch.int32, torch.int64)))
 
 
-@pytest.mark.parametrize("case", ROW_CASES,
-                         ids=[f"{n}x{d}-{k}-{str(t)[6:]}-{str(s)[6:]}"
-                              for (n, d), k, t, s in ROW_CASES])
+@pytest.mark.parametrize(
+    "case", ROW_CASES, ids=[f"{n}x{d}-{k}-{str(t)[6:]}-{str(s)[6:]}" for (n, d), k, t, s in ROW_CASES]
+)
 def test_triton_steer_rows(case):
     (n, d), kinds, dtype, sdt = case
-    y, slots, mask, delta, bias, coef = rows_case(100 + ROW_CASES.index(case), n, d, dtype,
-                                                  sdt, kinds)
+    y, slots, mask, delta, bias, coef = rows_case(100 + ROW_CASES.index(case), n, d, dtype, sdt, kinds)
     out = y.clone()
     K.steer_rows_(out, slots, mask, delta, bias, coef)
     expect, scale = steer_rows64(y, slots, mask, delta, bias, coef)
@@ -90,8 +89,9 @@ LIN_SHAPES = [(1, 576, 24), (5, 123, 37), (3, 64, 16), (12, 40, 24)]  # 12 > SMA
 LIN_CASES = list(itertools.product(LIN_SHAPES, ("in+omask+obias", "in", "obias", "none"), DTYPES))
 
 
-@pytest.mark.parametrize("case", LIN_CASES,
-                         ids=[f"{n}x{k}x{o}-{kd}-{str(t)[6:]}" for (n, k, o), kd, t in LIN_CASES])
+@pytest.mark.parametrize(
+    "case", LIN_CASES, ids=[f"{n}x{k}x{o}-{kd}-{str(t)[6:]}" for (n, k, o), kd, t in LIN_CASES]
+)
 def test_triton_steer_linear(case):
     (n, k, o), kinds, dtype = case
     seed = 200 + LIN_CASES.index(case)
@@ -110,8 +110,7 @@ def test_triton_steer_linear(case):
 def test_triton_wrapper_rejects_non_contiguous():
     y = torch.randn(8, 4).t()
     with pytest.raises(ValueError, match="contiguous"):
-        K.steer_rows_(y, torch.zeros(4, dtype=torch.long), torch.ones(1, 8), torch.ones(1),
-                      None, None)
+        K.steer_rows_(y, torch.zeros(4, dtype=torch.long), torch.ones(1, 8), torch.ones(1), None, None)
 
 
 def test_triton_out_of_range_slot_is_skipped():

@@ -1,12 +1,12 @@
 """Bad inputs are rejected with a clear error (the C++ op on CPU)."""
+
+import kern_oracle  # noqa: F401 (puts the repo on sys.path)
 import pytest
 import torch
 
-import kern_oracle  # noqa: F401 (puts the repo on sys.path)
 from steerfast.ops import library
 
-pytestmark = pytest.mark.skipif(not library.fused_available(),
-                                reason="validation is done by the C++ kernels")
+pytestmark = pytest.mark.skipif(not library.fused_available(), reason="validation is done by the C++ kernels")
 
 D, E = 16, 3
 
@@ -14,8 +14,14 @@ D, E = 16, 3
 def _ok():
     y = torch.randn(4, D)
     slots = torch.tensor([0, -1, 2, 1])
-    return dict(y=y, slots=slots, mask=torch.ones(E, D), delta=torch.ones(E),
-                bias=torch.ones(E, D), coef=torch.ones(E))
+    return dict(
+        y=y,
+        slots=slots,
+        mask=torch.ones(E, D),
+        delta=torch.ones(E),
+        bias=torch.ones(E, D),
+        coef=torch.ones(E),
+    )
 
 
 def _rows(**kw):
@@ -36,8 +42,7 @@ BAD_ROWS = {
     "fp16 table": (dict(bias=torch.ones(E, D, dtype=torch.float16)), "float32"),
     "strength length": (dict(delta=torch.ones(E + 1)), "length E"),
     "slot out of range": (dict(slots=torch.tensor([0, 3, -1, 1])), "out of range"),
-    "slot out of range int32": (dict(slots=torch.tensor([0, 9, -1, 1], dtype=torch.int32)),
-                                "out of range"),
+    "slot out of range int32": (dict(slots=torch.tensor([0, 9, -1, 1], dtype=torch.int32)), "out of range"),
     "non-contiguous table": (dict(mask=torch.ones(D, E).t()), "contiguous"),
 }
 
@@ -60,10 +65,18 @@ def test_strided_slots_and_strengths_are_read_correctly():
 
 
 def _linear(**kw):
-    a = dict(x=torch.randn(4, D), weight=torch.randn(8, D), lin_bias=torch.randn(8),
-             slots=torch.tensor([0, -1, 2, 1]), in_mask=torch.ones(E, D), in_delta=torch.ones(E),
-             out_mask=torch.ones(E, 8), out_delta=torch.ones(E), out_bias=torch.ones(E, 8),
-             out_coef=torch.ones(E))
+    a = dict(
+        x=torch.randn(4, D),
+        weight=torch.randn(8, D),
+        lin_bias=torch.randn(8),
+        slots=torch.tensor([0, -1, 2, 1]),
+        in_mask=torch.ones(E, D),
+        in_delta=torch.ones(E),
+        out_mask=torch.ones(E, 8),
+        out_delta=torch.ones(E),
+        out_bias=torch.ones(E, 8),
+        out_coef=torch.ones(E),
+    )
     a.update(kw)
     return torch.ops.steerfast.steer_linear(*a.values())
 
