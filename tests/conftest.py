@@ -13,17 +13,6 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 ARCHS = ["llama", "mistral", "qwen2", "qwen3"]
 
 
-def left_pad(rows, pad_id=0):
-    """(ids, mask, position_ids) for a list of token-id lists, left padded."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r) :] = torch.as_tensor(r)
-        mask[i, width - len(r) :] = 1
-    return ids, mask, (mask.cumsum(1) - 1).clamp(min=0)
-
-
 @pytest.fixture(scope="session")
 def default_model():
     from steerfast.models import load

@@ -3,15 +3,14 @@ meaning of the residual sites (an add there is an add to the residual stream).""
 
 import pytest
 import torch
-from conftest import left_pad
-from helpers import random_plan
 from transformers import StaticCache
 
 import steerfast
 from steerfast.adapters import get_adapter
 from steerfast.errors import PlanError, UnsupportedModelError
-from steerfast.models import TINY_ARCHS, tiny_model
 from steerfast.plan import Intervention, SteeringPlan
+from steerfast.testing import TINY_ARCHS, random_plan, tiny_model
+from steerfast.tokens import left_padded
 
 ROWS = [[5, 9, 17, 33, 2, 7, 11, 64, 3], [40, 41, 42, 43], [7, 7, 100], [90, 12, 13, 14, 15, 16, 17]]
 POST_NORM = {"gemma2", "gemma3_text", "olmo2"}
@@ -29,7 +28,7 @@ def arch_model(request):
 
 def test_patched_equals_hooks_every_policy(arch_model):
     arch, model = arch_model
-    ids, mask, pos = left_pad(ROWS)
+    ids, mask, pos = left_padded(ROWS)
     real = mask.bool()
     base = logits(model, ids, mask, pos)
     for seed, policies in enumerate(
@@ -53,7 +52,7 @@ def test_generate_token_identical_dynamic_and_static_cache(arch_model):
     oracle alone cannot show (both read positions through the same tracker)."""
     arch, model = arch_model
     plan = random_plan(model, seed=4)
-    ids, mask, _ = left_pad(ROWS)
+    ids, mask, _ = left_padded(ROWS)
     n = 12
 
     def run(cache):
@@ -109,7 +108,7 @@ def _add_plan(model, layer, site, vec, strength=1.0):
 def test_residual_sites_add_to_the_stream(arch_model):
     """mlp.out of layer l-1 (embed.out for l = 0) == an add to the input of decoder layer l."""
     arch, model = arch_model
-    ids, mask, pos = left_pad(ROWS)
+    ids, mask, pos = left_padded(ROWS)
     real = mask.bool()
     d = get_adapter(model).site_dim(model, 0, "mlp.out")
     vec = torch.randn(d, generator=torch.Generator().manual_seed(3))
@@ -130,7 +129,7 @@ def test_attn_out_adds_to_the_stream(arch_model):
     """
     arch, model = arch_model
     adapter = get_adapter(model)
-    ids, mask, pos = left_pad(ROWS)
+    ids, mask, pos = left_padded(ROWS)
     real = mask.bool()
     d = adapter.site_dim(model, 0, "attn.out")
     vec = torch.randn(d, generator=torch.Generator().manual_seed(5))
@@ -159,7 +158,7 @@ def test_attn_out_adds_to_the_stream(arch_model):
 def test_residual_add_grows_linearly_on_post_norm_models():
     """On post-norm models a CAA add at mlp.out is not normalised away."""
     model = tiny_model("gemma2", seed=2)
-    ids, mask, pos = left_pad(ROWS[:1])
+    ids, mask, pos = left_padded(ROWS[:1])
     vec = torch.randn(64, generator=torch.Generator().manual_seed(0))
     seen = []
     layer2 = get_adapter(model).layer_modules(model)[2]
@@ -213,7 +212,7 @@ def test_register_architecture_describes_a_new_model():
     steerfast.register_architecture("my_llama", steerfast.Adapter())
     try:
         plan = random_plan(model, seed=3)
-        ids, mask, pos = left_pad(ROWS)
+        ids, mask, pos = left_padded(ROWS)
         with steerfast.patch(model, plan):
             fused = logits(model, ids, mask, pos)
         with steerfast.apply_hooks(model, plan):
@@ -229,13 +228,13 @@ def test_register_architecture_describes_a_new_model():
 def test_sadi_capture_reads_the_same_sites(arch):
     """SADI-Hidden's calibration reads the residual delta the runtime steers (post-norm outputs
     on gemma2, Conv1D on gpt2, the MoE block on mixtral); SADI-Neuron is refused on fused experts."""
-    from steerfast.models import tiny_tokenizer
     from steerfast.recipes import sadi
+    from steerfast.testing import tiny_tokenizer
 
     model, tok = tiny_model(arch, seed=3), tiny_tokenizer()
     pairs = [("ab c", "ab d"), ("x y z", "x y w"), ("hello", "help")]
     plan = sadi(model, tok, pairs, element="hidden", k=3, delta=1.0, progress=False).plan
-    ids, mask, pos = left_pad(ROWS)
+    ids, mask, pos = left_padded(ROWS)
     with steerfast.patch(model, plan):
         fused = logits(model, ids, mask, pos)
     with steerfast.apply_hooks(model, plan):

@@ -9,12 +9,11 @@ import functools
 
 import pytest
 import torch
-from conftest import left_pad
-from helpers import random_plan
 
 import steerfast
 from steerfast import Intervention, SteeringPlan, ops
-from steerfast.models import tiny_model
+from steerfast.testing import random_plan, tiny_model
+from steerfast.tokens import left_padded
 
 
 @functools.cache
@@ -50,7 +49,7 @@ def _site_plan(model, site, kind, seed=0):
 
 
 def _batch(rows):
-    ids, mask, _ = left_pad(rows)
+    ids, mask, _ = left_padded(rows)
     return ids, mask
 
 

@@ -6,7 +6,7 @@ import torch
 
 import steerfast
 from steerfast.errors import SteeringError
-from steerfast.models import tiny_model
+from steerfast.testing import tiny_model
 
 
 @pytest.mark.parametrize(

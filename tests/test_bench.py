@@ -10,7 +10,7 @@ from steerfast.bench.matrix import full_matrix, parse_variant, quick_matrix
 from steerfast.bench.plans import SITE_CONFIGS, build_plan
 from steerfast.bench.report import markdown, not_ahead, ratio_table, write
 from steerfast.bench.variants import PlanCache, build_variant, clone_sharing_weights
-from steerfast.models import tiny_model
+from steerfast.testing import tiny_model
 from steerfast.timing import interleaved, quantile, relative_spread, summarize
 
 TH = {

@@ -5,8 +5,9 @@ import pytest
 import torch
 from test_cli_common import assert_clean_error, steerfast
 
-from steerfast.models import _embedded_gguf, tiny_model, tiny_tokenizer
+from steerfast.models import _embedded_gguf
 from steerfast.plan import Intervention, SteeringPlan
+from steerfast.testing import tiny_model, tiny_tokenizer
 
 HINT = {"model_type": "llama", "hidden_size": 576, "num_hidden_layers": 30}
 

@@ -47,7 +47,7 @@ def test_generate_steers_and_gguf_gives_the_same_text(tmp_path):
 def test_generate_adds_several_plans_up(tmp_path):
     """Two control vectors on a small local model = one file holding their sum."""
     from steerfast.interop.crosscheck import write_llamacpp_style
-    from steerfast.models import tiny_model, tiny_tokenizer
+    from steerfast.testing import tiny_model, tiny_tokenizer
 
     tiny_model("llama").save_pretrained(str(tmp_path / "tiny"))
     tiny_tokenizer().save_pretrained(str(tmp_path / "tiny"))

@@ -1,12 +1,11 @@
 """torch.compile(fullgraph=True) over a patched model: no graph break, equals eager, no recompiles."""
 
 import torch
-from conftest import left_pad
-from helpers import random_plan
 from torch._dynamo.testing import CompileCounterWithBackend
 
 import steerfast
-from steerfast.models import tiny_model
+from steerfast.testing import random_plan, tiny_model
+from steerfast.tokens import left_padded
 
 ROWS = [[5, 9, 17, 33, 2, 7], [40, 41, 42], [7, 7, 100, 5], [1, 2, 3, 4, 5, 6]]
 
@@ -19,7 +18,7 @@ def _forward(fn, ids, mask, pos):
 def test_compiled_bank_equals_eager_without_recompiling():
     torch._dynamo.reset()
     model = tiny_model("llama", seed=41)
-    ids, mask, pos = left_pad(ROWS)
+    ids, mask, pos = left_padded(ROWS)
     plan_a, plan_b = random_plan(model, seed=1), random_plan(model, seed=2)
     counter = CompileCounterWithBackend("aot_eager")
     with steerfast.SteeringBank(model, slots=4) as bank:
@@ -43,7 +42,7 @@ def test_compiled_bank_equals_eager_without_recompiling():
 def test_compiled_patch_inductor_equals_eager():
     torch._dynamo.reset()
     model = tiny_model("qwen2", seed=42)
-    ids, mask, pos = left_pad(ROWS)
+    ids, mask, pos = left_padded(ROWS)
     with steerfast.patch(model, random_plan(model, seed=3)):
         compiled = torch.compile(model, fullgraph=True)
         got = _forward(compiled, ids, mask, pos)

@@ -3,13 +3,14 @@ sites add to the stream (|Δ residual| linear in the strength), and CAA moves se
 
 import pytest
 import torch
-from helpers import random_plan, vader_mean
+from helpers import vader_mean
 
 import steerfast
 from steerfast.adapters import get_adapter
 from steerfast.data import neutral_prompts, sentiment_pairs
 from steerfast.plan import Intervention, SteeringPlan
 from steerfast.recipes import caa
+from steerfast.testing import random_plan
 
 pytestmark = pytest.mark.slow
 PROMPTS = [

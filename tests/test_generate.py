@@ -7,8 +7,8 @@ import torch
 
 import steerfast
 from steerfast.generate import Steer, generate
-from steerfast.models import tiny_model, tiny_tokenizer
 from steerfast.plan import Intervention, SteeringPlan
+from steerfast.testing import tiny_model, tiny_tokenizer
 
 PROMPTS = [
     "the cat sat",

@@ -9,8 +9,8 @@ from transformers import GenerationConfig
 import steerfast
 from steerfast.errors import SteeringError
 from steerfast.generate import Steer, generate, stream
-from steerfast.models import tiny_model, tiny_tokenizer
 from steerfast.plan import Intervention, SteeringPlan
+from steerfast.testing import tiny_model, tiny_tokenizer
 
 KW = dict(max_new_tokens=5, min_new_tokens=5, do_sample=False)
 

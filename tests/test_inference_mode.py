@@ -3,11 +3,10 @@ and gives the same logits as one made outside."""
 
 import pytest
 import torch
-from helpers import random_plan
 
 import steerfast
 from steerfast.generate import Steer, generate
-from steerfast.models import tiny_model, tiny_tokenizer
+from steerfast.testing import random_plan, tiny_model, tiny_tokenizer
 
 IDS = torch.tensor([[5, 9, 12, 7], [0, 0, 11, 6]])
 MASK = torch.tensor([[1, 1, 1, 1], [0, 0, 1, 1]])

@@ -9,8 +9,8 @@ import torch
 import steerfast
 from steerfast.errors import PlanError
 from steerfast.interop import export_gguf, import_gguf, read
-from steerfast.models import tiny_model
 from steerfast.plan import Intervention, SteeringPlan, model_hint
+from steerfast.testing import tiny_model
 
 D, L = 64, 3
 

@@ -12,7 +12,7 @@ import torch
 import steerfast
 from steerfast.errors import PlanError
 from steerfast.interop import from_repeng, from_steering_vector, load_plan, load_steering_vector_file
-from steerfast.models import tiny_model
+from steerfast.testing import tiny_model
 
 D = 64
 IDS = torch.tensor([[5, 17, 40, 2, 9, 33, 8]])

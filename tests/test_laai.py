@@ -3,15 +3,15 @@ and (on the default model) convergence and a measured gain over zero-shot."""
 
 import pytest
 import torch
-from conftest import left_pad
 
 import steerfast
 from steerfast import PlanError, SteeringPlan
 from steerfast.evaluate import beats
 from steerfast.evaluate.fv_tasks import get_format, load_task
 from steerfast.evaluate.generation import exact_match, is_match
-from steerfast.models import tiny_model
 from steerfast.recipes.laai import demo_batch, fold, injected, laai, objective, resolve_layers, train_deltas
+from steerfast.testing import tiny_model
+from steerfast.tokens import left_padded
 
 
 class CharTok:
@@ -80,7 +80,7 @@ def test_seeded_reproducible():
 
 
 def _hooked_vs_patched(model, plan, deltas, rows):
-    ids, mask, pos = left_pad(rows)
+    ids, mask, pos = left_padded(rows)
     select = torch.zeros_like(mask, dtype=torch.bool)
     select[:, -1] = True  # left padded prefill: the prompt's last token
     with torch.no_grad():
@@ -155,7 +155,7 @@ def test_default_model_plan_equals_hook_and_training_converges(default_model):
     deltas, _ = train_deltas(model, tok, demos, layers=[3, 12], steps=8, patience=8, seed=0, progress=False)
     rows = [tok(p)["input_ids"] for p, _ in demos[:3]]
     # the fused runtime applies the fp32 plan exactly like the plain-hook baseline
-    ids, mask, pos = left_pad(rows)
+    ids, mask, pos = left_padded(rows)
     with torch.no_grad():
         with steerfast.patch(model, plan):
             patched = model(input_ids=ids, attention_mask=mask, position_ids=pos).logits

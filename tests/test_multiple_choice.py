@@ -6,8 +6,8 @@ from transformers import DynamicCache
 
 import steerfast
 from steerfast.evaluate.multiple_choice import accuracy_of, evaluate, option_logprobs
-from steerfast.models import tiny_model
 from steerfast.recipes.sadi import mask_plan
+from steerfast.testing import tiny_model
 
 
 def items(seed, n=7, max_opt_len=3, n_opts=(2, 4)):

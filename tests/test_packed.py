@@ -6,17 +6,16 @@ token for token, what steerfast.generate gives each request alone. Tiny random l
 
 import pytest
 import torch
-from helpers import random_plan
 from transformers import GenerationConfig
 
 import steerfast
 from steerfast.generate import Steer, generate
-from steerfast.models import tiny_model, tiny_tokenizer
 from steerfast.positions import CallInfo
 from steerfast.runtime.bank import SteeringBank
 from steerfast.runtime.packed import PackedRows, packed_row_maps
 from steerfast.runtime.rows import row_maps
 from steerfast.serve.engine import cb_config
+from steerfast.testing import random_plan, tiny_model, tiny_tokenizer
 
 NEW = 6
 PROMPTS = ["hello there", "a", "the quick brown fox", "xyzzy 42"]

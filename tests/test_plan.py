@@ -1,10 +1,9 @@
 import pytest
 import torch
-from helpers import random_plan
 
 import steerfast
-from steerfast.models import tiny_model
 from steerfast.plan import Intervention, SteeringPlan
+from steerfast.testing import random_plan, tiny_model
 
 
 def test_save_load_roundtrip(tmp_path):
@@ -74,8 +73,8 @@ def test_empty_plan():
 
 
 def test_recipe_bad_inputs():
-    from steerfast.models import tiny_tokenizer
     from steerfast.recipes import actadd, caa
+    from steerfast.testing import tiny_tokenizer
 
     model, tok = tiny_model("llama"), tiny_tokenizer()
     with pytest.raises(steerfast.PlanError, match="at least one"):

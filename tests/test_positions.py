@@ -7,12 +7,12 @@ steered cells, by the added vector.
 
 import pytest
 import torch
-from conftest import left_pad
 from transformers import DynamicCache
 
 import steerfast
-from steerfast.models import tiny_model
 from steerfast.plan import Intervention, SteeringPlan
+from steerfast.testing import tiny_model
+from steerfast.tokens import left_padded
 
 ROWS = [[5, 9, 17, 33, 2], [40, 41, 42]]  # row 1 is left padded by 2
 DECODE = [[7, 8], [9, 10], [11, 12]]  # fixed tokens fed in three decode steps
@@ -27,7 +27,7 @@ EXPECTED = {  # policy: (changed prefill cells (row, col), rows changed in each 
 
 
 def _record(model):
-    ids, mask, pos = left_pad(ROWS)
+    ids, mask, pos = left_padded(ROWS)
     seen = []
     hook = model.model.layers[2].mlp.down_proj.register_forward_hook(
         lambda mod, args, out: seen.append(out.detach().clone())
@@ -76,7 +76,7 @@ def test_last_and_from_prompt_end_differ_on_a_multi_token_continuation():
     """A continuation call with two new tokens: `last` steers only the final one."""
     model = tiny_model("llama", seed=32)
     h = model.config.hidden_size
-    ids, mask, pos = left_pad(ROWS)
+    ids, mask, pos = left_padded(ROWS)
     out = {}
     for policy in ("last", "from_prompt_end"):
         plan = SteeringPlan([Intervention(2, "mlp.out", "add", torch.ones(h), policy, 1.0)])

@@ -26,8 +26,8 @@ import steerfast
 from steerfast.adapters import REGISTRY, get_adapter
 from steerfast.errors import ModelNotFoundError, SteeringError
 from steerfast.generate import Steer, generate
-from steerfast.models import tiny_model, tiny_tokenizer
 from steerfast.plan import Intervention, SteeringPlan
+from steerfast.testing import tiny_model, tiny_tokenizer
 
 SITES = ["embed.out", "attn.heads", "attn.out", "mlp.neurons", "mlp.out"]
 POLICIES = ["prefix:1", "prefix:3", "prompt_last", "last", "from_prompt_end", "all"]

@@ -7,14 +7,13 @@ import time
 
 import pytest
 import torch
-from conftest import left_pad
-from helpers import random_plan
 from torch import nn
 
 import steerfast
 from steerfast.errors import SteeringError
-from steerfast.models import tiny_model
 from steerfast.plan import Intervention, SteeringPlan
+from steerfast.testing import random_plan, tiny_model
+from steerfast.tokens import left_padded
 
 ROWS = [[5, 9, 17, 33, 2, 7, 11, 64, 3], [40, 41, 42, 43], [7, 7, 100]]
 
@@ -26,7 +25,7 @@ def logits(model, ids, mask, pos):
 
 @pytest.fixture
 def batch():
-    return left_pad(ROWS)
+    return left_padded(ROWS)
 
 
 def _steered_reference(arch, plan_seed, batch):

@@ -2,12 +2,12 @@
 
 import pytest
 import torch
-from conftest import ARCHS, left_pad
-from helpers import random_plan
+from conftest import ARCHS
 
 import steerfast
-from steerfast.models import tiny_model
 from steerfast.plan import Intervention, SteeringPlan
+from steerfast.testing import random_plan, tiny_model
+from steerfast.tokens import left_padded
 
 ROWS = [[5, 9, 17, 33, 2, 7, 11, 64, 3], [40, 41, 42, 43], [7, 7, 100], [90, 12, 13, 14, 15, 16, 17]]
 
@@ -22,7 +22,7 @@ def logits(model, ids, mask, pos):
 def test_patched_equals_hooks(arch, batch):
     model = tiny_model(arch, seed=1)
     plan = random_plan(model, seed=2)
-    ids, mask, pos = left_pad(ROWS[:batch])
+    ids, mask, pos = left_padded(ROWS[:batch])
     base = logits(model, ids, mask, pos)
     with steerfast.patch(model, plan):
         fused = logits(model, ids, mask, pos)
@@ -37,7 +37,7 @@ def test_patched_equals_hooks(arch, batch):
 def test_generate_token_identical(arch):
     model = tiny_model(arch, seed=3)
     plan = random_plan(model, seed=4)
-    ids, mask, _ = left_pad(ROWS)
+    ids, mask, _ = left_padded(ROWS)
     kw = dict(attention_mask=mask, max_new_tokens=32, min_new_tokens=32, do_sample=False, pad_token_id=0)
     with torch.no_grad():
         plain = model.generate(ids, **kw)
@@ -53,18 +53,18 @@ def test_generate_token_identical(arch):
 def test_left_padded_rows_equal_single_runs(arch):
     model = tiny_model(arch, seed=5)
     plan = random_plan(model, seed=6)
-    ids, mask, pos = left_pad(ROWS)
+    ids, mask, pos = left_padded(ROWS)
     with steerfast.patch(model, plan):
         batch = logits(model, ids, mask, pos)
         for i, row in enumerate(ROWS):
-            single = logits(model, *left_pad([row]))
+            single = logits(model, *left_padded([row]))
             assert (batch[i, -len(row) :] - single[0]).abs().max().item() <= 1e-5
 
 
 def test_revert_is_exact_and_idempotent():
     model = tiny_model("llama", seed=7)
     plan = random_plan(model, seed=8)
-    ids, mask, pos = left_pad(ROWS)
+    ids, mask, pos = left_padded(ROWS)
     before = logits(model, ids, mask, pos)
     forwards = {name: mod.__dict__.get("forward") for name, mod in model.named_modules()}
     handle = steerfast.patch(model, plan)
@@ -79,7 +79,7 @@ def test_revert_is_exact_and_idempotent():
 def test_revert_after_exception_inside_steered_forward():
     model = tiny_model("llama", seed=9)
     plan = random_plan(model, seed=10)
-    ids, mask, pos = left_pad(ROWS)
+    ids, mask, pos = left_padded(ROWS)
     before = logits(model, ids, mask, pos)
     with pytest.raises(RuntimeError, match="boom"), steerfast.patch(model, plan):
 
@@ -97,7 +97,7 @@ def test_revert_after_exception_inside_steered_forward():
 def test_strength_changes_in_place():
     model = tiny_model("llama", seed=11)
     plan = random_plan(model, seed=12)
-    ids, mask, pos = left_pad(ROWS)
+    ids, mask, pos = left_padded(ROWS)
     with steerfast.patch(model, plan) as handle:
         handle.set_strength(0.0)
         zero = logits(model, ids, mask, pos)
@@ -121,7 +121,7 @@ def test_strength_changes_in_place():
 def test_bad_plans_leave_model_unpatched():
     model = tiny_model("llama", seed=13)
     h = model.config.hidden_size
-    ids, mask, pos = left_pad(ROWS)
+    ids, mask, pos = left_padded(ROWS)
     before = logits(model, ids, mask, pos)
     bad = {
         "hidden_size": SteeringPlan(
@@ -180,7 +180,7 @@ def test_decode_logits_equal_hooks_and_use_whole_tensor_ops(arch, monkeypatch):
             ),
         ]
     )
-    ids, mask, _ = left_pad(ROWS)
+    ids, mask, _ = left_padded(ROWS)
     kw = dict(
         attention_mask=mask,
         max_new_tokens=6,

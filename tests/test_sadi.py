@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import left_pad
 
 import steerfast
 from steerfast.errors import PlanError
-from steerfast.models import tiny_model
 from steerfast.recipes.sadi import mask_plan, mean_differences, sadi, top_k
 from steerfast.recipes.sadi_baselines import fixed_vector_plan, random_mask, random_units
+from steerfast.testing import tiny_model
+from steerfast.tokens import left_padded
 
 POS, NEG = 7, 9  # last token of positive / negative sequences in planted tests
 PREFIXES = [[5, 11, 23], [40, 41], [3, 60, 61, 62, 90], [17], [100, 2, 8, 30]]
@@ -169,7 +169,7 @@ def assert_patched_equals_hooks(model, plan, ids, mask, pos):
 @pytest.mark.parametrize("positions", ["prompt_last", "from_prompt_end"])
 def test_patched_equals_hooks_tiny(arch, positions):
     model = tiny_model(arch, seed=5)
-    ids, mask, pos = left_pad([[5, 9, 17, 33, 2], [40, 41], [7, 7, 100, 3]])
+    ids, mask, pos = left_padded([[5, 9, 17, 33, 2], [40, 41], [7, 7, 100, 3]])
     for plan in plans_for(model, None, PAIRS, positions):
         assert_patched_equals_hooks(model, plan, ids, mask, pos)
 
@@ -229,7 +229,7 @@ def test_default_model_patched_equals_hooks(default_model):
         tok("Water is", add_special_tokens=True)["input_ids"],
         tok("The capital of France is", add_special_tokens=True)["input_ids"],
     ]
-    ids, mask, pos = left_pad(rows, tok.pad_token_id)
+    ids, mask, pos = left_padded(rows, tok.pad_token_id)
     for plan in plans_for(model, tok, SHORT_PAIRS):
         assert_patched_equals_hooks(model, plan, ids, mask, pos)
 
@@ -243,7 +243,7 @@ def test_default_model_text_pair_that_tokenizes_to_nothing(default_model):
 
 @pytest.mark.slow
 def test_caa_vectors_match_caa_recipe(default_model):
-    from steerfast.evaluate.sweep import caa_plan
+    from steerfast.experiments.sadi import caa_plan
     from steerfast.recipes.caa import caa
 
     model, tok = default_model

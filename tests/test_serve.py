@@ -63,7 +63,8 @@ def server(plans, tmp_path_factory):
     cmd = [
         sys.executable,
         "-m",
-        "steerfast.serve.cli",
+        "steerfast",
+        "serve",
         "--port",
         str(port),
         "--slots",
@@ -252,9 +253,7 @@ def _plans(server):
 
 
 def _foreign_plan_bytes(tmp_path):
-    from helpers import random_plan
-
-    from steerfast.models import tiny_model
+    from steerfast.testing import random_plan, tiny_model
 
     path = tmp_path / "foreign.safetensors"
     random_plan(tiny_model("llama")).save(path)

@@ -7,13 +7,12 @@ old columns from the last query. Both used to break the position tracker.
 
 import pytest
 import torch
-from helpers import random_plan
 
 import steerfast
 from steerfast.adapters import REGISTRY
 from steerfast.errors import ModelNotFoundError
 from steerfast.generate import Steer, generate
-from steerfast.models import tiny_model, tiny_tokenizer
+from steerfast.testing import random_plan, tiny_model, tiny_tokenizer
 
 PROMPTS = ["the cat sat on", "hi", "steering!"]
 NEW = 5

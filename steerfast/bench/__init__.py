@@ -1,6 +1,6 @@
 """The benchmark suite: matrix, runner, peers, profiler breakdown, report, threshold check.
 
-Entry points: `steerfast bench` (steerfast/bench_cli.py) and `pytest benchmarks/ --benchmark-only`.
+Entry points: `steerfast bench` (steerfast/cli/bench.py) and `pytest benchmarks/ --benchmark-only`.
 """
 
 from .check import check, load_thresholds

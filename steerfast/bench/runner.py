@@ -48,7 +48,7 @@ def get_model(name: str):
 
             model, _ = load("gemma3-270m")
         elif name == "big":
-            from ..models import tiny_model
+            from ..testing import tiny_model
 
             model = tiny_model("llama", 0, **BIG_LLAMA)
         else:

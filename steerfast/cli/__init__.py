@@ -7,27 +7,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import bench, convert, demo, generate, inspect_plan, laai, make, sadi
+from . import bench, convert, demo, generate, inspect_plan, laai, make, sadi, serve
 
 DESCRIPTION = (
     "Steer Hugging Face causal LMs at inference time: make, convert, inspect and try "
     "steering plans (docs/cli.md)."
 )
-COMMANDS = (demo, make, convert, inspect_plan, generate, bench, sadi, laai)
-
-
-def _add_serve(sub) -> None:
-    """`serve` when steerfast.serve.cli exists (written separately)."""
-    try:
-        from ..serve import cli as serve_cli
-    except ImportError as exc:
-        if exc.name in ("steerfast.serve", "steerfast.serve.cli"):
-            return
-        raise
-    serve_cli.add_parser(sub)
-    p = sub.choices.get("serve")
-    if p is not None and p.get_default("func") is None and hasattr(serve_cli, "run"):
-        p.set_defaults(func=serve_cli.run)
+COMMANDS = (demo, make, convert, inspect_plan, generate, serve, bench, sadi, laai)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +21,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(sub)
-    _add_serve(sub)
     return parser
 
 

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import torch
 
-from ..recipes.capture import batches, left_padded, tokenize_texts
+from ..tokens import batches, left_padded, tokenize_texts
 from .stats import Accuracy
 
 TRAILING = ".,;:!?\"'"

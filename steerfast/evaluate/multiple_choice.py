@@ -19,13 +19,12 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
 from transformers import DynamicCache
 
 from ..hooks import apply_hooks
 from ..plan import SteeringPlan
-from ..recipes.capture import batches, left_padded
 from ..runtime import patch
+from ..tokens import batches, left_padded, right_padded
 from .stats import Accuracy
 
 Encoded = tuple[list[int], list[list[int]]]  # (prompt ids, [option ids, ...])
@@ -61,16 +60,6 @@ def contrastive_pairs(items: Sequence[dict]) -> list[tuple[str, str]]:
     return pairs
 
 
-def _right_padded(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[Tensor, Tensor]:
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, : len(r)] = torch.as_tensor(r, dtype=torch.long)
-        mask[i, : len(r)] = 1
-    return ids.to(device), mask.to(device)
-
-
 @torch.no_grad()
 def _prompt_call(model, prompts, pad_id: int):
     device = next(model.parameters()).device
@@ -97,7 +86,7 @@ def _score_single_tokens(model, prompts, options, pad_id: int) -> list[list[floa
 def _score_rows(model, prompts, options, pad_id: int) -> list[float]:
     """One row per (item, option): the prompt, then the right-padded option with its cache."""
     out, mask, first = _prompt_call(model, prompts, pad_id)
-    opt, opt_mask = _right_padded(options, pad_id, mask.device)
+    opt, opt_mask = right_padded(options, pad_id, mask.device)
     pos = mask.sum(1, keepdim=True) + torch.arange(opt.shape[1], device=mask.device).unsqueeze(0)
     nxt = model(
         input_ids=opt,

@@ -12,7 +12,8 @@ import torch
 from ..adapters import residual_input_site
 from ..errors import PlanError
 from ..plan import Intervention, SteeringPlan, model_hint
-from .capture import residual_input, tokenize_texts
+from ..tokens import tokenize_texts
+from .capture import residual_input
 
 
 @torch.no_grad()

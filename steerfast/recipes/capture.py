@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..adapters import get_adapter
 from ..errors import PlanError
+from ..tokens import batches, left_padded, tokenize_texts
 
 
 @contextmanager
@@ -31,32 +31,6 @@ def residual_input(model: nn.Module, layer: int) -> Iterator[list]:
         yield seen
     finally:
         handle.remove()
-
-
-def tokenize_texts(tokenizer, texts: Sequence[str]) -> list[list[int]]:
-    ids = [tokenizer(t, add_special_tokens=True)["input_ids"] for t in texts]
-    for text, row in zip(texts, ids):
-        if not row:
-            raise PlanError(f"text {text!r} tokenizes to nothing")
-    return ids
-
-
-def left_padded(rows: Sequence[Sequence[int]], pad_id: int, device) -> tuple[Tensor, Tensor, Tensor]:
-    """(input_ids, attention_mask, position_ids), left padded: every row's last token at -1."""
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, r in enumerate(rows):
-        ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
-        mask[i, width - len(r) :] = 1
-    pos = (mask.cumsum(1) - 1).clamp(min=0)
-    return ids.to(device), mask.to(device), pos.to(device)
-
-
-def batches(items: Sequence, size: int, desc: str, progress: bool = True) -> Iterable[Sequence]:
-    starts = range(0, len(items), size)
-    for s in tqdm(starts, desc=desc, disable=not progress, leave=False):
-        yield items[s : s + size]
 
 
 @torch.no_grad()

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from ..adapters import get_adapter, head_layout
 from ..errors import PlanError
 from ..plan import Intervention, SteeringPlan, model_hint
-from .capture import left_padded
+from ..tokens import left_padded
 from .checks import check_number, check_pairs
 
 Layers = int | Sequence[int] | str

@@ -31,7 +31,7 @@ from ..adapters import execution_device, get_adapter, head_layout
 from ..errors import PlanError
 from ..plan import Intervention, SteeringPlan, model_hint
 from ..positions import parse_policy
-from .capture import batches, left_padded
+from ..tokens import batches, left_padded
 from .checks import check_batch_size, check_number, check_pairs, check_token_ids
 
 ELEMENTS = ("head", "neuron", "hidden")

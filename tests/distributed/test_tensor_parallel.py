@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import left_pad
-from helpers import random_plan
 
 import steerfast
-from steerfast.models import tiny_model
+from steerfast.testing import random_plan, tiny_model
+from steerfast.tokens import left_padded
 
 WORKER = Path(__file__).with_name("tp_worker.py")
 ROWS = [[5, 9, 17, 33, 2, 7, 11, 64, 3], [40, 41, 42, 43]]
@@ -34,7 +33,7 @@ def test_tensor_parallel_ranks_equal_single_process(arch, tmp_path):
     sites = {iv.site for iv in plan.interventions}
     assert sites == {"embed.out", "attn.heads", "attn.out", "mlp.neurons", "mlp.out"}
     plan.save(tmp_path / "plan.safetensors")
-    ids, mask, pos = left_pad(ROWS)
+    ids, mask, pos = left_padded(ROWS)
     torch.save({"ids": ids, "mask": mask, "pos": pos}, tmp_path / "batch.pt")
     cmd = [
         sys.executable,

@@ -1,4 +1,4 @@
-"""`steerfast laai-eval`: zero-shot, few-shot ICL, CAA and LAAI on the fv_* tasks.
+"""The LAAI experiment (`steerfast laai-eval`): zero-shot, few-shot ICL, CAA and LAAI on the fv_* tasks.
 
 Every condition uses the same 5 demonstrations (the task's first train items) and the same
 zero-shot prompt format; scoring is exact match of greedy generation (evaluate/generation.py).
@@ -27,31 +27,6 @@ SWEEP = (
 )
 
 
-def add_parser(sub):
-    from .evaluate.fv_tasks import DEFAULT_FORMAT, TASKS
-
-    p = sub.add_parser("laai-eval", help="LAAI vs zero-shot, few-shot ICL and CAA on the fv_* tasks")
-    p.add_argument(
-        "--out", default="docs/laai_results.md", help="markdown table (a .json is written beside it)"
-    )
-    p.add_argument("--model", default="smollm2-135m-instruct")
-    p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    p.add_argument("--demos", type=int, default=5)
-    p.add_argument("--test-limit", type=int, default=0, help="first N test items per task (0 = all)")
-    p.add_argument("--dev-limit", type=int, default=20, help="first N dev items per task for CAA selection")
-    p.add_argument("--format", default=DEFAULT_FORMAT)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
-    p.add_argument("--render", action="store_true", help="only rewrite --out from its existing .json")
-    p.add_argument(
-        "--sweep",
-        action="store_true",
-        help="instead: score the LAAI settings in SWEEP on the dev split, write --out",
-    )
-    return p
-
-
 def _limit(items, n):
     return items[:n] if n and n > 0 else items
 
@@ -75,7 +50,7 @@ class Runner:
     def score(self, prompts, expected, plan=None, desc="generate"):
         import steerfast
 
-        from .evaluate.generation import exact_match
+        from ..evaluate.generation import exact_match
 
         kw = dict(max_new_tokens=self.max_new(expected), batch_size=self.batch_size, desc=desc)
         if plan is None:
@@ -92,7 +67,7 @@ class Runner:
 
 def _caa_select(r: Runner, task, dev_limit):
     """CAA from the demonstrations: (plan, chosen config, dev table)."""
-    from .recipes.caa import caa
+    from ..recipes.caa import caa
 
     n = len(task.demos)
     pairs = [
@@ -115,7 +90,7 @@ def _caa_select(r: Runner, task, dev_limit):
 
 
 def _with(plan, coeff, positions):
-    from .plan import Intervention, SteeringPlan
+    from ..plan import Intervention, SteeringPlan
 
     iv = plan.interventions[0]
     return SteeringPlan(
@@ -127,8 +102,8 @@ def _with(plan, coeff, positions):
 
 
 def _evaluate_task(r: Runner, name, args):
-    from .evaluate.fv_tasks import load_task
-    from .recipes.laai import laai
+    from ..evaluate.fv_tasks import load_task
+    from ..recipes.laai import laai
 
     task = load_task(name, args.demos)
     items = _limit(task.test, args.test_limit)
@@ -162,8 +137,8 @@ def _evaluate_task(r: Runner, name, args):
 
 
 def _sweep_task(r: Runner, name, args):
-    from .evaluate.fv_tasks import load_task
-    from .recipes.laai import DEFAULTS, laai
+    from ..evaluate.fv_tasks import load_task
+    from ..recipes.laai import DEFAULTS, laai
 
     task = load_task(name, args.demos)
     prompts, expected = r.zero_shot(_limit(task.dev, args.dev_limit))
@@ -219,8 +194,8 @@ def _cell(d):
 
 
 def _markdown(results, args, seconds):
-    from .evaluate.stats import Accuracy, beats
-    from .recipes.laai import DEFAULTS
+    from ..evaluate.stats import Accuracy, beats
+    from ..recipes.laai import DEFAULTS
 
     lines = [
         "# LAAI on the fv_* tasks (SmolLM2-135M-Instruct)",
@@ -274,8 +249,8 @@ def _markdown(results, args, seconds):
 def run(args) -> int:
     import torch
 
-    from .evaluate.fv_tasks import get_format
-    from .models import load
+    from ..evaluate.fv_tasks import get_format
+    from ..models import load
 
     out = Path(args.out)
     if args.render:
@@ -332,4 +307,4 @@ def run(args) -> int:
     return 0
 
 
-__all__ = ["add_parser", "run"]
+__all__ = ["run"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -39,8 +38,8 @@ def run(args) -> int:
 
     from ..models import load
     from ..plan import SteeringPlan
-    from .app import create_app
-    from .engine import Engine
+    from ..serve.app import create_app
+    from ..serve.engine import Engine
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -58,14 +57,3 @@ def run(args) -> int:
     finally:
         engine.close()
     return 0
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="steerfast")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
-    return args.func(args)
-
-
-if __name__ == "__main__":  # python -m steerfast.serve.cli [serve options]
-    sys.exit(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .recipes.sadi import top_k
+from ..recipes.sadi import top_k
 
 
 def top_list(scores: Tensor, k: int = 10) -> list[tuple[int, int, float]]:

@@ -17,11 +17,11 @@ from dataclasses import asdict, dataclass, field
 
 from ..adapters import residual_input_site
 from ..data import load_jsonl
+from ..evaluate.multiple_choice import contrastive_pairs, encode, evaluate
+from ..evaluate.stats import Accuracy, beats
 from ..plan import Intervention, SteeringPlan, model_hint
 from ..recipes.sadi import ELEMENTS, SadiScores, mask_plan, mean_differences, top_k
 from ..recipes.sadi_baselines import fixed_vector_plan, random_mask
-from .multiple_choice import contrastive_pairs, encode, evaluate
-from .stats import Accuracy, beats
 
 TASKS = ("mc_copa", "mc_facts", "mc_sentiment")
 METHODS = ("none", "caa", "random-mask", "fixed-vector", "sadi-head", "sadi-neuron", "sadi-hidden")
