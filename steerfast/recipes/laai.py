@@ -11,17 +11,22 @@ At inference o_proj(a + Δ) = o_proj(a) + W_o Δ (no o_proj bias in the supporte
 each Δ_l folds into an "add" intervention at site attn.out of layer l with tensor W_o Δ_l and
 positions "prompt_last": the learned plan runs on the same runtime as ActAdd/CAA.
 
-The paper leaves the optimisation open; these are our choices (DEFAULTS), picked on the dev
-split of the fv_* tasks with SmolLM2-135M-Instruct (`steerfast laai-eval --sweep`, docs/laai_sweep.md):
-  - Adam, lr 0.05, at most 60 steps, full batch (all demonstrations every step);
-  - early stop when the total loss has not improved by 1e-3 (relative, absolute below 1)
-    for 8 steps; the best Δ seen is returned;
-  - λ1 = 1e-4, λ2 = 1e-3 (per element / per head; the CE is per token);
-  - layers: "all" (every layer gets its own Δ);
-  - init: seeded normal, std 1e-3 (so the seed matters and is honoured);
-  - a head "survives" when its ‖Δ_h‖₂ is at least 5% of the largest head norm. Adam on the
-    penalised loss shrinks heads but does not zero them (no proximal step): on SmolLM2 every
-    head survived; the per-head norms are in plan.meta["survivors"].
+The paper leaves the optimisation open; these are our choices (DEFAULTS):
+  - proximal Adam: each step is an Adam step on the CE alone, then the proximal operator of the
+    penalty in Adam's own metric (D = (sqrt(v_hat) + eps) / lr): the L1 part is an exact
+    per-element soft-threshold by lr·λ1/D_i, the group part a per-head shrink
+    Δ_h <- Δ_h · max(0, 1 - lr·λ2 / (mean_h(D) ‖Δ_h‖)) (the head's mean preconditioner: exact for a
+    scalar metric per head, an approximation otherwise). Heads are set to exactly zero, and a head
+    stays at zero while its CE gradient is smaller than about λ2 (in norm): λ2 is in gradient units.
+    `proximal=False` gives the old behaviour (Adam on CE + penalty: heads shrink, none is zeroed);
+  - at most 60 steps, full batch (all demonstrations every step), lr 0.05;
+  - early stop when the total loss (CE + penalty) has not improved by 1e-3 (relative, absolute
+    below 1) for 8 steps; the best Δ seen is returned;
+  - layers: "all" (every layer gets its own Δ); init: seeded normal, std 1e-3;
+  - a head "survives" when its ‖Δ_h‖₂ is non-zero (`survive` > 0: at least that fraction of the
+    largest head norm); per-head norms and survivors are in plan.meta["survivors"].
+λ1, λ2 and the layers are chosen per task on a dev set when one is given (laai(..., dev=...),
+recipes/laai_select.py), which also refuses to return a plan when nothing helps on dev.
 """
 
 from __future__ import annotations
@@ -44,7 +49,16 @@ from .checks import check_number, check_pairs
 Layers = int | Sequence[int] | str
 
 DEFAULTS = dict(
-    layers="all", steps=60, lr=0.05, l1=1e-4, l2=1e-3, patience=8, min_delta=1e-3, init_std=1e-3, survive=0.05
+    layers="all",
+    steps=60,
+    lr=0.05,
+    l1=1e-4,
+    l2=1e-3,
+    patience=8,
+    min_delta=1e-3,
+    init_std=1e-3,
+    survive=0.0,
+    proximal=True,
 )
 
 
@@ -198,6 +212,7 @@ def train_deltas(
     init_std: float = DEFAULTS["init_std"],
     seed: int = 0,
     progress: bool = True,
+    proximal: bool = DEFAULTS["proximal"],
 ) -> tuple[dict[int, Tensor], dict]:
     """(Δ per layer, training record). See the module docstring for the objective."""
     _check(steps, lr, l1, l2, patience, init_std, DEFAULTS["survive"], min_delta)
@@ -218,7 +233,7 @@ def train_deltas(
     model.eval()
     try:
         history, best, best_at, best_state = _optimise(
-            model, batch, deltas, opt, steps, l1, l2, patience, min_delta, progress
+            model, batch, deltas, opt, steps, l1, l2, patience, min_delta, progress, proximal
         )
     finally:
         model.train(was_training)  # also when a step raises (or is interrupted)
@@ -233,16 +248,18 @@ def train_deltas(
     return best_state, record
 
 
-def _optimise(model, batch, deltas, opt, steps, l1, l2, patience, min_delta, progress):
+def _optimise(model, batch, deltas, opt, steps, l1, l2, patience, min_delta, progress, proximal):
     history: list[float] = []
     best, best_at, best_state = float("inf"), 0, None
+    heads, _ = head_layout(model)
     with frozen(model), torch.enable_grad():
         bar = tqdm(range(steps), desc="LAAI", disable=not progress, leave=False)
         for step in bar:
             opt.zero_grad(set_to_none=True)
-            total, ce = objective(model, batch, deltas, l1, l2)
-            total.backward()
-            value = float(total.detach())
+            ce = cross_entropy(model, batch, deltas)
+            pen = penalty(deltas, heads, l1, l2)
+            (ce if proximal else ce + pen).backward()
+            value = float(ce.detach() + pen.detach())
             history.append(value)
             if best_state is None or value < best - min_delta * max(abs(best), 1.0):
                 best, best_at = value, step
@@ -251,12 +268,43 @@ def _optimise(model, batch, deltas, opt, steps, l1, l2, patience, min_delta, pro
             if step - best_at >= patience:
                 break
             opt.step()
+            if proximal:
+                adam_prox_(opt, deltas.values(), heads, l1, l2)
         bar.close()
     return history, best, best_at, best_state
 
 
+@torch.no_grad()
+def group_prox_(delta: Tensor, heads: int, t1: Tensor | float, t2: Tensor | float) -> Tensor:
+    """In place: the proximal operator of t1‖Δ‖₁ + Σ_h t2_h‖Δ_h‖₂ (sparse group lasso: soft-threshold,
+    then shrink each head). t1: scalar or per element; t2: scalar or per head (heads,)."""
+    delta.copy_(delta.sign() * (delta.abs() - t1).clamp(min=0))
+    view = delta.view(heads, -1)
+    norms = torch.linalg.vector_norm(view, dim=1)
+    scale = (1 - torch.as_tensor(t2, dtype=norms.dtype, device=norms.device) / norms.clamp_min(1e-30)).clamp(
+        min=0
+    )
+    view.mul_(scale.unsqueeze(1))
+    return delta
+
+
+@torch.no_grad()
+def adam_prox_(opt: torch.optim.Adam, params, heads: int, l1: float, l2: float) -> None:
+    """The penalty's proximal step in the metric of Adam's last step (see the module docstring)."""
+    group = opt.param_groups[0]
+    lr, (_, beta2), eps = group["lr"], group["betas"], group["eps"]
+    for p in params:
+        state = opt.state[p]
+        bc2 = 1 - beta2 ** float(state["step"])
+        denom = (state["exp_avg_sq"] / bc2).sqrt() + eps  # Adam's step is lr * m_hat / denom
+        t1 = lr * l1 / denom
+        t2 = lr * l2 / denom.view(heads, -1).mean(1)
+        group_prox_(p, heads, t1, t2)
+
+
 def survivors(deltas: dict[int, Tensor], heads: int, survive: float = DEFAULTS["survive"]) -> dict:
-    """Per layer: head norms and the heads whose norm is at least `survive` × the largest head norm."""
+    """Per layer: head norms and the surviving heads: non-zero, and at least `survive` × the largest
+    head norm (survive=0: every non-zero head)."""
     norms = {
         l: torch.linalg.vector_norm(d.detach().double().view(heads, -1), dim=1) for l, d in deltas.items()
     }
@@ -298,14 +346,53 @@ def laai(
     survive: float = DEFAULTS["survive"],
     seed: int = 0,
     progress: bool = True,
+    proximal: bool = DEFAULTS["proximal"],
+    dev=None,
+    candidates=None,
+    alpha: float = 0.05,
 ) -> SteeringPlan:
-    """Learn Δ's from (prompt, target) demonstrations and fold them into a plan (see module doc)."""
+    """Learn Δ's from (prompt, target) demonstrations and fold them into a plan (see module doc).
+
+    With `dev` (a list of (prompt, target) pairs scored by greedy exact match, or of multiple-choice
+    items {prompt, options, answer}), the settings in `candidates` (default
+    laai_select.CANDIDATES: overrides of the keyword arguments given here) are each trained and
+    scored on dev against the unsteered model, and the best one that beats it under the paired
+    test (McNemar, Bonferroni over the candidates, level `alpha`) is returned; when none does,
+    `NoGainError` is raised and no plan is made. The choice is in plan.meta["selection"].
+    """
+    if dev is not None:
+        from .laai_select import select
+
+        kw = dict(
+            layers=layers, steps=steps, lr=lr, l1=l1, l2=l2, patience=patience, min_delta=min_delta,
+            init_std=init_std, survive=survive, seed=seed, progress=progress, proximal=proximal,
+        )  # fmt: skip
+        return select(model, tokenizer, demos, dev, kw, candidates, alpha)
     _check(steps, lr, l1, l2, patience, init_std, survive, min_delta)
     deltas, record = train_deltas(
-        model, tokenizer, demos, layers, steps, lr, l1, l2, patience, min_delta, init_std, seed, progress
+        model,
+        tokenizer,
+        demos,
+        layers,
+        steps,
+        lr,
+        l1,
+        l2,
+        patience,
+        min_delta,
+        init_std,
+        seed,
+        progress,
+        proximal,
     )
     heads, _ = head_layout(model)
     surv = survivors(deltas, heads, survive)
+    kept = {l: d for l, d in deltas.items() if bool(d.abs().max() > 0)}
+    if not kept:
+        raise PlanError(
+            f"the group-lasso penalty zeroed every head (λ1={l1}, λ2={l2}): there is nothing to steer "
+            "with; use a smaller λ2"
+        )
     meta = {
         "layers": sorted(deltas),
         "demos": len(demos),
@@ -319,12 +406,16 @@ def laai(
             "min_delta": min_delta,
             "init_std": init_std,
             "survive": survive,
+            "proximal": proximal,
         },
         "training": record,
         "survivors": surv,
         "surviving_layers": [int(l) for l, s in surv.items() if s["heads"]],
+        "surviving_heads": sum(len(s["heads"]) for s in surv.values()),
+        "total_heads": heads * len(deltas),
     }
-    return SteeringPlan(fold(model, deltas), "laai", model_hint(model), meta)
+    # layers whose Δ the penalty zeroed add nothing: they are left out of the plan
+    return SteeringPlan(fold(model, kept), "laai", model_hint(model), meta)
 
 
 __all__ = [
@@ -340,5 +431,7 @@ __all__ = [
     "frozen",
     "resolve_layers",
     "survivors",
+    "group_prox_",
+    "adam_prox_",
     "DEFAULTS",
 ]
