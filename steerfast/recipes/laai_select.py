@@ -63,7 +63,7 @@ def dev_scorer(model, tokenizer, dev: Sequence) -> Callable[[SteeringPlan | None
         answers = [d["answer"] for d in dev]
 
         def score_mc(plan):
-            preds = evaluate(model, tokenizer, dev, plan, encoded=encoded).preds
+            preds = evaluate(model, tokenizer, dev, plan, encoded=encoded).predictions
             return [p == a for p, a in zip(preds, answers)]
 
         return score_mc
