@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import ARCHS
+from helpers import ARCHS
 
 import steerfast
 from steerfast.plan import Intervention, SteeringPlan
