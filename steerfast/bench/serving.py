@@ -96,8 +96,8 @@ class Bench:
     def sequential(self, k: int = REQUESTS) -> dict:
         """The same requests one after another with steerfast.generate, on a second copy of the
         model (the serving one is in the engine's paged-attention mode)."""
-        from steerfast.generate import Steer, generate
         from steerfast.models import load
+        from steerfast.steered_generation import Steer, generate
 
         if self._seq_model is None:
             self._seq_model = load()[0]
