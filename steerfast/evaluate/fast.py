@@ -215,8 +215,9 @@ class PrefixScorer:
                     if site == "mlp.neurons" and adapter.mlp_neurons is None:
                         continue
                     mod = adapter.site(self.model, layer, site).module
+                    key = (id(ch["cache"]), layer, site)
 
-                    def hook(m, a, key=(id(ch["cache"]), layer, site)):
+                    def hook(m, a, key=key):
                         rec[key] = a[0][:, -1].detach().clone()
 
                     handles.append(mod.register_forward_pre_hook(hook))

@@ -180,7 +180,7 @@ def en_fr(
     for split in SPLITS:
         rows = []
         pool = words[split]
-        for v in range(variants * 4):
+        for _ in range(variants):
             for en, fr in pool:
                 if len(rows) >= sizes[split]:
                     break
