@@ -49,8 +49,11 @@ def paired_bootstrap(
     a, b, n_boot: int = 2000, seed: int = 0, groups: Sequence | None = None, level: float = 0.95
 ) -> dict:
     """Accuracy difference a - b (points in [−1, 1]) with a percentile interval and p-value."""
-    a, b = _check_pair(a, b)
-    d = a.double() - b.double()
+    a = _bools(a)
+    b = torch.as_tensor(b).double()  # 0/1, or a mean over several arms (random masks)
+    if a.shape != b.shape or a.numel() == 0:
+        raise ValueError(f"paired arms need the same non-zero number of items, got {a.numel()} and {b.numel()}")
+    d = a.double() - b
     g = torch.Generator().manual_seed(seed)
     if groups is None:
         idx = torch.randint(0, d.numel(), (n_boot, d.numel()), generator=g)
@@ -90,9 +93,30 @@ def compare(a, b, groups: Sequence | None = None, seed: int = 0, n_boot: int = 2
     }
 
 
+def versus_random(a, randoms: Sequence, groups: Sequence | None = None, seed: int = 0) -> dict:
+    """a vs several random-mask arms on the same items: the bootstrap of a minus the arms'
+    per-item mean accuracy, and McNemar against each arm (how many a beats at p < 0.05)."""
+    a = _bools(a)
+    arms = torch.stack([_bools(r) for r in randoms])
+    boot = paired_bootstrap(a, arms.double().mean(0), seed=seed, groups=groups)
+    per = [mcnemar(a, r) for r in arms]
+    return {
+        "n_masks": len(per),
+        "acc_random_mean": float(arms.double().mean()),
+        "acc_random_each": [float(r.double().mean()) for r in arms],
+        "diff": boot["diff"],
+        "low": boot["low"],
+        "high": boot["high"],
+        "p_bootstrap": boot["p"],
+        "beats_masks": sum(m["p"] < 0.05 and m["wins"] > m["losses"] for m in per),
+        "loses_to_masks": sum(m["p"] < 0.05 and m["wins"] < m["losses"] for m in per),
+        "p_mcnemar_median": sorted(m["p"] for m in per)[len(per) // 2],
+    }
+
+
 def helps(result: dict, alpha: float = 0.05) -> bool:
     """a beats b: a positive difference whose McNemar p < alpha and whose interval excludes 0."""
     return result["diff"] > 0 and result["p_mcnemar"] < alpha and result["low"] > 0
 
 
-__all__ = ["mcnemar", "paired_bootstrap", "compare", "helps"]
+__all__ = ["mcnemar", "paired_bootstrap", "compare", "versus_random", "helps"]
