@@ -31,9 +31,13 @@ def add_parser(sub) -> None:
         "sadi-study", help="SADI variants vs no steering and random masks, paired tests (issue 16)"
     )
     st.add_argument("--model", default="smollm2-135m-instruct")
-    st.add_argument("--out", default=None, help="markdown; JSON beside it (default docs/sadi_results_<model>.md)")
+    st.add_argument(
+        "--out", default=None, help="markdown; JSON beside it (default docs/sadi_results_<model>.md)"
+    )
     st.add_argument("--tasks", nargs="+", default=None)
-    st.add_argument("--render-only", action="store_true", help="rewrite the markdown from the JSON; run nothing")
+    st.add_argument(
+        "--render-only", action="store_true", help="rewrite the markdown from the JSON; run nothing"
+    )
     st.set_defaults(func=_study)
     ev.set_defaults(func=run)
     hm.set_defaults(func=run)

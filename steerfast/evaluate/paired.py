@@ -52,7 +52,9 @@ def paired_bootstrap(
     a = _bools(a)
     b = torch.as_tensor(b).double()  # 0/1, or a mean over several arms (random masks)
     if a.shape != b.shape or a.numel() == 0:
-        raise ValueError(f"paired arms need the same non-zero number of items, got {a.numel()} and {b.numel()}")
+        raise ValueError(
+            f"paired arms need the same non-zero number of items, got {a.numel()} and {b.numel()}"
+        )
     d = a.double() - b
     g = torch.Generator().manual_seed(seed)
     if groups is None:

@@ -36,7 +36,12 @@ from ..recipes.sadi_baselines import random_units
 # per-model difficulty knobs (measured on 100-200 dev items; see docs/evaluation.md)
 KNOBS = {
     "smollm2-135m-instruct": {"en_fr": {}, "addition": {}, "compare": {}, "copa": {}},
-    "gemma3-270m": {"en_fr": {}, "addition": {"n_options": 2}, "compare": {"shots": 0, "max_gap": 40}, "copa": {}},
+    "gemma3-270m": {
+        "en_fr": {},
+        "addition": {"n_options": 2},
+        "compare": {"shots": 0, "max_gap": 40},
+        "copa": {},
+    },
 }
 VARIANTS = {
     "official": {"calib": "answer", "positions": "prompt_last", "overwrite": False},
@@ -89,7 +94,9 @@ def calib_pairs(items: list[dict], kind: str) -> list[tuple[str, str]]:
     out = []
     for i, it in enumerate(items):
         wrong = [j for j in range(len(it["options"])) if j != it["answer"]]
-        out.append((it["prompt"] + it["options"][it["answer"]], it["prompt"] + it["options"][wrong[i % len(wrong)]]))
+        out.append(
+            (it["prompt"] + it["options"][it["answer"]], it["prompt"] + it["options"][wrong[i % len(wrong)]])
+        )
     return out
 
 
@@ -131,7 +138,9 @@ def run_task(model, tok, model_name: str, task_name: str, cfg: StudyConfig, log:
         for k in ks:
             units = top_k(sc.scores[element], k)
             for s in ss:
-                cands.append(({"k": k, "s": s}, dev.correct(plan_for(variant, element, units, s), v["overwrite"])))
+                cands.append(
+                    ({"k": k, "s": s}, dev.correct(plan_for(variant, element, units, s), v["overwrite"]))
+                )
         pick = choose(cands, base_dev, groups=dev_groups)
         best = max(pick.table, key=lambda r: r["acc_a"])  # reported on test even if not significant
         k, s = best["params"]["k"], best["params"]["s"]
@@ -160,12 +169,18 @@ def run_task(model, tok, model_name: str, task_name: str, cfg: StudyConfig, log:
     if cfg.sanity:
         k, s = cfg.sanity
         units = top_k(scores["answer"].scores["head"], k)
-        out["sanity_large_s"] = {"k": k, "s": s, "dev": _acc(dev.correct(plan_for("official", "head", units, s)))}
+        out["sanity_large_s"] = {
+            "k": k,
+            "s": s,
+            "dev": _acc(dev.correct(plan_for("official", "head", units, s))),
+        }
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
 
 
-def run(model, tok, model_name: str, cfg: StudyConfig, log: Callable = print, on_task: Callable | None = None) -> dict:
+def run(
+    model, tok, model_name: str, cfg: StudyConfig, log: Callable = print, on_task: Callable | None = None
+) -> dict:
     results = {"model": model_name, "config": asdict(cfg), "tasks": {}}
     for t in cfg.tasks:
         results["tasks"][t] = run_task(model, tok, model_name, t, cfg, log)
