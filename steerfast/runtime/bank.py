@@ -280,7 +280,7 @@ class SteeringBank:
             mt.cache.clear()
 
     def _build_dense(self, groups=None) -> None:
-        """Decode-phase realisations of the uniform slot's plan (DESIGN §7)."""
+        """Decode-phase realisations of the uniform slot's plan (docs/architecture.md, Realisations)."""
         for mt in self._tables.values():
             mt.dense_in = mt.dense_out = None
             mt.cache.clear()
