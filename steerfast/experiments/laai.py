@@ -159,8 +159,14 @@ def run(args) -> int:
         "command": args.command_line,
         "tasks": {},
     }
+    doc["suite"] = args.suite
     for name in args.tasks:
-        doc["tasks"][name] = _task(r, name, args)
+        if args.suite == "mc":
+            from .laai_mc import run_task
+
+            doc["tasks"][name] = run_task(model, tok, args.model, name, args)
+        else:
+            doc["tasks"][name] = _task(r, name, args)
         doc["seconds"] = time.time() - start  # written after every task: a partial run keeps its rows
         out.with_suffix(".json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
         out.write_text(markdown(doc))

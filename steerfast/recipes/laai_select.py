@@ -2,32 +2,34 @@
 
 `laai(model, tok, demos, dev=...)` lands here. Every candidate setting (overrides of laai's
 keyword arguments) is trained on the same demonstrations and scored item by item on dev next
-to the unsteered model. A candidate qualifies when it is more accurate than no steering and the
-exact McNemar test on the paired (unsteered, steered) outcomes gives p <= alpha / (number of
-candidates) (Bonferroni: the best of several is not a discovery by itself). The most accurate
-qualifying candidate is returned (ties: the earlier one); with none, `NoGainError` is raised with
-the dev table in its message, and no plan is made.
+to the unsteered model; evaluate/selection.choose keeps the most accurate candidate among those
+that beat no steering (exact McNemar p < alpha / number of candidates, Bonferroni, and a paired
+bootstrap interval above 0). With none, `NoGainError` is raised with the dev table in its
+message, and no plan is made.
 
-dev is either (prompt, target) pairs, scored by exact match of greedy generation
-(evaluate/generation.py), or multiple-choice items {prompt, options, answer}, scored by option
-log-likelihood (evaluate/multiple_choice.py).
+dev is one of:
+  - (prompt, target) string pairs, scored by exact match of greedy generation (evaluate/generation.py);
+  - multiple-choice items {prompt, options, answer}, scored by option log-likelihood with the
+    prefix-cached scorer (evaluate/fast.py, full-option scoring);
+  - a callable plan-or-None -> per-item correctness (1-D bool), e.g. PrefixScorer(...).correct.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+
+import torch
 
 from ..errors import PlanError
 from ..plan import SteeringPlan
 
-# (name, overrides of laai's keyword arguments). λ2 is in gradient units (recipes/laai.py):
-# the grid runs from "every head kept" to "most heads zeroed" on SmolLM2-135M and Qwen2.5-1.5B.
+# (name, overrides of laai's keyword arguments). λ2 is in gradient units (recipes/laai.py); on
+# SmolLM2-135M, fv_antonym, the heads kept were 270/270, 129/270, 67/270 and 23/270.
 CANDIDATES: tuple[tuple[str, dict], ...] = (
-    ("l2=1e-3", {"l2": 1e-3}),  # SmolLM2, fv_antonym: 270/270 heads survive
-    ("l2=0.03", {"l2": 0.03}),  # 129/270
-    ("l2=0.1", {"l2": 0.1}),  # 67/270
-    ("l2=0.3", {"l2": 0.3}),  # 23/270
+    ("l2=1e-3", {"l2": 1e-3}),
+    ("l2=0.03", {"l2": 0.03}),
+    ("l2=0.1", {"l2": 0.1}),
+    ("l2=0.3", {"l2": 0.3}),
 )
 
 
@@ -35,38 +37,22 @@ class NoGainError(PlanError):
     """No candidate setting beat the unsteered model on dev under the paired test: no plan."""
 
 
-def mcnemar_p(b: int, c: int) -> float:
-    """Exact two-sided McNemar p-value from the discordant counts b (only steered right) and
-    c (only unsteered right): the binomial(b + c, 1/2) tail, doubled."""
-    n = b + c
-    if n == 0:
-        return 1.0
-    k = min(b, c)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
-    return min(1.0, 2.0 * tail)
-
-
-def dev_scorer(model, tokenizer, dev: Sequence) -> Callable[[SteeringPlan | None], list[bool]]:
-    """plan (or None) -> per-item correctness on dev."""
+def dev_scorer(model, tokenizer, dev) -> Callable[[SteeringPlan | None], torch.Tensor]:
+    """plan (or None) -> per-item correctness on dev, a 1-D bool tensor."""
+    if callable(dev):
+        return lambda plan: torch.as_tensor(dev(plan)).bool()
     dev = list(dev)
     if not dev:
         raise PlanError("the dev set is empty")
     if all(isinstance(d, dict) for d in dev):
-        from ..evaluate.multiple_choice import encode, evaluate
+        from ..evaluate.fast import PrefixScorer
 
         for d in dev:
             if not {"prompt", "options", "answer"} <= set(d):
                 raise PlanError(
                     f"a multiple-choice dev item needs prompt, options and answer; got {sorted(d)}"
                 )
-        encoded = encode(tokenizer, dev)
-        answers = [d["answer"] for d in dev]
-
-        def score_mc(plan):
-            preds = evaluate(model, tokenizer, dev, plan, encoded=encoded).predictions
-            return [p == a for p, a in zip(preds, answers)]
-
-        return score_mc
+        return PrefixScorer(model, tokenizer, dev, "full").correct
     if all(isinstance(d, (tuple, list)) and len(d) == 2 and all(isinstance(x, str) for x in d) for d in dev):
         import steerfast
 
@@ -84,13 +70,14 @@ def dev_scorer(model, tokenizer, dev: Sequence) -> Callable[[SteeringPlan | None
             else:
                 with steerfast.patch(model, plan):
                     completions = run()
-            return [is_match(c, t) for c, t in zip(completions, targets)]
+            return torch.tensor([is_match(c, t) for c, t in zip(completions, targets)])
 
         return score_gen
     raise PlanError("dev must be (prompt, target) string pairs or dicts {prompt, options, answer}, not a mix")
 
 
 def select(model, tokenizer, demos, dev, kw: dict, candidates=None, alpha: float = 0.05) -> SteeringPlan:
+    from ..evaluate.selection import choose
     from .checks import check_number
     from .laai import laai
 
@@ -102,47 +89,60 @@ def select(model, tokenizer, demos, dev, kw: dict, candidates=None, alpha: float
         raise PlanError("candidates must be a non-empty list of (name, overrides dict)")
     score = dev_scorer(model, tokenizer, dev)
     base = score(None)
-    level = alpha / len(candidates)
-    rows, best = [], None
+    scored, plans, failed = [], {}, []
     for name, over in candidates:
         try:
             plan = laai(model, tokenizer, demos, **dict(kw, **over))
         except NoGainError:
             raise
         except PlanError as exc:  # e.g. every head zeroed: nothing to steer with
-            rows.append({"setting": name, "overrides": over, "error": str(exc)})
+            failed.append({"setting": name, "error": str(exc)})
             continue
-        got = score(plan)
-        b = sum(g and not h for g, h in zip(got, base))
-        c = sum(h and not g for g, h in zip(got, base))
-        row = {
-            "setting": name,
-            "overrides": over,
-            "dev_correct": sum(got),
-            "b_only_steered": b,
-            "c_only_unsteered": c,
-            "p": mcnemar_p(b, c),
-            "surviving_heads": plan.meta["surviving_heads"],
-        }
-        row["qualifies"] = row["dev_correct"] > sum(base) and row["p"] <= level
-        rows.append(row)
-        if row["qualifies"] and (best is None or row["dev_correct"] > best[1]["dev_correct"]):
-            best = (plan, row)
-    n = len(base)
-    record = {"dev_items": n, "unsteered_correct": sum(base), "alpha": alpha, "level": level, "rows": rows}
-    if best is None:
+        plans[name] = plan
+        scored.append(({"setting": name, "heads": plan.meta["surviving_heads"]}, score(plan)))
+    n = int(base.numel())
+    if not scored:
+        raise NoGainError(f"LAAI refused: no candidate made a plan ({failed}). No plan was made.")
+    pick = choose(scored, base, alpha)
+    # choose's Bonferroni level counts the candidates it saw; the failed ones count too
+    level = alpha / len(candidates)
+    if (
+        pick.params is not None
+        and next(r for r in pick.table if r["params"] == pick.params)["p_mcnemar"] >= level
+    ):
+        pick.params = None
+    record = {
+        "dev_items": n,
+        "unsteered_correct": int(base.sum()),
+        "alpha": alpha,
+        "level": level,
+        "rows": [
+            {
+                "setting": r["params"]["setting"],
+                "surviving_heads": r["params"]["heads"],
+                "dev_correct": round(r["acc_a"] * n),
+                "diff": r["diff"],
+                "ci95": [r["low"], r["high"]],
+                "p": r["p_mcnemar"],
+            }
+            for r in pick.table
+        ]
+        + failed,
+    }
+    if pick.params is None:
         table = "; ".join(
             f"{r['setting']}: " + (r["error"] if "error" in r else f"{r['dev_correct']}/{n} (p={r['p']:.3g})")
-            for r in rows
+            for r in record["rows"]
         )
         raise NoGainError(
             f"LAAI refused: no setting beat the unsteered model on the {n} dev items "
-            f"(unsteered {sum(base)}/{n}; needed more correct and McNemar p <= {level:.3g}). {table}. "
+            f"(unsteered {record['unsteered_correct']}/{n}; needed a gain with McNemar p < {level:.3g} "
+            f"and a paired interval above 0). {table}. "
             "No plan was made; steering would not help (or would hurt) on this task."
         )
-    plan, row = best
-    plan.meta["selection"] = dict(record, chosen=row["setting"])
+    plan = plans[pick.params["setting"]]
+    plan.meta["selection"] = dict(record, chosen=pick.params["setting"])
     return plan
 
 
-__all__ = ["select", "dev_scorer", "mcnemar_p", "NoGainError", "CANDIDATES"]
+__all__ = ["select", "dev_scorer", "NoGainError", "CANDIDATES"]

@@ -1,14 +1,12 @@
 """LAAI's proximal step (heads set to exactly zero), its survivor count, and the dev-set choice
 that refuses to make a plan when nothing helps (tiny models: fast)."""
 
-import math
-
 import pytest
 import torch
 
 from steerfast import PlanError
 from steerfast.recipes.laai import group_prox_, laai, train_deltas
-from steerfast.recipes.laai_select import NoGainError, mcnemar_p
+from steerfast.recipes.laai_select import NoGainError
 from steerfast.testing import tiny_model
 
 
@@ -65,17 +63,6 @@ def test_proximal_training_zeroes_heads_and_the_plan_drops_empty_layers():
         laai(model, CharTok(), DEMOS, l2=1e6, **kw)
 
 
-def test_mcnemar_exact_values():
-    assert mcnemar_p(0, 0) == 1.0
-    assert mcnemar_p(10, 0) == pytest.approx(2 / 1024)
-    assert (
-        mcnemar_p(3, 7)
-        == mcnemar_p(7, 3)
-        == pytest.approx(2 * sum(math.comb(10, i) for i in range(4)) / 1024)
-    )
-    assert mcnemar_p(5, 5) == 1.0
-
-
 def mc_dev(answer_option, n=12):
     return [{"prompt": w + " ->", "options": ["x", "q"], "answer": answer_option} for w in WORDS[:n]]
 
@@ -91,7 +78,7 @@ def test_dev_choice_keeps_a_setting_that_helps():
     sel = plan.meta["selection"]
     assert sel["chosen"] in {"dense", "sparse"} and sel["level"] == pytest.approx(0.05 / 3)
     row = next(r for r in sel["rows"] if r["setting"] == sel["chosen"])
-    assert row["dev_correct"] > sel["unsteered_correct"] and row["p"] <= 0.05 / 3
+    assert row["dev_correct"] > sel["unsteered_correct"] and row["p"] < 0.05 / 3 and row["ci95"][0] > 0
 
 
 def test_refuses_when_nothing_helps_on_dev():
