@@ -58,10 +58,11 @@ def markdown(doc: dict) -> str:
         for seed, s in t["seeds"].items():
             la, few = s["laai"], s["icl" if mc else "few_shot"]
             lines.append(
-                f"| {name} | {n} | {seed} | {_acc(zero['correct'], n)} | {_acc(few['correct'], n)} | "
+                f"| {name} | {n} | {seed} | {_acc(zero['correct'], n)} | "
+                f"{_acc(few['correct'], n) if few else '—'} | "
                 f"{_acc(la['correct'], n)} | {la['surviving_heads']}/{la['total_heads']} | "
                 f"{_diff(paired(la['outcomes'], zero['outcomes'], groups))} | "
-                f"{_diff(paired(la['outcomes'], few['outcomes'], groups))} |"
+                f"{_diff(paired(la['outcomes'], few['outcomes'], groups)) if few else '—'} |"
             )
     if doc.get("select"):
         lines += [
