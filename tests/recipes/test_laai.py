@@ -167,9 +167,10 @@ def test_default_model_plan_equals_hook_and_training_converges(default_model):
 @pytest.mark.slow
 def test_default_model_laai_beats_zero_shot(default_model):
     """Re-measured on the one task where our committed results show it (docs/laai_results.md:
-    fv_country_capital, full test split, 120 items). On the other three tasks LAAI does not beat
-    zero-shot with this 135M model. Also checked: on its own 5 demonstrations the plan makes greedy
-    generation produce the demonstrated outputs, which the unsteered model does not."""
+    fv_country_capital, seed 0, full test split, 120 items: 10.8% vs 0%; still far below 5-shot ICL).
+    On the other three tasks LAAI does not beat zero-shot with this 135M model. Also checked: on its
+    own 5 demonstrations the plan makes greedy generation produce the demonstrated outputs, which
+    the unsteered model does not."""
     model, tok = default_model
     task = load_task("fv_country_capital")
     f = get_format()
