@@ -50,6 +50,7 @@ from ..errors import PlanError
 from ..plan import Intervention, SteeringPlan, model_hint
 from ..tokens import left_padded
 from .checks import check_number, check_pairs
+from .laai_prox import adam_prox_, group_prox_
 
 Layers = int | Sequence[int] | str
 
@@ -279,34 +280,6 @@ def _optimise(model, batch, deltas, opt, steps, l1, l2, patience, min_delta, pro
     return history, best, best_at, best_state
 
 
-@torch.no_grad()
-def group_prox_(delta: Tensor, heads: int, t1: Tensor | float, t2: Tensor | float) -> Tensor:
-    """In place: the proximal operator of t1‖Δ‖₁ + Σ_h t2_h‖Δ_h‖₂ (sparse group lasso: soft-threshold,
-    then shrink each head). t1: scalar or per element; t2: scalar or per head (heads,)."""
-    delta.copy_(delta.sign() * (delta.abs() - t1).clamp(min=0))
-    view = delta.view(heads, -1)
-    norms = torch.linalg.vector_norm(view, dim=1)
-    scale = (1 - torch.as_tensor(t2, dtype=norms.dtype, device=norms.device) / norms.clamp_min(1e-30)).clamp(
-        min=0
-    )
-    view.mul_(scale.unsqueeze(1))
-    return delta
-
-
-@torch.no_grad()
-def adam_prox_(opt: torch.optim.Adam, params, heads: int, l1: float, l2: float) -> None:
-    """The penalty's proximal step in the metric of Adam's last step (see the module docstring)."""
-    group = opt.param_groups[0]
-    lr, (_, beta2), eps = group["lr"], group["betas"], group["eps"]
-    for p in params:
-        state = opt.state[p]
-        bc2 = 1 - beta2 ** float(state["step"])
-        denom = (state["exp_avg_sq"] / bc2).sqrt() + eps  # Adam's step is lr * m_hat / denom
-        t1 = lr * l1 / denom
-        t2 = lr * l2 / denom.view(heads, -1).mean(1)
-        group_prox_(p, heads, t1, t2)
-
-
 def survivors(deltas: dict[int, Tensor], heads: int, survive: float = DEFAULTS["survive"]) -> dict:
     """Per layer: head norms and the surviving heads: non-zero, and at least `survive` × the largest
     head norm (survive=0: every non-zero head)."""
@@ -375,21 +348,8 @@ def laai(
         return select(model, tokenizer, demos, dev, kw, candidates, alpha)
     _check(steps, lr, l1, l2, patience, init_std, survive, min_delta)
     deltas, record = train_deltas(
-        model,
-        tokenizer,
-        demos,
-        layers,
-        steps,
-        lr,
-        l1,
-        l2,
-        patience,
-        min_delta,
-        init_std,
-        seed,
-        progress,
-        proximal,
-    )
+        model, tokenizer, demos, layers, steps, lr, l1, l2, patience, min_delta, init_std, seed, progress, proximal
+    )  # fmt: skip
     heads, _ = head_layout(model)
     surv = survivors(deltas, heads, survive)
     kept = {l: d for l, d in deltas.items() if bool(d.abs().max() > 0)}
@@ -402,17 +362,17 @@ def laai(
         "layers": sorted(deltas),
         "demos": len(demos),
         "seed": int(seed),
-        "hyper": {
-            "steps": steps,
-            "lr": lr,
-            "l1": l1,
-            "l2": l2,
-            "patience": patience,
-            "min_delta": min_delta,
-            "init_std": init_std,
-            "survive": survive,
-            "proximal": proximal,
-        },
+        "hyper": dict(
+            steps=steps,
+            lr=lr,
+            l1=l1,
+            l2=l2,
+            patience=patience,
+            min_delta=min_delta,
+            init_std=init_std,
+            survive=survive,
+            proximal=proximal,
+        ),  # fmt: skip
         "training": record,
         "survivors": surv,
         "surviving_layers": [int(l) for l, s in surv.items() if s["heads"]],
