@@ -50,7 +50,7 @@ from ..errors import PlanError
 from ..plan import Intervention, SteeringPlan, model_hint
 from ..tokens import left_padded
 from .checks import check_number, check_pairs
-from .laai_prox import adam_prox_, group_prox_
+from .laai_prox import adam_prox_
 
 Layers = int | Sequence[int] | str
 
@@ -396,7 +396,5 @@ __all__ = [
     "frozen",
     "resolve_layers",
     "survivors",
-    "group_prox_",
-    "adam_prox_",
     "DEFAULTS",
 ]

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from steerfast import PlanError
-from steerfast.recipes.laai import group_prox_, laai, train_deltas
+from steerfast.recipes.laai import laai, train_deltas
+from steerfast.recipes.laai_prox import group_prox_
 from steerfast.recipes.laai_select import NoGainError
 from steerfast.testing import tiny_model
 
