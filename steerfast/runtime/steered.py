@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.modules import module as mm
 
 from .. import ops
 from ..errors import SteeringError
@@ -53,14 +54,26 @@ _NO_TABLES = SideTables(None, None, None, None)
 
 @dataclass
 class Dense:
-    """The whole-call realisation of one side: x -> x * scale + shift on every row (fp32)."""
+    """The whole-call realisation of one side: x -> x * scale + shift (fp32 tables).
+
+    rows = 0: (D,) tables, the same map on every row; rows = B: (B, D) tables, one map per
+    row of a B-row call (a decode step with a distinct slot per row, runtime/decode.py).
+    """
 
     scale: Tensor | None
     shift: Tensor | None
+    rows: int = 0
 
     def to(self, device) -> Dense:
         mv = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Dense(mv(self.scale), mv(self.shift))
+        return Dense(mv(self.scale), mv(self.shift), self.rows)
+
+    def check_rows(self, n: int) -> None:
+        if self.rows and n != self.rows:
+            raise SteeringError(
+                f"a steered module got {n} rows in a decode step of {self.rows} rows; "
+                "steerfast cannot tell which request each row belongs to"
+            )
 
 
 @dataclass
@@ -124,6 +137,8 @@ def _apply(state: SteeringState, rows: Tensor, lanes: list) -> None:
 
 
 def _dense_(rows: Tensor, d: Dense) -> Tensor:
+    """In place, on a tensor of ours (a fresh projection output or a copy)."""
+    d.check_rows(rows.shape[0])
     if d.scale is not None and d.shift is not None:
         return rows.copy_(torch.addcmul(d.shift, rows, d.scale))
     if d.scale is not None:
@@ -131,10 +146,20 @@ def _dense_(rows: Tensor, d: Dense) -> Tensor:
     return rows.add_(d.shift)
 
 
+def _dense(rows: Tensor, d: Dense) -> Tensor:
+    """Out of place (the caller's input stays as it was), in fp32, stored in rows' dtype."""
+    d.check_rows(rows.shape[0])
+    if d.scale is not None and d.shift is not None:
+        out = torch.addcmul(d.shift, rows, d.scale)
+    elif d.scale is not None:
+        out = rows * d.scale
+    else:
+        out = rows + d.shift
+    return out if out.dtype == rows.dtype else out.to(rows.dtype)
+
+
 def _observed(module: nn.Module) -> bool:
     """Whether someone else's hook may hold the module's input (then never edit it in place)."""
-    from torch.nn.modules import module as mm
-
     return bool(
         module._forward_pre_hooks
         or module._forward_hooks
@@ -181,21 +206,23 @@ def _folded_bias(module: nn.Linear, tables: ModuleTables, shift: Tensor) -> Tens
 
 
 def _dense_linear(module: nn.Linear, tables: ModuleTables, x: Tensor) -> Tensor:
-    lead = x.shape[:-1]
+    # decode-sized: the input side runs out of place (no checks on who else holds x), the
+    # output side rides the projection's bias when it is a pure add on fp32 weights
     x2 = x.reshape(-1, x.shape[-1])
-    dense_in = _on_device(tables, tables.dense_in, "in", x.device)
-    if dense_in is not None:
-        x2 = _editable_input(module, x, x2)
-        _dense_(x2, dense_in)
-    out = _on_device(tables, tables.dense_out, "out", x.device)
-    if out is not None and out.scale is None and not torch.is_grad_enabled():
+    if tables.dense_in is not None:
+        x2 = _dense(x2, _on_device(tables, tables.dense_in, "in", x.device))
+    out = tables.dense_out
+    if out is None:
+        return F.linear(x2, module.weight, module.bias).view(*x.shape[:-1], -1)
+    out = _on_device(tables, out, "out", x.device)
+    if out.scale is None and not torch.is_grad_enabled():
         folded = _folded_bias(module, tables, out.shift)
         if folded is not None:
-            return F.linear(x2, module.weight, folded).view(*lead, -1)
+            out.check_rows(x2.shape[0])
+            return F.linear(x2, module.weight, folded).view(*x.shape[:-1], -1)
     y = F.linear(x2, module.weight, module.bias)
-    if out is not None:
-        _dense_(y, out)
-    return y.view(*lead, y.shape[-1])
+    _dense_(y, out)
+    return y.view(*x.shape[:-1], -1)
 
 
 SMALL_M = 8  # up to this many rows the fused linear (a GEMV-shaped Triton kernel on GPU) runs
@@ -301,8 +328,8 @@ def _dense_shard(tables: ModuleTables, dense: Dense, side: str, rows: Tensor, mo
         return _on_device(tables, dense, side, rows.device)
     key = ("dense", side, rows.device, columns.start, columns.stop)
     if key not in tables.cache:
-        cut = lambda t: None if t is None else t[columns].to(rows.device).contiguous()  # noqa: E731
-        tables.cache[key] = Dense(cut(dense.scale), cut(dense.shift))
+        cut = lambda t: None if t is None else t[..., columns].to(rows.device).contiguous()  # noqa: E731
+        tables.cache[key] = Dense(cut(dense.scale), cut(dense.shift), dense.rows)
     return tables.cache[key]
 
 
