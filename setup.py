@@ -21,6 +21,7 @@ setup(
         "steerfast.csrc",
         "steerfast.interop",
         "steerfast.cli",
+        "steerfast.experiments",
     ],
     package_dir={
         "steerfast": "steerfast",
@@ -30,5 +31,6 @@ setup(
     package_data={
         "steerfast.data": ["*.jsonl", "examples/*.jsonl", "examples/*.csv", "examples/README.md"],
         "steerfast.csrc": ["*.cpp", "*.h"],
+        "steerfast.bench": ["thresholds.json"],
     },
 )

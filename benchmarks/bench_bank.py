@@ -21,42 +21,11 @@ import torch
 from transformers import DynamicCache
 
 import steerfast
+from steerfast.bench.plans import mixed_plans
 from steerfast.models import load
-from steerfast.plan import Intervention, SteeringPlan, model_hint
 from steerfast.timing import interleaved
 
 BATCH, PROMPT = 8, 32
-
-
-def eight_plans(model, seed: int = 0) -> list[SteeringPlan]:
-    """8 configs of realistic shapes: CAA adds, ActAdd prefixes, SADI scales, LAAI biases."""
-    g = torch.Generator().manual_seed(seed)
-    cfg = model.config
-    h, inter, L = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
-    heads = cfg.num_attention_heads * (getattr(cfg, "head_dim", None) or h // cfg.num_attention_heads)
-    vec = lambda *s: torch.randn(*s, generator=g) * 0.5  # noqa: E731
-    mask = lambda d, k: torch.zeros(d).index_fill_(0, torch.randperm(d, generator=g)[:k], 1.0)  # noqa: E731
-    hint = model_hint(model)
-    plans = []
-    for i in range(BATCH):
-        kind = i % 4
-        if kind == 0:  # CAA at one layer
-            ivs = [Intervention(4 + i, "mlp.out", "add", vec(h), "from_prompt_end", 4.0)]
-        elif kind == 1:  # ActAdd prefix
-            ivs = [Intervention(5 + i, "mlp.out", "add", vec(4, h), "prefix:4", 5.0)]
-        elif kind == 2:  # SADI-Head + SADI-Neuron over several layers
-            ivs = [
-                Intervention(l, "attn.heads", "scale", mask(heads, 64), "prompt_last", 8.0)
-                for l in range(0, L, 3)
-            ]
-            ivs += [
-                Intervention(l, "mlp.neurons", "scale", mask(inter, 50), "prompt_last", 8.0)
-                for l in range(1, L, 3)
-            ]
-        else:  # LAAI biases on attn.out, every layer
-            ivs = [Intervention(l, "attn.out", "add", vec(h), "prompt_last", 1.0) for l in range(L)]
-        plans.append(SteeringPlan(ivs, f"cfg{i}", hint))
-    return plans
 
 
 def _inputs(model):
@@ -137,7 +106,7 @@ def cases(model, plans):
 def run(rounds: int = 15) -> dict:
     torch.set_num_threads(1)
     model, _ = load()
-    plans = eight_plans(model)
+    plans = mixed_plans(model, BATCH)
     bank, table = cases(model, plans)
     results = {}
     try:
@@ -178,7 +147,7 @@ def main(argv=None) -> int:
 def _bench_setup():
     torch.set_num_threads(1)
     model, _ = load()
-    return cases(model, eight_plans(model))
+    return cases(model, mixed_plans(model, BATCH))
 
 
 @pytest.mark.parametrize("case", ["bank batch 8, 8 configs", "unsteered batch 8", "8 x batch 1"])

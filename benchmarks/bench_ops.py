@@ -12,16 +12,11 @@ linear is square (D -> D, like o_proj). Half the rows carry a slot, the rest -1.
 from __future__ import annotations
 
 import argparse
-import statistics
-import sys
-import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from steerfast.ops import library, reference  # noqa: E402
+from steerfast.ops import library, reference
+from steerfast.timing import per_call
 
 ROWS = (1, 8, 512)
 HIDDEN = (576, 1536, 2048)
@@ -88,29 +83,6 @@ except ImportError:  # the CLI does not need pytest
 # ---- side-by-side CLI --------------------------------------------------------------------
 
 
-def _time_block(fn, inner: int) -> float:
-    t = time.perf_counter()
-    for _ in range(inner):
-        fn()
-    return (time.perf_counter() - t) / inner
-
-
-def side_by_side(fns: dict, rounds: int, budget_s: float = 0.01) -> dict:
-    """Median seconds per call of each function, measured in interleaved rounds."""
-    for fn in fns.values():  # warm up
-        fn()
-    per_call = min(_time_block(fn, 3) for fn in fns.values())
-    inner = max(1, int(budget_s / max(per_call, 1e-7)))
-    samples = {k: [] for k in fns}
-    for r in range(rounds):
-        order = list(fns.items())
-        if r % 2:
-            order.reverse()
-        for k, fn in order:
-            samples[k].append(_time_block(fn, inner))
-    return {k: statistics.median(v) for k, v in samples.items()}
-
-
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--rounds", type=int, default=15)
@@ -133,12 +105,12 @@ def main(argv=None) -> int:
     for n in ROWS:
         for d in HIDDEN:
             a = make_inputs(n, d, dtype)
-            t = side_by_side(rows_fns(a), args.rounds)
+            t = per_call(rows_fns(a), args.rounds)
             print(f"{'steer_rows_':<13}{n:>5}{d:>6}  {t['fused'] / t['reference']:>9.3f}")
     for n in ROWS:
         for d in HIDDEN:
             a = make_inputs(n, d, dtype)
-            t = side_by_side(linear_fns(a), args.rounds, budget_s=0.02)
+            t = per_call(linear_fns(a), args.rounds, budget_s=0.02)
             print(
                 f"{'steer_linear':<13}{n:>5}{d:>6}  {t['fused'] / t['reference']:>9.3f}  "
                 f"{t['fused'] / t['plain']:>11.3f}  {t['reference'] / t['plain']:>9.3f}"

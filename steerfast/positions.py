@@ -1,4 +1,4 @@
-"""Position policies (DESIGN §3): which rows of a forward call a plan steers.
+"""Position policies (docs/architecture.md, Positions): which rows of a forward call a plan steers.
 
 Everything here is computed once per forward call of the decoder stack, from the
 attention mask and the shapes of the call, with tensor ops only (no host sync):

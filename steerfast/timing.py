@@ -128,4 +128,37 @@ def interleaved_steps(
     return interleaved(cases, rounds=steps, warmup=warmup, before=before, rotate=rotate, clock=clock)
 
 
-__all__ = ["CLOCKS", "interleaved", "interleaved_steps", "summarize", "quantile", "relative_spread"]
+def per_call(
+    cases: dict[str, Callable[[], object]], rounds: int = 15, budget_s: float = 0.01
+) -> dict[str, float]:
+    """Median seconds per call of each case, for calls too short to time one by one.
+
+    Each case runs in blocks of `inner` calls (sized so the fastest case's block takes about
+    `budget_s`), timed with `interleaved` (rotating order, wall clock): blocks of all cases
+    alternate round by round, as everywhere else in the benchmarks.
+    """
+    for fn in cases.values():  # warm up, and size the blocks
+        fn()
+    fastest = min(interleaved(cases, rounds=1, warmup=0)[k]["median"] for k in cases)
+    inner = max(1, int(budget_s / max(fastest, 1e-7)))
+
+    def block(fn):
+        def run():
+            for _ in range(inner):
+                fn()
+
+        return run
+
+    timed = interleaved({k: block(fn) for k, fn in cases.items()}, rounds=rounds, warmup=0, rotate=True)
+    return {k: v["median"] / inner for k, v in timed.items()}
+
+
+__all__ = [
+    "CLOCKS",
+    "interleaved",
+    "interleaved_steps",
+    "per_call",
+    "summarize",
+    "quantile",
+    "relative_spread",
+]

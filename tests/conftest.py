@@ -10,8 +10,6 @@ if not torch.cuda.is_available():
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-ARCHS = ["llama", "mistral", "qwen2", "qwen3"]
-
 
 @pytest.fixture(scope="session")
 def default_model():

@@ -1,5 +1,8 @@
 import torch
 
+# the LLaMA-family architectures the runtime tests sweep (tests/test_architectures.py covers all 19)
+ARCHS = ["llama", "mistral", "qwen2", "qwen3"]
+
 
 def vader_mean(model, tok, prompts, plan, new_tokens=24):
     """Mean VADER compound score of greedy completions, steered by `plan` (None = unsteered)."""

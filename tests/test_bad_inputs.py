@@ -13,9 +13,9 @@ from safetensors.torch import save_file
 
 import steerfast
 from steerfast.errors import PlanError, SteeringError
-from steerfast.generate import Steer
 from steerfast.plan import Intervention, SteeringPlan, model_hint
 from steerfast.recipes import caa, laai, sadi
+from steerfast.steered_generation import Steer
 from steerfast.testing import tiny_model, tiny_tokenizer
 
 BAD_VALUES = [None, "x", "64", -1, 1.5, True, [], {}, [1, 2], float("nan"), 10**30]

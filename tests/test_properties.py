@@ -25,8 +25,8 @@ from hypothesis import strategies as st
 import steerfast
 from steerfast.adapters import REGISTRY, get_adapter
 from steerfast.errors import ModelNotFoundError, SteeringError
-from steerfast.generate import Steer, generate
 from steerfast.plan import Intervention, SteeringPlan
+from steerfast.steered_generation import Steer, generate
 from steerfast.testing import tiny_model, tiny_tokenizer
 
 SITES = ["embed.out", "attn.heads", "attn.out", "mlp.neurons", "mlp.out"]

@@ -11,7 +11,7 @@ import torch
 import steerfast
 from steerfast.adapters import REGISTRY
 from steerfast.errors import ModelNotFoundError
-from steerfast.generate import Steer, generate
+from steerfast.steered_generation import Steer, generate
 from steerfast.testing import random_plan, tiny_model, tiny_tokenizer
 
 PROMPTS = ["the cat sat on", "hi", "steering!"]

@@ -1,6 +1,6 @@
 """`steerfast bench --check`: compare a results dict with the committed thresholds.
 
-Rules (thresholds in benchmarks/thresholds.json):
+Rules (thresholds in steerfast/bench/thresholds.json, shipped with the package):
 1. decode_b1_all_layers: in every eager decode group at batch 1, for each listed site config
    (all layers steered) and kind (fused), kind[s] / unsteered (median of per-round paired
    ratios) must not exceed
@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-DEFAULT_THRESHOLDS = Path(__file__).resolve().parents[2] / "benchmarks" / "thresholds.json"
+DEFAULT_THRESHOLDS = Path(__file__).with_name("thresholds.json")  # ships with the package
 
 
 def load_thresholds(path=None) -> dict:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .peers import PEERS
 from .plans import SITE_CONFIGS
 
 BIG_LLAMA = dict(
@@ -75,9 +76,6 @@ def variants(
     for s in peer_sites:
         out += [f"{p}[{s}]" for p in peers]
     return out
-
-
-PEERS = ("steering-vectors", "repeng")
 
 
 def full_matrix() -> list[Group]:

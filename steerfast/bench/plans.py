@@ -11,6 +11,10 @@
               (SADI-Head + SADI-Neuron scaling at the steered token, plus additive biases:
                the worst case of the design's four sites, every layer)
 
+`mixed_plans(model, n)` gives n distinct per-request configurations (the bank and serving
+benchmarks); `random_plan(model)` one plan touching every site kind under chosen position
+policies (the tests' workhorse). This module is the one plan factory of benchmarks and tests.
+
 Vectors are random (seeded, small norm): values do not change the cost, and the same
 vectors go to every variant, so the logits can be compared between them.
 """
@@ -83,4 +87,86 @@ def site_count(plan: SteeringPlan) -> int:
     return len(plan.interventions)
 
 
-__all__ = ["SITE_CONFIGS", "build_plan", "additive_vectors", "additive_layers", "middle_layer", "site_count"]
+def mixed_plans(model, n: int, seed: int = 0) -> list[SteeringPlan]:
+    """`n` distinct configurations of realistic shapes, cycling CAA (one mlp.out add,
+    from_prompt_end), ActAdd (a 4-row prefix add), SADI (heads + neurons scaled at the prompt's
+    last token, every third layer) and LAAI (an attn.out bias at the prompt's last token, every
+    layer): what the bank and the server hold, one per request."""
+    g = torch.Generator().manual_seed(seed)
+    adapter = get_adapter(model)
+    h = model.config.hidden_size
+    L = adapter.num_layers(model)
+    heads, head_dim = head_layout(model)
+    vec = lambda *s: torch.randn(*s, generator=g) * 0.5  # noqa: E731
+    mask = lambda d, k: torch.zeros(d).index_fill_(0, torch.randperm(d, generator=g)[: min(k, d)], 1.0)  # noqa: E731
+    spread = max(1, L - 8)
+    plans = []
+    for i in range(n):
+        kind, off = i % 4, (i // 4) % spread
+        if kind == 0:
+            ivs = [Intervention(min(2 + off, L - 1), "mlp.out", "add", vec(h), "from_prompt_end", 4.0)]
+        elif kind == 1:
+            ivs = [Intervention(min(3 + off, L - 1), "mlp.out", "add", vec(4, h), "prefix:4", 5.0)]
+        elif kind == 2:
+            ivs = [
+                Intervention(l, "attn.heads", "scale", mask(heads * head_dim, 64), "prompt_last", 8.0)
+                for l in range(0, L, 3)
+            ]
+            ivs += [
+                Intervention(
+                    l,
+                    "mlp.neurons",
+                    "scale",
+                    mask(adapter.site_dim(model, l, "mlp.neurons"), 50),
+                    "prompt_last",
+                    8.0,
+                )
+                for l in range(1, L, 3)
+            ]
+        else:
+            ivs = [Intervention(l, "attn.out", "add", vec(h), "prompt_last", 1.0) for l in range(L)]
+        plans.append(SteeringPlan(ivs, f"cfg{i}", model_hint(model)))
+    return plans
+
+
+def random_plan(model, seed=0, policies=("prefix:3", "from_prompt_end", "prompt_last", "all", "last")):
+    """A plan touching every site kind of a model, with the given position policies."""
+    g = torch.Generator().manual_seed(seed)
+    adapter = get_adapter(model)
+    h = adapter.site_dim(model, 0, "mlp.out")
+    heads_dim = adapter.site_dim(model, 0, "attn.heads")
+    L = adapter.num_layers(model)
+    p = list(policies) * 3
+
+    def rows(policy, dim):
+        n = int(policy.split(":")[1]) if policy.startswith("prefix") else 1
+        return torch.randn(n, dim, generator=g)
+
+    def mask(policy, dim):
+        return (rows(policy, dim) > 0.3).float()
+
+    ivs = [
+        Intervention(0, "embed.out", "add", rows(p[0], h), p[0], 2.0),
+        Intervention(0, "mlp.out", "add", rows(p[1], h), p[1], 3.0),
+        Intervention(L - 1, "attn.heads", "scale", mask(p[2], heads_dim), p[2], 4.0),
+        Intervention(
+            1, "mlp.neurons", "scale", mask(p[3], adapter.site_dim(model, 1, "mlp.neurons")), p[3], -0.7
+        )
+        if adapter.mlp_neurons is not None
+        else Intervention(1, "mlp.out", "scale", mask(p[3], h), p[3], -0.7),
+        Intervention(1, "attn.out", "add", rows(p[4], h), p[4], 1.5),
+        Intervention(L - 1, "mlp.out", "scale", mask(p[0], h), p[0], 0.5),
+    ]
+    return SteeringPlan(ivs, "test")
+
+
+__all__ = [
+    "SITE_CONFIGS",
+    "build_plan",
+    "mixed_plans",
+    "random_plan",
+    "additive_vectors",
+    "additive_layers",
+    "middle_layer",
+    "site_count",
+]

@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from .matrix import PEERS
+from .peers import PEERS
 from .plans import SITE_CONFIGS
 
 COLUMNS = ("hooks", "reference", "fused", "bank") + PEERS
@@ -217,7 +217,7 @@ def markdown(results: dict, command: str = "", violations=None) -> str:
     out.append("\n".join(lines) if lines else "Fused is ahead of hooks in every cell measured.")
     out.append("")
     if violations is not None:
-        out.append("## Check against benchmarks/thresholds.json\n")
+        out.append("## Check against steerfast/bench/thresholds.json\n")
         out.append("\n".join(f"- FAIL {v}" for v in violations) if violations else "All thresholds hold.")
         out.append("")
     out.append("## Per-token cost breakdown (torch.profiler)\n")

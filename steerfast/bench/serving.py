@@ -24,39 +24,10 @@ import time
 
 import torch
 
-from steerfast.plan import Intervention, SteeringPlan, model_hint
+from .plans import mixed_plans
 
 REQUESTS = 32
 KS = (0, 1, 8, 32)
-
-
-def configurations(model, n: int = REQUESTS, seed: int = 0) -> list[SteeringPlan]:
-    g = torch.Generator().manual_seed(seed)
-    cfg = model.config
-    h, inter, L = cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers
-    heads = cfg.num_attention_heads * (getattr(cfg, "head_dim", None) or h // cfg.num_attention_heads)
-    vec = lambda *s: torch.randn(*s, generator=g) * 0.5  # noqa: E731
-    mask = lambda d, k: torch.zeros(d).index_fill_(0, torch.randperm(d, generator=g)[:k], 1.0)  # noqa: E731
-    plans = []
-    for i in range(n):
-        kind, off = i % 4, (i // 4) % (L - 8)
-        if kind == 0:
-            ivs = [Intervention(2 + off, "mlp.out", "add", vec(h), "from_prompt_end", 4.0)]
-        elif kind == 1:
-            ivs = [Intervention(3 + off, "mlp.out", "add", vec(4, h), "prefix:4", 5.0)]
-        elif kind == 2:
-            ivs = [
-                Intervention(l, "attn.heads", "scale", mask(heads, 64), "prompt_last", 8.0)
-                for l in range(0, L, 3)
-            ]
-            ivs += [
-                Intervention(l, "mlp.neurons", "scale", mask(inter, 50), "prompt_last", 8.0)
-                for l in range(1, L, 3)
-            ]
-        else:
-            ivs = [Intervention(l, "attn.out", "add", vec(h), "prompt_last", 1.0) for l in range(L)]
-        plans.append(SteeringPlan(ivs, f"cfg{i}", model_hint(model)))
-    return plans
 
 
 def prompts(tok, n: int = REQUESTS) -> list[str]:
@@ -84,7 +55,7 @@ class Bench:
 
         self.new = new
         self.model, self.tok = load()
-        self.plans = configurations(self.model)
+        self.plans = mixed_plans(self.model, REQUESTS)
         self.engine = Engine(self.model, self.tok, slots=REQUESTS, max_new_tokens=max(new, 16))
         self.engine.manager.generation_config.eos_token_id = -1  # exactly `new` tokens each
         for i, p in enumerate(self.plans):
@@ -125,8 +96,8 @@ class Bench:
     def sequential(self, k: int = REQUESTS) -> dict:
         """The same requests one after another with steerfast.generate, on a second copy of the
         model (the serving one is in the engine's paged-attention mode)."""
-        from steerfast.generate import Steer, generate
         from steerfast.models import load
+        from steerfast.steered_generation import Steer, generate
 
         if self._seq_model is None:
             self._seq_model = load()[0]

@@ -22,13 +22,13 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument(
         "--check",
         action="store_true",
-        help="exit 1 when a threshold of benchmarks/thresholds.json is crossed",
+        help="exit 1 when a threshold of steerfast/bench/thresholds.json is crossed",
     )
     p.add_argument(
         "--input", metavar="JSON", help="do not run: load these results (e.g. with --check, or to re-render)"
     )
     p.add_argument(
-        "--thresholds", metavar="JSON", help="thresholds file (default benchmarks/thresholds.json)"
+        "--thresholds", metavar="JSON", help="thresholds file (default steerfast/bench/thresholds.json)"
     )
     p.add_argument(
         "--out", default="benchmarks/results", help="output directory (default benchmarks/results)"

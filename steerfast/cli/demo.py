@@ -13,7 +13,7 @@ from ..recipes import actadd, caa
 from ..timing import interleaved
 from .common import add_model_arg
 
-ACTADD_LAYER, ACTADD_COEFF = 6, 5.0  # the settings tests/test_default_model.py checks with VADER
+ACTADD_LAYER, ACTADD_COEFF = 6, 5.0  # the settings tests/models/test_default_model.py checks with VADER
 CAA_LAYER, CAA_COEFF = 10, 12.0
 
 

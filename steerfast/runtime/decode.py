@@ -1,4 +1,4 @@
-"""Whole-tensor realisations of a decode step (DESIGN §7), also with a distinct slot per row.
+"""Whole-tensor realisations of a decode step (docs/architecture.md, Realisations), also with a distinct slot per row.
 
 In a decode step (one new token per row, on a KV cache) every position policy selects either
 every row of a slot or none of them: `last`, `from_prompt_end` and `all` select the new token,

@@ -1,4 +1,4 @@
-"""Row maps for transformers' continuous-batching forwards (DESIGN §9).
+"""Row maps for transformers' continuous-batching forwards (docs/architecture.md, "Many requests, one batch").
 
 The engine packs every live request into one row `(1, ΣT)`: `cu_seq_lens_q` marks where each
 request's tokens start, `position_ids` gives each token's real position, and there is no

@@ -2,16 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import torch
-
-# pytest puts this folder on sys.path (no __init__.py); make the repo importable too when
-# pytest is run as `pytest` rather than `python -m pytest`. Test modules import this first.
-_REPO = str(Path(__file__).resolve().parents[2])
-if _REPO not in sys.path:
-    sys.path.insert(0, _REPO)
 
 UNIT_ROUNDOFF = {torch.float32: 2.0**-24, torch.float16: 2.0**-11, torch.bfloat16: 2.0**-8}
 _MANTISSA = {torch.float32: 23, torch.float16: 10, torch.bfloat16: 7}

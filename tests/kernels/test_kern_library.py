@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from kern_oracle import linear_case, rows_case  # noqa: I001 (first: puts the repo on sys.path)
+from kern_oracle import linear_case, rows_case
 
 import steerfast.ops as ops
 from steerfast.ops import library

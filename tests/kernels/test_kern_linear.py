@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 import torch
-from kern_oracle import DTYPES, check_linear, linear_case  # noqa: I001 (first: puts the repo on sys.path)
+from kern_oracle import DTYPES, check_linear, linear_case
 
 import steerfast.ops as ops
 from steerfast.ops import library, reference

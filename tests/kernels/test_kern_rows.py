@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 import torch
-from kern_oracle import DTYPES, HIDDEN, assert_rows_close, rows_case, steer_rows64  # noqa: I001 (first: puts the repo on sys.path)
+from kern_oracle import DTYPES, HIDDEN, assert_rows_close, rows_case, steer_rows64
 
 import steerfast.ops as ops
 from steerfast.ops import library, reference

@@ -9,12 +9,12 @@ import torch
 from transformers import GenerationConfig
 
 import steerfast
-from steerfast.generate import Steer, generate
 from steerfast.positions import CallInfo
 from steerfast.runtime.bank import SteeringBank
 from steerfast.runtime.packed import PackedRows, packed_row_maps
 from steerfast.runtime.rows import row_maps
 from steerfast.serve.engine import cb_config
+from steerfast.steered_generation import Steer, generate
 from steerfast.testing import random_plan, tiny_model, tiny_tokenizer
 
 NEW = 6

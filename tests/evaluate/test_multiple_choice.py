@@ -7,7 +7,7 @@ from transformers import DynamicCache
 import steerfast
 from steerfast.evaluate.multiple_choice import accuracy_of, evaluate, option_logprobs
 from steerfast.recipes.sadi import mask_plan
-from steerfast.testing import tiny_model
+from steerfast.testing import tiny_model, tiny_tokenizer
 
 
 def items(seed, n=7, max_opt_len=3, n_opts=(2, 4)):
@@ -100,23 +100,16 @@ def test_option_tokens_are_steered_only_from_prompt_end():
     assert max_diff(last, every) > 1e-3
 
 
-class CharTokenizer:
-    pad_token_id = 0
-
-    def __call__(self, text, add_special_tokens=True):
-        return {"input_ids": ([1] if add_special_tokens else []) + [2 + ord(c) % 120 for c in text]}
-
-
 def test_evaluate_accuracy_counts_argmax():
     model = tiny_model("llama", seed=7)
-    tok = CharTokenizer()
+    tok = tiny_tokenizer()
     rows = [
         {"prompt": p, "options": [" yes", " no", " maybe"], "answer": i % 3}
         for i, p in enumerate(["ab", "the cat", "x y z", "hello there", "q"])
     ]
     res = evaluate(model, tok, rows, batch_size=2)
     enc = [
-        ([1] + [2 + ord(c) % 120 for c in r["prompt"]], [[2 + ord(c) % 120 for c in o] for o in r["options"]])
+        (tok(r["prompt"])["input_ids"], [tok(o, add_special_tokens=False)["input_ids"] for o in r["options"]])
         for r in rows
     ]
     ref = naive_unpadded(model, enc)
@@ -128,4 +121,4 @@ def test_evaluate_accuracy_counts_argmax():
 
 def test_evaluate_rejects_empty():
     with pytest.raises(ValueError):
-        evaluate(tiny_model("llama"), CharTokenizer(), [])
+        evaluate(tiny_model("llama"), tiny_tokenizer(), [])

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import steerfast
-from steerfast.generate import Steer, generate
 from steerfast.plan import Intervention, SteeringPlan
+from steerfast.steered_generation import Steer, generate
 from steerfast.testing import tiny_model, tiny_tokenizer
 
 PROMPTS = [
@@ -150,7 +150,7 @@ def test_two_threads_equal_sequential():
 
 
 def test_stream_yields_the_generated_text():
-    from steerfast.generate import stream
+    from steerfast.steered_generation import stream
 
     model, tok = tiny_model("llama", seed=25), tiny_tokenizer()
     caa = _plans(model)[0]

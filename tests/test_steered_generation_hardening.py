@@ -8,8 +8,8 @@ from transformers import GenerationConfig
 
 import steerfast
 from steerfast.errors import SteeringError
-from steerfast.generate import Steer, generate, stream
 from steerfast.plan import Intervention, SteeringPlan
+from steerfast.steered_generation import Steer, generate, stream
 from steerfast.testing import tiny_model, tiny_tokenizer
 
 KW = dict(max_new_tokens=5, min_new_tokens=5, do_sample=False)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import steerfast
-from steerfast.generate import Steer, generate
+from steerfast.steered_generation import Steer, generate
 from steerfast.testing import random_plan, tiny_model, tiny_tokenizer
 
 IDS = torch.tensor([[5, 9, 12, 7], [0, 0, 11, 6]])

@@ -16,8 +16,8 @@ import httpx
 import openai
 import pytest
 
-from steerfast.generate import Steer, generate
 from steerfast.serve.app import chat_prompt
+from steerfast.steered_generation import Steer, generate
 
 pytestmark = pytest.mark.slow
 

@@ -8,6 +8,8 @@ import steerfast
 from steerfast.data import neutral_prompts, sentiment_pairs
 from steerfast.recipes import actadd, caa
 
+pytestmark = pytest.mark.slow
+
 PROMPTS = [
     "The weather in the city today",
     "My neighbour told me that the new bridge",

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from conftest import ARCHS
+from helpers import ARCHS
 
 import steerfast
 from steerfast.plan import Intervention, SteeringPlan
@@ -160,7 +160,7 @@ def test_double_patch_and_unsupported_model():
 
 @pytest.mark.parametrize("arch", ["llama", "qwen3"])
 def test_decode_logits_equal_hooks_and_use_whole_tensor_ops(arch, monkeypatch):
-    """Decode steps of a one-plan patch run the dense realisations (DESIGN §7): no row op,
+    """Decode steps of a one-plan patch run the dense realisations (docs/architecture.md, Realisations): no row op,
     biases riding the projection; every step's logits still equal the hook oracle."""
     import steerfast.ops
     from steerfast.runtime import steered

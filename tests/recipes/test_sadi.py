@@ -18,7 +18,7 @@ from steerfast.tokens import left_padded
 POS, NEG = 7, 9  # last token of positive / negative sequences in planted tests
 PREFIXES = [[5, 11, 23], [40, 41], [3, 60, 61, 62, 90], [17], [100, 2, 8, 30]]
 PAIRS = [(p + [POS], p + [NEG]) for p in PREFIXES]
-RESULTS = Path(__file__).resolve().parent.parent / "docs" / "sadi_results.json"
+RESULTS = Path(__file__).resolve().parents[2] / "docs" / "sadi_results.json"
 
 
 class Plant:

@@ -10,18 +10,8 @@ from steerfast.evaluate import beats
 from steerfast.evaluate.fv_tasks import get_format, load_task
 from steerfast.evaluate.generation import exact_match, is_match
 from steerfast.recipes.laai import demo_batch, fold, injected, laai, objective, resolve_layers, train_deltas
-from steerfast.testing import tiny_model
+from steerfast.testing import tiny_model, tiny_tokenizer
 from steerfast.tokens import left_padded
-
-
-class CharTok:
-    """A tokenizer for the tiny models (vocab 128): one id per character, no special tokens."""
-
-    pad_token_id = 0
-
-    def __call__(self, text, add_special_tokens=True):
-        return {"input_ids": [1 + ord(c) % 126 for c in text]}
-
 
 DEMOS = [("abc ->", " x"), ("hello ->", " yz"), ("q ->", " w"), ("mnop ->", " rs")]
 
@@ -44,7 +34,7 @@ def exact_rmsnorm(model):
 
 def test_gradient_matches_finite_differences():
     model = exact_rmsnorm(tiny_model("llama", seed=1, dtype=torch.float64))
-    batch = demo_batch(CharTok(), DEMOS)
+    batch = demo_batch(tiny_tokenizer(), DEMOS)
     d0, d2 = (d.requires_grad_(True) for d in random_deltas(model, [0, 2], seed=3).values())
 
     def loss(a, b):
@@ -62,7 +52,7 @@ def test_model_stays_frozen_and_flags_restored():
     params[0].requires_grad_(False)  # a mixed state that must come back exactly
     before = [p.requires_grad for p in params]
     weights = [p.detach().clone() for p in params]
-    deltas, record = train_deltas(model, CharTok(), DEMOS, layers=[1], steps=5, progress=False)
+    deltas, record = train_deltas(model, tiny_tokenizer(), DEMOS, layers=[1], steps=5, progress=False)
     assert all(p.grad is None for p in params)
     assert [p.requires_grad for p in params] == before
     assert all(torch.equal(p, w) for p, w in zip(params, weights))
@@ -72,9 +62,9 @@ def test_model_stays_frozen_and_flags_restored():
 def test_seeded_reproducible():
     model = tiny_model("llama", seed=4)
     kw = dict(layers=[0, 2], steps=6, progress=False)
-    a, _ = train_deltas(model, CharTok(), DEMOS, seed=7, **kw)
-    b, _ = train_deltas(model, CharTok(), DEMOS, seed=7, **kw)
-    c, _ = train_deltas(model, CharTok(), DEMOS, seed=8, **kw)
+    a, _ = train_deltas(model, tiny_tokenizer(), DEMOS, seed=7, **kw)
+    b, _ = train_deltas(model, tiny_tokenizer(), DEMOS, seed=7, **kw)
+    c, _ = train_deltas(model, tiny_tokenizer(), DEMOS, seed=8, **kw)
     assert all(torch.equal(a[l], b[l]) for l in a)
     assert any(not torch.equal(a[l], c[l]) for l in a)
 
@@ -108,7 +98,7 @@ def test_folded_plan_equals_delta_at_o_proj_input_tiny(arch, tmp_path):
 
 def test_bad_input_raises_plan_error():
     model = tiny_model("llama", seed=0)
-    tok = CharTok()
+    tok = tiny_tokenizer()
     with pytest.raises(PlanError, match="at least one demonstration"):
         laai(model, tok, [], progress=False)
     with pytest.raises(PlanError, match="tokenizes to nothing"):
