@@ -136,6 +136,15 @@ def _apply(state: SteeringState, rows: Tensor, lanes: list) -> None:
             )
 
 
+def _applied(state: SteeringState, rows: Tensor, lanes: list) -> Tensor:
+    """Under torch.compile: the lanes as plain ops, out of place (fusable by Inductor)."""
+    for index, t in enumerate(lanes):
+        if t is not None:
+            lane = state.lane(index, rows.shape[0], rows.device)
+            rows = ops.steered_rows(rows, lane, t.mask, t.delta, t.bias, t.coef)
+    return rows
+
+
 def _dense_(rows: Tensor, d: Dense) -> Tensor:
     """In place, on a tensor of ours (a fresh projection output or a copy)."""
     d.check_rows(rows.shape[0])
@@ -259,6 +268,10 @@ def fast_linear_forward(module: nn.Linear, state: SteeringState, tables: ModuleT
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
         inputs, outputs = _local(tables, "in", x.device), _local(tables, "out", x.device)
+        if torch.compiler.is_compiling():  # the fused kernels would be fusion barriers
+            y = F.linear(_applied(state, x2, inputs), module.weight, module.bias)
+            y = _applied(state, y, outputs)
+            return y.view(*lead, y.shape[-1])
         if x2.shape[0] <= SMALL_M and _fusable(tables):
             pro = inputs[0] if inputs else _NO_TABLES
             epi = outputs[0] if outputs else _NO_TABLES
@@ -347,6 +360,9 @@ def _steer_copy(state: SteeringState, tables: ModuleTables, side: str, t: Tensor
             f"{type(module).__name__} {'input' if side == 'in' else 'output'} is a "
             f"{type(t).__name__}, not a plain tensor: steerfast cannot steer it"
         )
+    if not state.dense and torch.compiler.is_compiling():
+        rows = _applied(state, t.reshape(-1, t.shape[-1]), _wrapped_tables(tables, side, t, module))
+        return rows.view(t.shape)
     rows = t.reshape(-1, t.shape[-1]).clone(memory_format=torch.contiguous_format)
     if state.dense:
         dense = tables.dense_in if side == "in" else tables.dense_out
