@@ -21,7 +21,7 @@ import torch
 from .. import ops
 from ..hooks import apply_hooks
 from ..timing import interleaved, interleaved_steps, quantile
-from .compiled import compile_prefill, compiled_decode
+from .compiled import check_against_hooks, compile_prefill, compiled_decode
 from .matrix import BIG_LLAMA, DECODE_PROMPT, MODELS, NOT_IN_MATRIX, Group
 from .peers import PEERS, peer_status
 from .variants import PlanCache, Variant, build_variant, clone_sharing_weights, fused_reason, select_backend
@@ -186,6 +186,8 @@ def run_group(group: Group, threads: int, clock: str = "cpu") -> dict:
                     state["next"] = o.logits[:, -1:].argmax(-1)
 
                 steps[v.name] = step
+            if group.engine == "compile":
+                check_against_hooks(built, steps)
             samples = interleaved_steps(
                 steps, steps=group.length, warmup=group.warmup, before=before, clock=clock
             )
