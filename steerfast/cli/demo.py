@@ -41,7 +41,7 @@ def run_demo(
     max_new_tokens: int = 32,
     rounds: int = 3,
     width: int = 38,
-    latency_tokens: int = 12,
+    latency_tokens: int = 8,
 ) -> dict:
     model, tok = load(model_name)
     tok.padding_side = "left"

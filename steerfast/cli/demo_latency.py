@@ -107,7 +107,7 @@ def bank_case(model, tok, prompts: list[str], tokens: int, rounds: int) -> dict:
 def report(sadi: dict, bank: dict, tokens: int, rounds: int, n: int) -> list[str]:
     def line(name, t, r, per):
         return (
-            f"  {name:<18} {1000 * t['wall']['median'] / per:8.2f} ms/token wall   "
+            f"  {name:<18} {1000 * t['wall']['median'] / per:8.2f} ms per token wall (prefill included)   "
             f"x{r[0]:.3f} CPU (rounds: {r[1]:.3f}-{r[2]:.3f})"
         )
 
