@@ -19,14 +19,40 @@ per-layer Python beyond a table lookup.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
+from ..errors import SteeringError
 from ..positions import parse_policy
 from .compose import dense_affine
-from .steered import Dense
 
 DENSE_POLICIES = ("last", "from_prompt_end", "all")
+
+
+@dataclass
+class Dense:
+    """The whole-call realisation of one side: x -> x * scale + shift (fp32 tables).
+
+    rows = 0: (D,) tables, the same map on every row; rows = B: (B, D) tables, one map per
+    row of a B-row call (a decode step with a distinct slot per row, runtime/decode.py).
+    """
+
+    scale: Tensor | None
+    shift: Tensor | None
+    rows: int = 0
+
+    def to(self, device) -> Dense:
+        mv = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Dense(mv(self.scale), mv(self.shift), self.rows)
+
+    def check_rows(self, n: int) -> None:
+        if self.rows and n != self.rows:
+            raise SteeringError(
+                f"a steered module got {n} rows in a decode step of {self.rows} rows; "
+                "steerfast cannot tell which request each row belongs to"
+            )
 
 
 def slot_affines(groups, device) -> dict[int, dict[tuple[int, str], Dense]]:
@@ -83,4 +109,4 @@ def decode_key(uniform: bool, uniform_slot: int, row_host: tuple[int, ...] | Non
     return ("rows", row_host)
 
 
-__all__ = ["DENSE_POLICIES", "slot_affines", "row_affines", "decode_key"]
+__all__ = ["Dense", "DENSE_POLICIES", "slot_affines", "row_affines", "decode_key"]

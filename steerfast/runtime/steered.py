@@ -25,6 +25,7 @@ from torch.nn.modules import module as mm
 
 from .. import ops
 from ..errors import SteeringError
+from .decode import Dense
 
 
 @dataclass
@@ -50,30 +51,6 @@ class SideTables:
 
 
 _NO_TABLES = SideTables(None, None, None, None)
-
-
-@dataclass
-class Dense:
-    """The whole-call realisation of one side: x -> x * scale + shift (fp32 tables).
-
-    rows = 0: (D,) tables, the same map on every row; rows = B: (B, D) tables, one map per
-    row of a B-row call (a decode step with a distinct slot per row, runtime/decode.py).
-    """
-
-    scale: Tensor | None
-    shift: Tensor | None
-    rows: int = 0
-
-    def to(self, device) -> Dense:
-        mv = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Dense(mv(self.scale), mv(self.shift), self.rows)
-
-    def check_rows(self, n: int) -> None:
-        if self.rows and n != self.rows:
-            raise SteeringError(
-                f"a steered module got {n} rows in a decode step of {self.rows} rows; "
-                "steerfast cannot tell which request each row belongs to"
-            )
 
 
 @dataclass
