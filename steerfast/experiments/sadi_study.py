@@ -71,6 +71,19 @@ class StudyConfig:
     seed: int = 0
 
 
+def quick_config(tasks: tuple) -> StudyConfig:
+    """The grid cut to fit the shared CPU for the costly tasks (full scoring: compare, copa)."""
+    return StudyConfig(
+        tasks=tasks,
+        grid={
+            "official/head": ([3, 10], [1.25, 1.5, 2.0]),
+            "official/neuron": ([100], [1.25, 1.5]),
+            "prompt-calib/head": ([3, 10], [1.5]),
+        },
+        random_for=("official/head",),
+    )
+
+
 def _cache_path(model, task, kind: str, pairs: list) -> str:
     h = hashlib.sha1(json.dumps([model_hint(model), task, kind, pairs]).encode()).hexdigest()[:16]
     root = os.environ.get("STEERFAST_CACHE", os.path.expanduser("~/.cache/steerfast"))
@@ -189,4 +202,4 @@ def run(
     return results
 
 
-__all__ = ["KNOBS", "VARIANTS", "StudyConfig", "calibrate", "calib_pairs", "run_task", "run"]
+__all__ = ["KNOBS", "VARIANTS", "StudyConfig", "quick_config", "calibrate", "calib_pairs", "run_task", "run"]
