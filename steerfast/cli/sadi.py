@@ -38,6 +38,10 @@ def add_parser(sub) -> None:
     st.add_argument(
         "--render-only", action="store_true", help="rewrite the markdown from the JSON; run nothing"
     )
+    st.add_argument("--quick", action="store_true", help="the cut grid (sadi_study.quick_config)")
+    st.add_argument(
+        "--merge", nargs="+", default=(), help="add the tasks of these result JSONs (other runs) to --out's JSON"
+    )
     st.set_defaults(func=_study)
     ev.set_defaults(func=run)
     hm.set_defaults(func=run)
