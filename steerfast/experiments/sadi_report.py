@@ -73,7 +73,7 @@ def grids(results: dict) -> list[str]:
                 row = [f"{_pct(cell[(k, s)]['dev'])}" if (k, s) in cell else "–" for s in ss]
                 lines.append(f"| {k} | " + " | ".join(row) + " |")
             lines.append("")
-        if "config" in t:
+        if "config" in t and t["config"]["grid"] != results["config"]["grid"]:
             grid = "; ".join(f"{k}: K {v[0]}, s {v[1]}" for k, v in t["config"]["grid"].items())
             lines += [f"{name} ran the cut grid (`--quick`): {grid}.", ""]
         if "sanity_large_s" in t:
