@@ -40,7 +40,10 @@ def add_parser(sub) -> None:
     )
     st.add_argument("--quick", action="store_true", help="the cut grid (sadi_study.quick_config)")
     st.add_argument(
-        "--merge", nargs="+", default=(), help="add the tasks of these result JSONs (other runs) to --out's JSON"
+        "--merge",
+        nargs="+",
+        default=(),
+        help="add the tasks of these result JSONs (other runs) to --out's JSON",
     )
     st.set_defaults(func=_study)
     ev.set_defaults(func=run)
