@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 
 
@@ -26,6 +27,25 @@ def add_parser(sub) -> None:
     hm.add_argument("--out", default="docs/sadi_heatmap.png")
     hm.add_argument("--calib-pairs", type=int, default=96)
     hm.add_argument("--top", type=int, default=10)
+    st = sub.add_parser(
+        "sadi-study", help="SADI variants vs no steering and random masks, paired tests (issue 16)"
+    )
+    st.add_argument("--model", default="smollm2-135m-instruct")
+    st.add_argument(
+        "--out", default=None, help="markdown; JSON beside it (default docs/sadi_results_<model>.md)"
+    )
+    st.add_argument("--tasks", nargs="+", default=None)
+    st.add_argument(
+        "--render-only", action="store_true", help="rewrite the markdown from the JSON; run nothing"
+    )
+    st.add_argument("--quick", action="store_true", help="the cut grid (sadi_study.quick_config)")
+    st.add_argument(
+        "--merge",
+        nargs="+",
+        default=(),
+        help="add the tasks of these result JSONs (other runs) to --out's JSON",
+    )
+    st.set_defaults(func=_study)
     ev.set_defaults(func=run)
     hm.set_defaults(func=run)
 
@@ -96,6 +116,46 @@ def _heatmap(args) -> int:
     for l, h, s in top:
         print(f"  L{l:<3} H{h:<3} {s:+.5f}")
     print(f"wrote {args.out}")
+    return 0
+
+
+def _study(args) -> int:
+    import torch
+
+    from ..experiments import sadi_report, sadi_study
+
+    out = args.out or f"docs/sadi_results_{args.model}.md"
+    json_path = out.rsplit(".", 1)[0] + ".json"
+    if not args.render_only:
+        from ..models import load
+
+        torch.set_num_threads(int(os.environ.get("STEERFAST_THREADS", "1")))
+        model, tok = load(args.model)
+        tasks = tuple(args.tasks) if args.tasks else sadi_study.StudyConfig().tasks
+        cfg = sadi_study.quick_config(tasks) if args.quick else sadi_study.StudyConfig(tasks=tasks)
+        t0 = time.perf_counter()
+
+        def write(results):
+            results["seconds"] = round(time.perf_counter() - t0, 1)
+            with open(json_path, "w", encoding="utf-8") as f:
+                json.dump(results, f, indent=1)
+
+        write(sadi_study.run(model, tok, args.model, cfg, on_task=write))
+    with open(json_path, encoding="utf-8") as f:
+        results = json.load(f)
+    if args.merge:
+        for path in args.merge:
+            with open(path, encoding="utf-8") as f:
+                other = json.load(f)
+            if other["model"] != results["model"]:
+                raise SystemExit(f"{path} is for {other['model']}, not {results['model']}")
+            for name, task in other["tasks"].items():
+                results["tasks"][name] = {**task, "config": other["config"]}
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=1)
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(sadi_report.markdown(results))
+    print(f"wrote {out}")
     return 0
 
 

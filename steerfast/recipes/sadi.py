@@ -67,6 +67,12 @@ class SadiResult:
     plan: SteeringPlan
     scores: SadiScores
     units: list[tuple[int, int]] = field(default_factory=list)  # (layer, unit), best first
+    choice: object | None = None  # evaluate.selection.Choice when chosen on a dev set
+
+
+# without a dev set: the safest setting measured (docs/evaluation.md): s = 1.25. The paper's
+# s = 5 (δ = 4) destroyed dev accuracy on the small models.
+DEFAULT_DELTA = 0.25
 
 
 def _check_element(element: str) -> str:
@@ -266,18 +272,27 @@ def sadi(
     pairs: Sequence[tuple[Text, Text]],
     element: str = "head",
     k: int = 4,
-    delta: float = 4.0,
+    delta: float | None = None,
     positions: str = "prompt_last",
     scores: SadiScores | None = None,
     batch_size: int = 16,
     progress: bool = True,
+    dev: Sequence[dict] | None = None,
+    grid: tuple | None = None,
+    scoring: str = "full",
 ) -> SadiResult:
     """A SADI plan (SADI-Head / -Neuron / -Hidden) from contrastive pairs.
 
     Pass `scores` from an earlier `mean_differences` to skip the forward passes (sweeps).
+    With `dev` (MC items {prompt, options, answer}), K and δ are chosen on it over `grid`
+    ((K list, s list), s = 1 + δ; default recipes.sadi_dev.DEV_GRID) by the paired test
+    against no steering; when no setting helps, SadiRefused (a PlanError) is raised and no
+    plan is returned. Without `dev`, δ defaults to DEFAULT_DELTA (the safest measured).
     """
     _check_element(element)
-    delta = check_number(delta, "δ")
+    if dev is not None and delta is not None:
+        raise PlanError("pass either dev (δ and K chosen on it) or delta, not both")
+    delta = check_number(DEFAULT_DELTA if delta is None else delta, "δ")
     _check_positions(positions)
     if element == "neuron" and get_adapter(model).mlp_neurons is None:
         raise PlanError(
@@ -286,6 +301,14 @@ def sadi(
         )
     if scores is None:
         scores = mean_differences(model, tokenizer, pairs, batch_size, progress)
+    choice = None
+    if dev is not None:
+        from .sadi_dev import choose_on_dev
+
+        def candidate(units, k_, d):
+            return mask_plan(model, element, units, d, positions, scores.head_dim, f"sadi-{element}")
+
+        k, delta, choice = choose_on_dev(model, tokenizer, dev, candidate, scores, element, grid, scoring)
     units = top_k(scores.scores[element], k)
     plan = mask_plan(
         model,
@@ -295,12 +318,13 @@ def sadi(
         positions,
         scores.head_dim,
         f"sadi-{element}",
-        {"k": k, "pairs": scores.pairs},
+        {"k": k, "pairs": scores.pairs, "chosen_on_dev": choice is not None},
     )
-    return SadiResult(plan, scores, units)
+    return SadiResult(plan, scores, units, choice)
 
 
 __all__ = [
+    "DEFAULT_DELTA",
     "ELEMENTS",
     "SITE_OF",
     "SadiScores",
