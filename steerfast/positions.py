@@ -106,6 +106,7 @@ class CallTracker:
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         ]
         self.prompt_len: Tensor | None = None
+        self.prompt_tokens = 0  # the same on the host: a call with past >= it is past the prompt
         self.prompt_real: Tensor | None = None
         self.info: CallInfo | None = None
         self.seen = 0
@@ -165,6 +166,7 @@ class CallTracker:
         self.columns = mask
         if past == 0 or self.prompt_real is None or self.prompt_real.shape[0] != B:
             self.prompt_len = torch.full((), T, dtype=torch.long, device=ref.device)
+            self.prompt_tokens = T
             self.prompt_real = mask[:, :T].long().sum(1)
         self.info = CallInfo(B, past, T, mask, self.prompt_len, self.prompt_real)
         return self.info

@@ -161,19 +161,21 @@ def test_stream_yields_the_generated_text():
 
 
 def test_small_batches_run_the_fused_linear(monkeypatch):
-    """Bank decode steps (M <= 8 rows) go through ops.steer_linear and still equal alone-runs."""
+    """A bank prefill of M <= 8 rows goes through ops.steer_linear; its decode steps run the
+    whole-tensor row tables (runtime/decode.py), no row op; both equal alone-runs."""
     from steerfast.runtime import steered
 
     model, tok = tiny_model("llama", seed=26), tiny_tokenizer()
     caa, actadd, sadi, neurons, laai, _ = _plans(model)
     steer = [Steer(caa), Steer(sadi), None, Steer(neurons)]
+    prompts = ["a", "hi", "ok", "yo"]  # 4 rows x 2 columns: an 8-row prefill
     calls = []
     real = steered.ops.steer_linear
     monkeypatch.setattr(steered.ops, "steer_linear", lambda x, *a: (calls.append(x.shape[0]), real(x, *a))[1])
     kw = dict(max_new_tokens=4, min_new_tokens=4, do_sample=False)
-    _, batch = generate(model, tok, PROMPTS[:4], steer, return_ids=True, **kw)
-    assert calls and max(calls) <= steered.SMALL_M
+    _, batch = generate(model, tok, prompts, steer, return_ids=True, **kw)
+    assert calls and all(n == steered.SMALL_M for n in calls), calls
     width = batch.shape[1] - 4
     for i, s in enumerate(steer):
-        _, alone = generate(model, tok, [PROMPTS[i]], [s], return_ids=True, **kw)
+        _, alone = generate(model, tok, [prompts[i]], [s], return_ids=True, **kw)
         assert torch.equal(batch[i, width:], alone[0, -4:])

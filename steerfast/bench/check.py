@@ -9,6 +9,9 @@ Rules (thresholds in steerfast/bench/thresholds.json, shipped with the package):
    fused[s] / hooks[s] - 1 (median of per-round paired ratios) must not exceed
    noise_factor x the group's noise (the spread of its repeated unsteered rounds: the A/A
    pair unsteered#2 / unsteered, measured in the same run).
+3. bank_decode: in every eager decode group, for each listed site config, bank[s] /
+   unsteered (a distinct slot per row at batch > 1) must not exceed max_ratio plus
+   noise_factor x the group's noise; a failed bank cell is a violation.
 """
 
 from __future__ import annotations
@@ -75,6 +78,32 @@ def check(results: dict, thresholds: dict) -> list[str]:
                         f"{g['id']} {name}: fused/hooks = {1 + excess:.4f}, slower than hooks "
                         f"by {100 * excess:.1f}% > noise {100 * factor * noise:.1f}%"
                     )
+    rule = thresholds.get("bank_decode")
+    if rule:
+        bad += _bank_decode(results, rule)
+    return bad
+
+
+def _bank_decode(results: dict, rule: dict) -> list[str]:
+    """Rule 3: bank[s] / unsteered in eager decode groups <= max_ratio + noise_factor x noise."""
+    bad = []
+    limit, factor = float(rule["max_ratio"]), float(rule.get("noise_factor", 1.0))
+    for g in results.get("groups", []):
+        if g.get("phase") != "decode" or g.get("engine", "eager") != "eager":
+            continue
+        noise = g.get("noise")
+        noise = 0.0 if noise is None or noise != noise else noise
+        for s in rule.get("sites", ["all-add", "all-sadi"]):
+            row = g.get("variants", {}).get(f"bank[{s}]")
+            if row is None:
+                continue
+            if row.get("status") != "ok" or "ratio" not in row:
+                bad.append(f"{g['id']} bank[{s}]: {row.get('status')} ({row.get('reason', '')})")
+            elif row["ratio"] > limit + factor * noise:
+                bad.append(
+                    f"{g['id']} bank[{s}]: bank/unsteered = {row['ratio']:.4f} > {limit} + noise "
+                    f"{factor * noise:.3f} (decode, a distinct slot per row)"
+                )
     return bad
 
 

@@ -15,13 +15,13 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import torch
 
 from .. import ops
 from ..hooks import apply_hooks
 from ..timing import interleaved, interleaved_steps, quantile
+from .compiled import check_against_hooks, compile_prefill, compiled_decode
 from .matrix import BIG_LLAMA, DECODE_PROMPT, MODELS, NOT_IN_MATRIX, Group
 from .peers import PEERS, peer_status
 from .variants import PlanCache, Variant, build_variant, clone_sharing_weights, fused_reason, select_backend
@@ -130,38 +130,6 @@ def _noise(results: dict) -> float:
     return max(abs(statistics.median(r) - 1.0), quantile(r, 0.75) - quantile(r, 0.25))
 
 
-def _compile(v: Variant, example: Callable[[], object]) -> None:
-    """torch.compile the variant's clone, run it once and compare with eager.
-
-    Failures, and compiled logits that differ from the eager variant's, become the status.
-    """
-    import torch._dynamo as dynamo
-
-    # hooks added to a module after another clone was compiled are not guarded by default
-    # (skip_nnmodule_hook_guards): the compiled unsteered graph would be reused and the hooks
-    # silently ignored. Guard them, and let every variant keep its own cache entry.
-    dynamo.config.skip_nnmodule_hook_guards = False
-    for knob in ("cache_size_limit", "recompile_limit"):
-        if hasattr(dynamo.config, knob):
-            setattr(dynamo.config, knob, max(64, getattr(dynamo.config, knob)))
-    t0 = time.perf_counter()
-    try:
-        select_backend(v)
-        with torch.no_grad():
-            eager = example().logits.float()
-        v.model = torch.compile(v.model)
-        with torch.no_grad():
-            compiled = example().logits.float()
-        v.info["compile_s"] = round(time.perf_counter() - t0, 1)
-        diff = float((compiled - eager).abs().max())
-        v.info["compiled_max_abs_diff_vs_eager"] = diff
-        if not diff <= 1e-3:
-            v.status, v.reason = "failed", f"compiled logits differ from eager by {diff:.3g}"
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:300]
-        v.status, v.reason = "failed", f"compile failed: {type(exc).__name__}: {first}"
-
-
 def run_group(group: Group, threads: int, clock: str = "cpu") -> dict:
     t_start = time.perf_counter()
     base = get_model(group.model)
@@ -185,7 +153,7 @@ def run_group(group: Group, threads: int, clock: str = "cpu") -> dict:
                     continue
                 calls[v.name] = lambda v=v: v.model(input_ids=ids, use_cache=False, logits_to_keep=1)
                 if group.engine == "compile":
-                    _compile(v, calls[v.name])
+                    compile_prefill(v, calls[v.name])
                     if not v.ok:
                         del calls[v.name]
             samples = interleaved(
@@ -198,6 +166,9 @@ def run_group(group: Group, threads: int, clock: str = "cpu") -> dict:
             steps = {}
             for v in built:
                 if not v.ok:
+                    continue
+                if group.engine == "compile":
+                    compiled_decode(v, prompt, group.length + group.warmup, steps)
                     continue
                 try:
                     select_backend(v)
@@ -215,6 +186,8 @@ def run_group(group: Group, threads: int, clock: str = "cpu") -> dict:
                     state["next"] = o.logits[:, -1:].argmax(-1)
 
                 steps[v.name] = step
+            if group.engine == "compile":
+                check_against_hooks(built, steps)
             samples = interleaved_steps(
                 steps, steps=group.length, warmup=group.warmup, before=before, clock=clock
             )

@@ -6,12 +6,12 @@ import textwrap
 
 import torch
 
-from .. import apply_hooks, ops, patch
+from .. import ops, patch
 from ..data import neutral_prompts, sentiment_pairs
 from ..models import load
 from ..recipes import actadd, caa
-from ..timing import interleaved
 from .common import add_model_arg
+from .demo_latency import bank_case, report, sadi_case
 
 ACTADD_LAYER, ACTADD_COEFF = 6, 5.0  # the settings tests/models/test_default_model.py checks with VADER
 CAA_LAYER, CAA_COEFF = 10, 12.0
@@ -39,8 +39,9 @@ def run_demo(
     model_name: str = "smollm2-135m-instruct",
     n_prompts: int = 4,
     max_new_tokens: int = 32,
-    rounds: int = 5,
+    rounds: int = 3,
     width: int = 38,
+    latency_tokens: int = 8,
 ) -> dict:
     model, tok = load(model_name)
     tok.padding_side = "left"
@@ -62,45 +63,12 @@ def run_demo(
         for line in range(max(len(c) for c in cells)):
             print(" | ".join((c[line] if line < len(c) else "").ljust(width) for c in cells))
 
-    # decode latency, batch 1, the CAA plan (it steers every generated token)
-    one = [prompts[0]]
-    gen = lambda: _generate(model, tok, one, max_new_tokens, max_new_tokens)  # noqa: E731
-
-    live = []  # the steering of the case about to run, applied untimed by `before`
-
-    def before(name):
-        while live:
-            live.pop().__exit__(None, None, None)
-        if name == "hooks":
-            live.append(apply_hooks(model, sentiment))
-        elif name == "patched":
-            live.append(patch(model, sentiment))
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # all compute on this thread, so its CPU time is the forward's
-    try:
-        times = interleaved(
-            {"unsteered": gen, "hooks": gen, "patched": gen},
-            rounds=rounds,
-            before=before,
-            rotate=True,
-            clock="cpu",
-        )
-    finally:
-        before("unsteered")
-        torch.set_num_threads(threads)
-    base_wall, base_cpu = times["unsteered"]["wall"]["median"], times["unsteered"]["cpu"]["median"]
-    print(
-        f"\ndecode latency, batch 1, {max_new_tokens} tokens, CAA at layer {CAA_LAYER}, "
-        f"ops backend {ops.get_backend()}, 1 torch thread (median of {rounds} interleaved rounds; "
-        "the CPU ratio uses this thread's CPU time, which other processes' load does not inflate):"
-    )
-    for name, t in times.items():
-        print(
-            f"  {name:<10} {1000 * t['wall']['median'] / max_new_tokens:8.2f} ms/token wall   "
-            f"x{t['wall']['median'] / base_wall:.3f} wall   x{t['cpu']['median'] / base_cpu:.3f} CPU"
-        )
-    return {"columns": columns, "times": times}
+    # latency where the runtime matters: all-layer SADI, and 8 configurations in one batch
+    sadi = sadi_case(model, tok, prompts[0], latency_tokens, rounds)
+    bank = bank_case(model, tok, neutral_prompts()[:8], latency_tokens, rounds)
+    print(f"\nops backend {ops.get_backend()}", end="")
+    print("\n".join(report(sadi, bank, latency_tokens, rounds, 8)))
+    return {"columns": columns, "times": {"sadi": sadi["times"], "bank": bank["times"]}}
 
 
 def add_parser(sub) -> None:
@@ -108,7 +76,7 @@ def add_parser(sub) -> None:
     add_model_arg(p)
     p.add_argument("--prompts", type=int, default=4)
     p.add_argument("--tokens", type=int, default=32)
-    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the latency lines")
     p.set_defaults(func=run)
 
 

@@ -28,7 +28,12 @@ def add_parser(sub) -> None:
     s = _recipe(recipes, "sadi", "a SADI mask from contrastive pairs or multiple-choice items")
     s.add_argument("--element", choices=("head", "neuron", "hidden"), default="head")
     s.add_argument("-k", "--k", type=int, default=4, help="units in the global top-K mask")
-    s.add_argument("--delta", type=float, default=4.0, help="A' = (1 + δ)·A on masked units")
+    s.add_argument(
+        "--delta",
+        type=float,
+        default=None,
+        help="A' = (1 + δ)·A on masked units (default: the recipe's, 0.25)",
+    )
     s.add_argument("--positions", default="prompt_last")
 
     l = _recipe(recipes, "laai", "learned attention-output biases from (prompt, target) demonstrations")

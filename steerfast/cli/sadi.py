@@ -38,6 +38,13 @@ def add_parser(sub) -> None:
     st.add_argument(
         "--render-only", action="store_true", help="rewrite the markdown from the JSON; run nothing"
     )
+    st.add_argument("--quick", action="store_true", help="the cut grid (sadi_study.quick_config)")
+    st.add_argument(
+        "--merge",
+        nargs="+",
+        default=(),
+        help="add the tasks of these result JSONs (other runs) to --out's JSON",
+    )
     st.set_defaults(func=_study)
     ev.set_defaults(func=run)
     hm.set_defaults(func=run)
@@ -124,9 +131,8 @@ def _study(args) -> int:
 
         torch.set_num_threads(int(os.environ.get("STEERFAST_THREADS", "1")))
         model, tok = load(args.model)
-        cfg = sadi_study.StudyConfig()
-        if args.tasks:
-            cfg.tasks = tuple(args.tasks)
+        tasks = tuple(args.tasks) if args.tasks else sadi_study.StudyConfig().tasks
+        cfg = sadi_study.quick_config(tasks) if args.quick else sadi_study.StudyConfig(tasks=tasks)
         t0 = time.perf_counter()
 
         def write(results):
@@ -137,6 +143,16 @@ def _study(args) -> int:
         write(sadi_study.run(model, tok, args.model, cfg, on_task=write))
     with open(json_path, encoding="utf-8") as f:
         results = json.load(f)
+    if args.merge:
+        for path in args.merge:
+            with open(path, encoding="utf-8") as f:
+                other = json.load(f)
+            if other["model"] != results["model"]:
+                raise SystemExit(f"{path} is for {other['model']}, not {results['model']}")
+            for name, task in other["tasks"].items():
+                results["tasks"][name] = {**task, "config": other["config"]}
+        with open(json_path, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=1)
     with open(out, "w", encoding="utf-8") as f:
         f.write(sadi_report.markdown(results))
     print(f"wrote {out}")

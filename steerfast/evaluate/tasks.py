@@ -110,14 +110,20 @@ def compare(seed: int = 0, sizes: dict | None = None, shots: int = 2, max_gap: i
 # --- addition with near-miss distractors -----------------------------------------------------
 
 
-def addition(seed: int = 0, sizes: dict | None = None, shots: int = 2, n_options: int = 4) -> Task:
+def addition(
+    seed: int = 0, sizes: dict | None = None, shots: int = 2, n_options: int = 4, near: str = "below"
+) -> Task:
     """'23 + 48 = ' -> '71' among near misses that differ in the tens digit (carry mistakes:
     s - 10, s + 10, s ± 20), two-digit operands with a two-digit sum, so the options' first
     tokens (the tens digit; both tokenizers split digits) are distinct and the item is
     scored from one forward of the prompt ("first" scoring).
 
-    Knobs: shots, n_options (2-4).
+    Knobs: shots, n_options (2-4), near: "below" takes s - 10 and s + 10 first (as the
+    committed study ran; with n_options = 2 the distractor is then always s - 10, so "pick the
+    larger" solves the task), "mixed" shuffles the near misses' order per item.
     """
+    if near not in ("below", "mixed"):
+        raise ValueError(f"addition: near must be 'below' or 'mixed', got {near!r}")
     sizes = sizes or {"calib": 200, "dev": 200, "test": 500}
     if not 2 <= n_options <= 4:
         raise ValueError(f"addition: n_options must be 2..4, got {n_options}")
@@ -131,9 +137,13 @@ def addition(seed: int = 0, sizes: dict | None = None, shots: int = 2, n_options
             continue
         seen.add((a, b))
         s = a + b
-        near = [d for d in (s - 10, s + 10, s + 20, s - 20, s + 30, s - 30) if 10 <= d < 100]
-        near = near[:2] + rng.sample(near[2:], len(near) - 2)
-        options = [f"{s}"] + [f"{d}" for d in near[: n_options - 1]]
+        misses = [d for d in (s - 10, s + 10, s + 20, s - 20, s + 30, s - 30) if 10 <= d < 100]
+        if near == "mixed":  # s - 10 or s + 10 first, by a coin
+            head = [d for d in misses if abs(d - s) == 10]
+            misses = rng.sample(head, len(head)) + rng.sample(misses[len(head) :], len(misses) - len(head))
+        else:
+            misses = misses[:2] + rng.sample(misses[2:], len(misses) - 2)
+        options = [f"{s}"] + [f"{d}" for d in misses[: n_options - 1]]
         demos = [(rng.randrange(10, 50), rng.randrange(10, 50)) for _ in range(shots)]
         good = [(f"{x} + {y}", f"{x + y}") for x, y in demos]
         bad = [(f"{x} + {y}", f"{x + y + rng.choice((10, -10))}") for x, y in demos]
@@ -144,7 +154,7 @@ def addition(seed: int = 0, sizes: dict | None = None, shots: int = 2, n_options
         "addition",
         "first",
         {s: _balance(r, n_options, rng) for s, r in parts.items()},
-        {"shots": shots, "n_options": n_options, "seed": seed},
+        {"shots": shots, "n_options": n_options, "seed": seed, **({"near": near} if near != "below" else {})},
     )
 
 

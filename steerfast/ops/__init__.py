@@ -105,4 +105,17 @@ def steer_linear(
     return _linear_kernel(*args)
 
 
+def steered_rows(
+    y: Tensor,
+    slots: Tensor,
+    mask: Tensor | None,
+    delta: Tensor | None,
+    bias: Tensor | None,
+    coef: Tensor | None,
+) -> Tensor:
+    """The compiled-graph realisation of steer_rows_: out of place, plain torch ops (gathers,
+    mul, add, where) that Inductor fuses with the projection; whichever backend is set."""
+    return reference.steer_rows_ref(y, slots, mask, delta, bias, coef)
+
+
 set_backend("auto")

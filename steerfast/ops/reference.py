@@ -78,3 +78,26 @@ def steer_linear_ref(
     if out_mask is not None or out_bias is not None:
         steer_rows_ref_(y, slots, out_mask, out_delta, out_bias, out_coef)
     return y
+
+
+def steer_rows_ref(
+    y: Tensor,
+    slots: Tensor,
+    mask: Tensor | None,
+    delta: Tensor | None,
+    bias: Tensor | None,
+    coef: Tensor | None,
+) -> Tensor:
+    """Out of place: the rows of ``y`` steered as ``steer_rows_ref_`` would, ``y`` untouched.
+
+    Plain gathers, mul, add and a where: the form torch.compile's Inductor fuses into the
+    projection's epilogue (an opaque custom op would be a fusion barrier).
+    """
+    sel = (slots >= 0).unsqueeze(1)
+    idx = slots.clamp(min=0).long()
+    a = y.to(math_dtype(y.dtype))
+    if mask is not None:
+        a = a * (1.0 + delta[idx].unsqueeze(1) * mask[idx])
+    if bias is not None:
+        a = a + coef[idx].unsqueeze(1) * bias[idx]
+    return torch.where(sel, a.to(y.dtype), y)

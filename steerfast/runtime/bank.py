@@ -22,7 +22,8 @@ from ..adapters import execution_device, get_adapter
 from ..errors import SteeringError
 from ..plan import SteeringPlan
 from ..positions import CallTracker, parse_policy
-from .compose import compose, dense_affine
+from .decode import decode_key, row_affines, slot_affines
+from .lanes import slot_groups
 from .rows import POLICY_CODES, row_maps
 from .steered import (
     ModuleTables,
@@ -35,7 +36,6 @@ from .steered import (
 )
 
 _HANDLE_ATTR = "_steerfast_handle"
-DENSE_POLICIES = ("last", "from_prompt_end", "all")
 
 
 def _normal_tensors(method):
@@ -49,30 +49,6 @@ def _normal_tensors(method):
             return method(*args, **kwargs)
 
     return wrapper
-
-
-def lane_layout(keys_and_policies) -> tuple[list[str], list[int]]:
-    """Lanes for one slot: (policy per lane, lane per intervention).
-
-    keys_and_policies: (module side key, positions) per intervention, in plan order. At each
-    module side the interventions land in increasing lanes, and lanes are applied in order,
-    so the plan's order holds even where several position policies steer one site.
-    """
-    lanes: list[str] = []
-    last: dict = {}
-    assign = []
-    for key, policy in keys_and_policies:
-        prev = last.get(key, -1)
-        if prev >= 0 and lanes[prev] == policy:
-            lane = prev
-        else:
-            lane = next((i for i in range(prev + 1, len(lanes)) if lanes[i] == policy), None)
-            if lane is None:
-                lanes.append(policy)
-                lane = len(lanes) - 1
-        last[key] = lane
-        assign.append(lane)
-    return lanes, assign
 
 
 class SteeringBank:
@@ -107,6 +83,9 @@ class SteeringBank:
         self.lane_code = torch.full((0, slots), -1, dtype=torch.long, device=self.device)
         self.lane_n = torch.zeros((0, slots), dtype=torch.long, device=self.device)
         self._row_slot: Tensor | None = None
+        self._row_host: tuple[int, ...] | None = None  # the same, on the host (decode tables)
+        self._per_slot: dict = {}  # slot -> decode-step Dense per (module id, side)
+        self._decode_key = None  # what the module tables' dense_in / dense_out hold now
         self._uniform = False
         self._uniform_slot = 0
         self.single_plan = False  # set by patch(): one plan on every row
@@ -139,9 +118,18 @@ class SteeringBank:
             self.state.set_maps(packed)
             return base_forward(*args, **kwargs)
         info = tracker.begin(args, kwargs)
-        # a decode step (one new, real token per row) of a one-plan bank: whole-tensor ops
-        self.state.dense = self._uniform and info.past > 0 and info.length == 1
-        if not self.state.dense:
+        # a decode step (one new token per row): whole-tensor ops per row (runtime/decode.py);
+        # under torch.compile only for one slot on every row (distinct rows take the row maps,
+        # whose tensors do not change with the assignment: no recompile on assign())
+        key = None
+        decode = info.length == 1 and info.past >= max(tracker.prompt_tokens, 1)
+        if decode and (self._uniform or not torch.compiler.is_compiling()):
+            rows = None if self._row_slot is None else self._row_host
+            key = decode_key(self._uniform, self._uniform_slot, rows, info.batch)
+        self.state.dense = key is not None
+        if key is not None:
+            self._use_decode(key)
+        else:
             dev = info.mask.device
             self.state.set_maps(
                 row_maps(
@@ -169,6 +157,7 @@ class SteeringBank:
                 self._row_slot.copy_(t)
             else:
                 self._row_slot = t.to(self.device, copy=True)
+            self._row_host = tuple(t.tolist())
             self._uniform = False
 
     @_normal_tensors
@@ -178,12 +167,13 @@ class SteeringBank:
         with self.lock:
             self._uniform_slot = slot
             self._uniform = True
-            self._build_dense()
+            self._use_decode(("slot", slot))
 
     def _slots_for(self, batch: int, device) -> Tensor:
         if self._uniform:
             return torch.full((batch,), self._uniform_slot, dtype=torch.long, device=device)
         if self._row_slot is None:
+            self._row_host = None
             raise SteeringError("no rows assigned: call bank.assign(row_slots) or assign_all(slot)")
         if self._row_slot.shape[0] != batch:
             raise SteeringError(
@@ -235,30 +225,9 @@ class SteeringBank:
                 raise SteeringError(f"slot {slot} is empty")
             self.load(slot, self.plans[slot].with_strength(value))
 
-    def _groups(self):
-        """(slot, lane, policy, module, side, Affine) for every slot's interventions, grouped."""
-        out = []
-        for slot, plan in enumerate(self.plans):
-            if plan is None:
-                continue
-            sites = [self.adapter.site(self.model, iv.layer, iv.site) for iv in plan.interventions]
-            policies, lanes = lane_layout(
-                ((id(s.module), s.side), iv.positions) for s, iv in zip(sites, plan.interventions)
-            )
-            groups: dict[tuple, tuple] = {}
-            for iv, site, lane in zip(plan.interventions, sites, lanes):
-                entry = groups.setdefault((lane, id(site.module), site.side), (site, []))
-                entry[1].append(iv)
-            for (lane, _, side), (site, ivs) in sorted(groups.items(), key=lambda kv: kv[0][0]):
-                aff = compose(ivs)
-                if site.add_scale != 1.0 and aff.coef is not None:
-                    aff.coef = aff.coef * site.add_scale
-                out.append((slot, lane, policies[lane], site.module, side, aff))
-        return out
-
     @_normal_tensors
     def _rebuild(self) -> None:
-        groups = self._groups()
+        groups = slot_groups(self.adapter, self.model, self.plans)
         lanes = 1 + max([g[1] for g in groups] or [-1])
         entries = max([iv.entries for p in self.plans if p is not None for iv in p.interventions] or [1])
         keys: dict[tuple, list] = {}
@@ -274,29 +243,28 @@ class SteeringBank:
         else:
             self._zero()
         self._fill(groups)
-        self._build_dense(groups)
+        self._per_slot = slot_affines(groups, self.device)
+        self._decode_key = None
+        if self._uniform:
+            self._use_decode(("slot", self._uniform_slot))
         self.version += 1
         for mt in self._tables.values():
             mt.cache.clear()
 
-    def _build_dense(self, groups=None) -> None:
-        """Decode-phase realisations of the uniform slot's plan (docs/architecture.md, Realisations)."""
-        for mt in self._tables.values():
-            mt.dense_in = mt.dense_out = None
-            mt.cache.clear()
-        if not self._uniform or self.plans[self._uniform_slot] is None:
+    def _use_decode(self, key) -> None:
+        """Point every module's dense_in / dense_out at the decode realisation of `key`."""
+        if key == self._decode_key:
             return
-        per_side: dict[tuple, list] = {}
-        for slot, _lane, policy, module, side, aff in groups if groups is not None else self._groups():
-            # prefix / prompt_last select no row of a decode step; groups come in lane order
-            if slot == self._uniform_slot and parse_policy(policy)[0] in DENSE_POLICIES:
-                per_side.setdefault((id(module), side), []).append(aff)
-        for (mid, side), parts in per_side.items():
-            dense = dense_affine(parts, self.device)
-            if side == "in":
-                self._tables[mid].dense_in = dense
-            else:
-                self._tables[mid].dense_out = dense
+        if key[0] == "slot":
+            dense = self._per_slot.get(key[1], {})
+        else:
+            with torch.inference_mode(False):  # see _normal_tensors
+                dense = row_affines(self._per_slot, key[1])
+        for mid, mt in self._tables.items():
+            mt.dense_in = dense.get((mid, "in"))
+            mt.dense_out = dense.get((mid, "out"))
+            mt.cache.clear()
+        self._decode_key = key
 
     def _allocate(self, lanes, entries, keys) -> None:
         self.entries = entries

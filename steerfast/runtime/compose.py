@@ -57,7 +57,7 @@ def dense_affine(parts: Sequence[Affine], device):
 
     A single part keeps the ops' own fp32 arithmetic: scale = 1 + delta*mask, shift = coef*bias.
     """
-    from .steered import Dense
+    from .decode import Dense
 
     def one(aff: Affine):
         scale = None if aff.mask is None else 1.0 + aff.delta[0] * aff.mask[0]

@@ -21,9 +21,11 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.modules import module as mm
 
 from .. import ops
 from ..errors import SteeringError
+from .decode import Dense
 
 
 @dataclass
@@ -49,18 +51,6 @@ class SideTables:
 
 
 _NO_TABLES = SideTables(None, None, None, None)
-
-
-@dataclass
-class Dense:
-    """The whole-call realisation of one side: x -> x * scale + shift on every row (fp32)."""
-
-    scale: Tensor | None
-    shift: Tensor | None
-
-    def to(self, device) -> Dense:
-        mv = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Dense(mv(self.scale), mv(self.shift))
 
 
 @dataclass
@@ -123,7 +113,18 @@ def _apply(state: SteeringState, rows: Tensor, lanes: list) -> None:
             )
 
 
+def _applied(state: SteeringState, rows: Tensor, lanes: list) -> Tensor:
+    """Under torch.compile: the lanes as plain ops, out of place (fusable by Inductor)."""
+    for index, t in enumerate(lanes):
+        if t is not None:
+            lane = state.lane(index, rows.shape[0], rows.device)
+            rows = ops.steered_rows(rows, lane, t.mask, t.delta, t.bias, t.coef)
+    return rows
+
+
 def _dense_(rows: Tensor, d: Dense) -> Tensor:
+    """In place, on a tensor of ours (a fresh projection output or a copy)."""
+    d.check_rows(rows.shape[0])
     if d.scale is not None and d.shift is not None:
         return rows.copy_(torch.addcmul(d.shift, rows, d.scale))
     if d.scale is not None:
@@ -131,10 +132,20 @@ def _dense_(rows: Tensor, d: Dense) -> Tensor:
     return rows.add_(d.shift)
 
 
+def _dense(rows: Tensor, d: Dense) -> Tensor:
+    """Out of place (the caller's input stays as it was), in fp32, stored in rows' dtype."""
+    d.check_rows(rows.shape[0])
+    if d.scale is not None and d.shift is not None:
+        out = torch.addcmul(d.shift, rows, d.scale)
+    elif d.scale is not None:
+        out = rows * d.scale
+    else:
+        out = rows + d.shift
+    return out if out.dtype == rows.dtype else out.to(rows.dtype)
+
+
 def _observed(module: nn.Module) -> bool:
     """Whether someone else's hook may hold the module's input (then never edit it in place)."""
-    from torch.nn.modules import module as mm
-
     return bool(
         module._forward_pre_hooks
         or module._forward_hooks
@@ -181,21 +192,23 @@ def _folded_bias(module: nn.Linear, tables: ModuleTables, shift: Tensor) -> Tens
 
 
 def _dense_linear(module: nn.Linear, tables: ModuleTables, x: Tensor) -> Tensor:
-    lead = x.shape[:-1]
+    # decode-sized: the input side runs out of place (no checks on who else holds x), the
+    # output side rides the projection's bias when it is a pure add on fp32 weights
     x2 = x.reshape(-1, x.shape[-1])
-    dense_in = _on_device(tables, tables.dense_in, "in", x.device)
-    if dense_in is not None:
-        x2 = _editable_input(module, x, x2)
-        _dense_(x2, dense_in)
-    out = _on_device(tables, tables.dense_out, "out", x.device)
-    if out is not None and out.scale is None and not torch.is_grad_enabled():
+    if tables.dense_in is not None:
+        x2 = _dense(x2, _on_device(tables, tables.dense_in, "in", x.device))
+    out = tables.dense_out
+    if out is None:
+        return F.linear(x2, module.weight, module.bias).view(*x.shape[:-1], -1)
+    out = _on_device(tables, out, "out", x.device)
+    if out.scale is None and not torch.is_grad_enabled():
         folded = _folded_bias(module, tables, out.shift)
         if folded is not None:
-            return F.linear(x2, module.weight, folded).view(*lead, -1)
+            out.check_rows(x2.shape[0])
+            return F.linear(x2, module.weight, folded).view(*x.shape[:-1], -1)
     y = F.linear(x2, module.weight, module.bias)
-    if out is not None:
-        _dense_(y, out)
-    return y.view(*lead, y.shape[-1])
+    _dense_(y, out)
+    return y.view(*x.shape[:-1], -1)
 
 
 SMALL_M = 8  # up to this many rows the fused linear (a GEMV-shaped Triton kernel on GPU) runs
@@ -232,6 +245,10 @@ def fast_linear_forward(module: nn.Linear, state: SteeringState, tables: ModuleT
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
         inputs, outputs = _local(tables, "in", x.device), _local(tables, "out", x.device)
+        if torch.compiler.is_compiling():  # the fused kernels would be fusion barriers
+            y = F.linear(_applied(state, x2, inputs), module.weight, module.bias)
+            y = _applied(state, y, outputs)
+            return y.view(*lead, y.shape[-1])
         if x2.shape[0] <= SMALL_M and _fusable(tables):
             pro = inputs[0] if inputs else _NO_TABLES
             epi = outputs[0] if outputs else _NO_TABLES
@@ -301,8 +318,8 @@ def _dense_shard(tables: ModuleTables, dense: Dense, side: str, rows: Tensor, mo
         return _on_device(tables, dense, side, rows.device)
     key = ("dense", side, rows.device, columns.start, columns.stop)
     if key not in tables.cache:
-        cut = lambda t: None if t is None else t[columns].to(rows.device).contiguous()  # noqa: E731
-        tables.cache[key] = Dense(cut(dense.scale), cut(dense.shift))
+        cut = lambda t: None if t is None else t[..., columns].to(rows.device).contiguous()  # noqa: E731
+        tables.cache[key] = Dense(cut(dense.scale), cut(dense.shift), dense.rows)
     return tables.cache[key]
 
 
@@ -320,6 +337,9 @@ def _steer_copy(state: SteeringState, tables: ModuleTables, side: str, t: Tensor
             f"{type(module).__name__} {'input' if side == 'in' else 'output'} is a "
             f"{type(t).__name__}, not a plain tensor: steerfast cannot steer it"
         )
+    if not state.dense and torch.compiler.is_compiling():
+        rows = _applied(state, t.reshape(-1, t.shape[-1]), _wrapped_tables(tables, side, t, module))
+        return rows.view(t.shape)
     rows = t.reshape(-1, t.shape[-1]).clone(memory_format=torch.contiguous_format)
     if state.dense:
         dense = tables.dense_in if side == "in" else tables.dense_out

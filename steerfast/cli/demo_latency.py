@@ -1,0 +1,128 @@
+"""The demo's latency lines: the cases where the runtime matters, with the noise of the run.
+
+1. all-layer SADI, batch 1: per generated token, unsteered vs hooks vs patch;
+2. 8 requests with 8 different configurations (CAA, ActAdd, SADI, LAAI shapes): one batch
+   through a SteeringBank vs the same 8 one by one (bank rows reassigned, or hooks installed per
+   request), over the unsteered batch of 8.
+Interleaved rounds, one torch thread, CPU time of that thread; each ratio is the median of the
+per-round ratios and the noise is their spread (min-max over the rounds).
+"""
+
+from __future__ import annotations
+
+import statistics
+
+import torch
+
+from .. import SteeringBank, apply_hooks, patch
+from ..bench.plans import build_plan, mixed_plans
+from ..timing import interleaved
+
+
+def _gen(model, tok, prompts, tokens):
+    enc = tok(prompts, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        model.generate(
+            **enc,
+            max_new_tokens=tokens,
+            min_new_tokens=tokens,
+            do_sample=False,
+            pad_token_id=tok.pad_token_id,
+        )
+
+
+def _ratios(times: dict, base: str) -> dict:
+    """{case: (median ratio, min, max)} of per-round CPU-time ratios to `base`."""
+    b = times[base]["cpu"]["samples"]
+    out = {}
+    for name, t in times.items():
+        r = [x / y for x, y in zip(t["cpu"]["samples"], b) if y > 0]
+        out[name] = (statistics.median(r), min(r), max(r))
+    return out
+
+
+def _timed(cases: dict, rounds: int, before) -> dict:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return interleaved(cases, rounds=rounds, before=before, rotate=True, clock="cpu")
+    finally:
+        before(None)
+        torch.set_num_threads(threads)
+
+
+def sadi_case(model, tok, prompt: str, tokens: int, rounds: int) -> dict:
+    plan = build_plan(model, "all-sadi")
+    live: list = []
+
+    def before(name):
+        while live:
+            live.pop().__exit__(None, None, None)
+        if name == "hooks":
+            live.append(apply_hooks(model, plan))
+        elif name == "patch":
+            live.append(patch(model, plan))
+
+    gen = lambda: _gen(model, tok, [prompt], tokens)  # noqa: E731
+    times = _timed({"unsteered": gen, "hooks": gen, "patch": gen}, rounds, before)
+    return {"times": times, "ratios": _ratios(times, "unsteered"), "sites": len(plan.interventions)}
+
+
+def bank_case(model, tok, prompts: list[str], tokens: int, rounds: int) -> dict:
+    plans = mixed_plans(model, len(prompts))
+    live: list = []
+
+    def before(name):
+        while live:
+            live.pop().revert()
+        if name in ("bank, one batch", "bank, one by one"):
+            bank = SteeringBank(model, slots=len(plans))
+            bank.load_all(dict(enumerate(plans)))
+            live.append(bank)
+
+    def one_batch():
+        live[0].assign(list(range(len(prompts))))
+        _gen(model, tok, prompts, tokens)
+
+    def bank_singles():
+        for i, p in enumerate(prompts):
+            live[0].assign([i])
+            _gen(model, tok, [p], tokens)
+
+    def hooks_singles():
+        for p, plan in zip(prompts, plans):
+            with apply_hooks(model, plan):
+                _gen(model, tok, [p], tokens)
+
+    cases = {
+        "unsteered batch": lambda: _gen(model, tok, prompts, tokens),
+        "bank, one batch": one_batch,
+        "bank, one by one": bank_singles,
+        "hooks, one by one": hooks_singles,
+    }
+    times = _timed(cases, rounds, before)
+    return {"times": times, "ratios": _ratios(times, "unsteered batch")}
+
+
+def report(sadi: dict, bank: dict, tokens: int, rounds: int, n: int) -> list[str]:
+    def line(name, t, r, per):
+        return (
+            f"  {name:<18} {1000 * t['wall']['median'] / per:8.2f} ms per token wall (prefill included)   "
+            f"x{r[0]:.3f} CPU (rounds: {r[1]:.3f}-{r[2]:.3f})"
+        )
+
+    out = [
+        f"\nlatency, 1 torch thread, CPU time of that thread, median of {rounds} interleaved rounds "
+        "(x = ratio to unsteered; the range is the spread over rounds: the noise of this run)",
+        f"all-layer SADI ({sadi['sites']} sites: 2 heads + 32 neurons scaled at the last token, "
+        f"adds on attn.out and mlp.out, every layer), batch 1, {tokens} tokens:",
+    ]
+    out += [line(k, sadi["times"][k], sadi["ratios"][k], tokens) for k in sadi["times"]]
+    out.append(
+        f"{n} requests with {n} different configurations (CAA, ActAdd, SADI, LAAI), {tokens} tokens each:"
+    )
+    out += [line(k, bank["times"][k], bank["ratios"][k], tokens * n) for k in bank["times"]]
+    return out
+
+
+__all__ = ["sadi_case", "bank_case", "report"]

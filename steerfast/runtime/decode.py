@@ -1,0 +1,112 @@
+"""Whole-tensor realisations of a decode step (docs/architecture.md, Realisations), also with a distinct slot per row.
+
+In a decode step (one new token per row, on a KV cache) every position policy selects either
+every row of a slot or none of them: `last`, `from_prompt_end` and `all` select the new token,
+`prefix:n` and `prompt_last` never do. So which table entry steers each row depends on the
+row's slot alone, known on the host from `bank.assign()`: the row maps of that step are a
+constant, and each module side collapses to one affine map per row, `y * scale + shift`.
+
+- every row on one slot (patch(), assign_all, or assign() with equal slots): (D,) tables,
+  one per slot, built once per load;
+- distinct slots per row: (B, D) tables stacked from the slots' (D,) ones (rows on slot -1,
+  or on a slot that does not steer that side, get scale 1 and shift 0, which are exact),
+  built once per row assignment, at its first decode step.
+
+The projection then runs as F.linear with the shift riding its bias (addmm with a (D,) or
+(B, D) bias: no extra op) and the scale as one multiply: no row maps, no per-row kernel, no
+per-layer Python beyond a table lookup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..errors import SteeringError
+from ..positions import parse_policy
+from .compose import dense_affine
+
+DENSE_POLICIES = ("last", "from_prompt_end", "all")
+
+
+@dataclass
+class Dense:
+    """The whole-call realisation of one side: x -> x * scale + shift (fp32 tables).
+
+    rows = 0: (D,) tables, the same map on every row; rows = B: (B, D) tables, one map per
+    row of a B-row call (a decode step with a distinct slot per row, runtime/decode.py).
+    """
+
+    scale: Tensor | None
+    shift: Tensor | None
+    rows: int = 0
+
+    def to(self, device) -> Dense:
+        mv = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Dense(mv(self.scale), mv(self.shift), self.rows)
+
+    def check_rows(self, n: int) -> None:
+        if self.rows and n != self.rows:
+            raise SteeringError(
+                f"a steered module got {n} rows in a decode step of {self.rows} rows; "
+                "steerfast cannot tell which request each row belongs to"
+            )
+
+
+def slot_affines(groups, device) -> dict[int, dict[tuple[int, str], Dense]]:
+    """{slot: {(module id, side): Dense (D,)}} of the lanes a decode step applies.
+
+    groups: the bank's (slot, lane, policy, module, side, Affine), in lane order per slot.
+    """
+    per: dict[int, dict[tuple[int, str], list]] = {}
+    for slot, _lane, policy, module, side, aff in groups:
+        if parse_policy(policy)[0] in DENSE_POLICIES:
+            per.setdefault(slot, {}).setdefault((id(module), side), []).append(aff)
+    return {
+        slot: {key: dense_affine(parts, device) for key, parts in sides.items()}
+        for slot, sides in per.items()
+    }
+
+
+def _stack(parts: list[Dense | None], attr: str, fill: float, width: int, like: Tensor) -> Tensor | None:
+    if all(p is None or getattr(p, attr) is None for p in parts):
+        return None
+    filler = torch.full((width,), fill, dtype=torch.float32, device=like.device)
+    return torch.stack([filler if p is None or getattr(p, attr) is None else getattr(p, attr) for p in parts])
+
+
+def row_affines(per_slot: dict, row_slots: tuple[int, ...]) -> dict[tuple[int, str], Dense]:
+    """{(module id, side): Dense with (B, D) scale / shift} for one row assignment."""
+    keys: dict[tuple[int, str], Dense] = {}
+    for s in row_slots:
+        for key, d in per_slot.get(s, {}).items():
+            keys.setdefault(key, d)
+    out = {}
+    for key, sample in keys.items():
+        like = sample.scale if sample.scale is not None else sample.shift
+        parts = [per_slot.get(s, {}).get(key) for s in row_slots]
+        width = like.shape[-1]
+        out[key] = Dense(
+            _stack(parts, "scale", 1.0, width, like),
+            _stack(parts, "shift", 0.0, width, like),
+            rows=len(row_slots),
+        )
+    return out
+
+
+def decode_key(uniform: bool, uniform_slot: int, row_host: tuple[int, ...] | None, batch: int):
+    """What a decode step of `batch` rows runs: ("slot", s), ("rows", slots), or None when the
+    rows are not known for this batch (the row-map path then raises the usual error)."""
+    if uniform:
+        return ("slot", uniform_slot)
+    if row_host is None or len(row_host) != batch:
+        return None
+    first = row_host[0] if row_host else -1
+    if all(s == first for s in row_host):
+        return ("slot", first)
+    return ("rows", row_host)
+
+
+__all__ = ["Dense", "DENSE_POLICIES", "slot_affines", "row_affines", "decode_key"]
