@@ -29,7 +29,13 @@ def build(model, tokenizer) -> dict[str, SteeringPlan]:
             progress=False,
         ).plan,
         "laai": laai(
-            model, tokenizer, [("France ->", " Paris"), ("Japan ->", " Tokyo")], steps=6, progress=False
+            # λ2 = 1e-3: a demo plan with a visible effect (the no-dev default 0.1 keeps few heads)
+            model,
+            tokenizer,
+            [("France ->", " Paris"), ("Japan ->", " Tokyo")],
+            steps=6,
+            l2=1e-3,
+            progress=False,
         ),
     }
     return plans
