@@ -10,10 +10,7 @@ import os
 import pytest
 import torch
 
-if not torch.cuda.is_available():  # one skip line, not one per case
-    pytest.skip(
-        "needs a CUDA device (run on a GPU machine by python -m steerfast.bench.gpu)", allow_module_level=True
-    )
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 from kern_oracle import DTYPES, assert_rows_close, check_linear, linear_case, rows_case, steer_rows64  # noqa: E402
 
