@@ -38,16 +38,10 @@ def steer_rows_ref_(
             if bias is not None: a = a + coef[s] * bias[s]
             y[r] = a.to(y.dtype)
     """
-    sel = (slots >= 0).unsqueeze(1)
-    idx = slots.clamp(min=0).long()
-    a = y.to(math_dtype(y.dtype))
+    src = y
     if mask is not None and torch.is_grad_enabled() and (mask.requires_grad or delta.requires_grad):
-        a = a.clone()  # the mask's gradient reads the unedited rows; y.copy_ below edits them
-    if mask is not None:
-        a = a * (1.0 + delta[idx].unsqueeze(1) * mask[idx])
-    if bias is not None:
-        a = a + coef[idx].unsqueeze(1) * bias[idx]
-    y.copy_(torch.where(sel, a.to(y.dtype), y))
+        src = y.clone()  # the mask's gradient reads the unedited rows; y.copy_ below edits them
+    y.copy_(steer_rows_ref(src, slots, mask, delta, bias, coef))
     return y
 
 
