@@ -10,6 +10,8 @@ import os
 import pytest
 import torch
 
+# Why skip: compiling Triton needs a GPU; the GPU command runs this file on one (the module
+# docstring), the interpreted kernels are tested on CPU in test_kern_triton.py.
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 from kern_oracle import DTYPES, assert_rows_close, check_linear, linear_case, rows_case, steer_rows64  # noqa: E402
