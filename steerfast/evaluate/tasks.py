@@ -111,19 +111,24 @@ def compare(seed: int = 0, sizes: dict | None = None, shots: int = 2, max_gap: i
 
 
 def addition(
-    seed: int = 0, sizes: dict | None = None, shots: int = 2, n_options: int = 4, near: str = "below"
+    seed: int = 0, sizes: dict | None = None, shots: int = 2, n_options: int = 4, near: str = "rank"
 ) -> Task:
     """'23 + 48 = ' -> '71' among near misses that differ in the tens digit (carry mistakes:
     s - 10, s + 10, s ± 20), two-digit operands with a two-digit sum, so the options' first
     tokens (the tens digit; both tokenizers split digits) are distinct and the item is
     scored from one forward of the prompt ("first" scoring).
 
-    Knobs: shots, n_options (2-4), near: "below" takes s - 10 and s + 10 first (as the
-    committed study ran; with n_options = 2 the distractor is then always s - 10, so "pick the
-    larger" solves the task), "mixed" shuffles the near misses' order per item.
+    Knobs: shots, n_options (2-4), near:
+      "rank" (default): the options are n consecutive tens s + 10·(j - r), j < n, the
+        answer's rank r cycling over the items (a sum whose options would leave two digits
+        at that rank is skipped), so "pick the largest / smallest / middle" scores chance;
+      "below" (the first studies): s - 10 and s + 10 first, so the answer is never the
+        smallest or the largest of 3-4 options, and with 2 options the distractor is always
+        s - 10 ("pick the larger" solves it);
+      "mixed": s - 10 or s + 10 first by a coin (fixes only the 2-option case).
     """
-    if near not in ("below", "mixed"):
-        raise ValueError(f"addition: near must be 'below' or 'mixed', got {near!r}")
+    if near not in ("rank", "below", "mixed"):
+        raise ValueError(f"addition: near must be 'rank', 'below' or 'mixed', got {near!r}")
     sizes = sizes or {"calib": 200, "dev": 200, "test": 500}
     if not 2 <= n_options <= 4:
         raise ValueError(f"addition: n_options must be 2..4, got {n_options}")
@@ -138,7 +143,13 @@ def addition(
         seen.add((a, b))
         s = a + b
         misses = [d for d in (s - 10, s + 10, s + 20, s - 20, s + 30, s - 30) if 10 <= d < 100]
-        if near == "mixed":  # s - 10 or s + 10 first, by a coin
+        if near == "rank":
+            ranks = [r for r in range(n_options) if s - 10 * r >= 10 and s + 10 * (n_options - 1 - r) < 100]
+            r = len(rows) % n_options  # the answer's rank cycles over the kept items
+            if r not in ranks:
+                continue
+            misses = [s + 10 * (j - r) for j in range(n_options) if j != r]
+        elif near == "mixed":  # s - 10 or s + 10 first, by a coin
             head = [d for d in misses if abs(d - s) == 10]
             misses = rng.sample(head, len(head)) + rng.sample(misses[len(head) :], len(misses) - len(head))
         else:
@@ -154,7 +165,7 @@ def addition(
         "addition",
         "first",
         {s: _balance(r, n_options, rng) for s, r in parts.items()},
-        {"shots": shots, "n_options": n_options, "seed": seed, **({"near": near} if near != "below" else {})},
+        {"shots": shots, "n_options": n_options, "near": near, "seed": seed},
     )
 
 

@@ -33,9 +33,9 @@ from ..plan import model_hint
 from ..recipes.sadi import SadiScores, mask_plan, mean_differences, top_k
 from ..recipes.sadi_baselines import random_units
 
-# per-model difficulty knobs (measured on 100-200 dev items; see docs/evaluation.md). Gemma's
-# addition ran with the default near="below": with 2 options its distractor is always s - 10
-# (a "pick the larger" shortcut, see docs/evaluation.md); kept so the committed table reproduces.
+# per-model difficulty knobs (measured on 100-200 dev items; see docs/evaluation.md). addition's
+# distractors are rank-balanced (tasks.addition near="rank"); the first studies ran near="below",
+# recorded in their JSON's knobs, where "pick the larger" solved Gemma's 2-option items.
 KNOBS = {
     "smollm2-135m-instruct": {"en_fr": {}, "addition": {}, "compare": {}, "copa": {}},
     "gemma3-270m": {

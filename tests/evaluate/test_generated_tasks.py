@@ -58,3 +58,25 @@ def test_unknown_task_and_missing_tokenizer():
         build("nope")
     with pytest.raises(ValueError, match="needs the tokenizer"):
         build("en_fr")
+
+
+@pytest.mark.parametrize("n_options", [2, 3, 4])
+def test_addition_has_no_order_shortcut(n_options):
+    """The answer's rank among the options (by value) is spread evenly over the ranks, so picking the
+    largest, the smallest or the middle option scores near chance; the first studies' "below"
+    distractors made "pick the larger" perfect with 2 options."""
+    items = build("addition", FirstLetterTokenizer(), n_options=n_options)["test"]
+    ranks = [sorted(int(o) for o in it["options"]).index(int(it["options"][it["answer"]])) for it in items]
+    counts = [ranks.count(r) for r in range(n_options)]
+    assert max(counts) - min(counts) <= 1, counts
+    for it in items:
+        vals = sorted(int(o) for o in it["options"])
+        assert all(b - a == 10 for a, b in zip(vals, vals[1:], strict=False))  # near misses, one tens apart
+    below = build("addition", FirstLetterTokenizer(), n_options=2, near="below")["test"]
+    larger = sum(max(it["options"], key=int) == it["options"][it["answer"]] for it in below)
+    assert larger == len(below)  # the shortcut the default removes
+
+
+def test_addition_rejects_unknown_near():
+    with pytest.raises(ValueError, match="near must be"):
+        build("addition", FirstLetterTokenizer(), near="random")
