@@ -61,10 +61,10 @@ class StudyConfig:
     grid: dict = field(
         default_factory=lambda: {
             "official/head": ([1, 3, 10], [1.25, 1.5, 2.0, 3.0, 5.0]),
-            "official/neuron": ([20, 100, 500], [1.25, 1.5, 2.0]),
-            "answer-steer/head": ([3, 10], [1.5]),
-            "prompt-calib/head": ([3, 10], [1.5]),
-            "overwrite/head": ([3, 10], [1.5]),
+            "official/neuron": ([20, 100, 500], [1.25, 1.5, 2.0, 3.0, 5.0]),
+            "answer-steer/head": ([1, 3, 10], [1.25, 1.5, 2.0]),
+            "prompt-calib/head": ([1, 3, 10], [1.25, 1.5, 2.0]),
+            "overwrite/head": ([1, 3, 10], [1.25, 1.5, 2.0]),
         }
     )
     sanity: tuple = (10, 20.0)  # official/head at the paper's large s, dev only
