@@ -50,18 +50,27 @@ def main(argv=None) -> int:
     p.add_argument("--test", type=int, default=80)
     p.add_argument("--calib", type=int, default=32)
     p.add_argument("--masks", type=int, default=3)
+    p.add_argument("--head-k", type=int, nargs="+", default=[3, 10])
+    p.add_argument("--head-s", type=float, nargs="+", default=[1.25, 1.5])
+    p.add_argument(
+        "--neuron-k", type=int, nargs="*", default=[], help="SADI-Neuron K grid (none: heads only)"
+    )
+    p.add_argument("--neuron-s", type=float, nargs="*", default=[2.0])
     p.add_argument("--out", default="docs/laai_positive_control_sadi.json")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     t0 = time.time()
     model, tok = load(MODEL)
+    grid = {"official/head": (args.head_k, args.head_s)}
+    if args.neuron_k:
+        grid["official/neuron"] = (args.neuron_k, args.neuron_s)
     cfg = sadi_study.StudyConfig(
         tasks=(args.task,),
         calib_pairs=args.calib,
-        grid={"official/head": ([3, 10], [1.25, 1.5])},
+        grid=grid,
         sanity=None,
         random_masks=args.masks,
-        random_for=("official/head",),
+        random_for=tuple(grid),
     )
     with truncated_splits(sadi_study, args.dev, args.test, args.calib):
         res = sadi_study.run_task(model, tok, MODEL, args.task, cfg, log=lambda m: print(m, flush=True))
