@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+from .sadi_study import quick_config
+
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}"
@@ -75,7 +79,8 @@ def grids(results: dict) -> list[str]:
             lines.append("")
         if "config" in t and t["config"]["grid"] != results["config"]["grid"]:
             grid = "; ".join(f"{k}: K {v[0]}, s {v[1]}" for k, v in t["config"]["grid"].items())
-            lines += [f"{name} ran the cut grid (`--quick`): {grid}.", ""]
+            quick = _same_grid(t["config"]["grid"], quick_config(()).grid)
+            lines += [f"{name} ran {'the cut grid (`--quick`)' if quick else 'its own grid'}: {grid}.", ""]
         if "sanity_large_s" in t:
             s = t["sanity_large_s"]
             lines += [
@@ -83,6 +88,19 @@ def grids(results: dict) -> list[str]:
                 "",
             ]
     return lines
+
+
+def _same_grid(a: dict, b: dict) -> bool:
+    """Grids compare equal whether they came from a JSON (lists) or a StudyConfig (tuples)."""
+    return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
+
+
+def _minutes(results: dict) -> str:
+    per = {n: t["seconds"] / 60 for n, t in results["tasks"].items() if "seconds" in t}
+    if not any("config" in t for t in results["tasks"].values()):
+        return f"{results.get('seconds', 0) / 60:.0f} min"
+    runs = ", ".join(f"{n} {m:.0f}" for n, m in per.items())
+    return f"tasks from separate runs merged with `--merge`; minutes per task: {runs}"
 
 
 def verdict(results: dict) -> list[str]:
@@ -117,7 +135,7 @@ def markdown(results: dict) -> str:
     head = [
         f"# SADI on {model}: paired tests against no steering and random masks",
         "",
-        f"Produced by `steerfast sadi-study --model {model}` ({results.get('seconds', 0) / 60:.0f} min on a "
+        f"Produced by `steerfast sadi-study --model {model}` ({_minutes(results)}; on a "
         "shared 2-core CPU, 1 thread); `--render-only` rewrites this file from the JSON beside it. "
         "How the tasks, the scoring and the tests work: [evaluation.md](evaluation.md).",
         "",
