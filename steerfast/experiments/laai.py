@@ -57,13 +57,17 @@ class Runner:
 
 def laai_cell(r: Runner, task_name: str, seed: int, n_demos: int, test_limit: int, hyper: dict) -> dict:
     """One LAAI cell from its stored settings: train on the seed's demos, score the test items."""
+    from ..errors import PlanError
     from ..evaluate.fv_tasks import load_task
     from ..recipes.laai import laai
 
     task = load_task(task_name, n_demos, seed)
     items = _limit(task.test, test_limit)
     t = time.time()
-    plan = laai(r.model, r.tok, r.train_pairs(task.demos), seed=seed, progress=False, **hyper)
+    try:
+        plan = laai(r.model, r.tok, r.train_pairs(task.demos), seed=seed, progress=False, **hyper)
+    except PlanError as exc:  # e.g. the group lasso zeroed every head: the user gets no plan
+        return {"no_plan": str(exc), "seconds": time.time() - t}
     got = r.outcomes([r.fmt.zero_shot(x) for x, _ in items], [y for _, y in items], plan, f"{task_name} LAAI")
     m = plan.meta
     return {
@@ -105,8 +109,13 @@ def _task(r: Runner, name: str, args) -> dict:
         }
         row["laai"] = laai_cell(r, name, seed, args.demos, args.test_limit, hyper)
         out["seeds"][str(seed)] = row
-        print(f"{name} seed {seed}: zero {sum(zero)} ICL {sum(few)} LAAI {row['laai']['correct']} / {len(items)}"
-              f" heads {row['laai']['surviving_heads']}/{row['laai']['total_heads']}", flush=True)  # fmt: skip
+        la = row["laai"]
+        got = (
+            "no plan"
+            if "no_plan" in la
+            else f"{la['correct']} heads {la['surviving_heads']}/{la['total_heads']}"
+        )
+        print(f"{name} seed {seed}: zero {sum(zero)} ICL {sum(few)} LAAI {got} / {len(items)}", flush=True)
     if args.select:
         t = time.time()
         dev = [(r.fmt.zero_shot(x), r.fmt.target(y)) for x, y in _limit(base.dev, args.dev_limit)]

@@ -28,6 +28,7 @@ def _bits(t) -> str:
 
 
 def run_task(model, tok, model_name: str, name: str, args, log=print) -> dict:
+    from ..errors import PlanError
     from ..evaluate.fast import PrefixScorer
     from ..evaluate.tasks import build
     from ..recipes.laai import DEFAULTS, laai
@@ -58,25 +59,28 @@ def run_task(model, tok, model_name: str, name: str, args, log=print) -> dict:
             icl = PrefixScorer(model, tok, icl_items(test, demos), task.scoring).correct()
         t_icl = time.time() - t
         t = time.time()
-        plan = laai(model, tok, demos, seed=seed, progress=False)
-        got = scorer.correct(plan)
-        m = plan.meta
+        try:
+            plan = laai(model, tok, demos, seed=seed, progress=False)
+        except PlanError as exc:  # e.g. the group lasso zeroed every head: the user gets no plan
+            la = {"no_plan": str(exc), "seconds": time.time() - t}
+        else:
+            got, m = scorer.correct(plan), plan.meta
+            la = {"outcomes": _bits(got), "correct": int(got.sum()), "surviving_heads": m["surviving_heads"],
+                  "total_heads": m["total_heads"], "training": m["training"], "seconds": time.time() - t}  # fmt: skip
         out["seeds"][str(seed)] = {
             "demos": demos,
             "icl": None
             if icl is None
             else {"outcomes": _bits(icl), "correct": int(icl.sum()), "seconds": t_icl},
-            "laai": {
-                "outcomes": _bits(got),
-                "correct": int(got.sum()),
-                "surviving_heads": m["surviving_heads"],
-                "total_heads": m["total_heads"],
-                "training": m["training"],
-                "seconds": time.time() - t,
-            },
+            "laai": la,
         }
-        log(f"[{model_name}/{name}] seed {seed}: ICL {'-' if icl is None else int(icl.sum())} LAAI {int(got.sum())} / {len(test)} "
-            f"heads {m['surviving_heads']}/{m['total_heads']} ({time.time() - t0:.0f}s)")  # fmt: skip
+        got_s = (
+            f"no plan ({la['no_plan']})"
+            if "no_plan" in la
+            else f"{la['correct']} heads {la['surviving_heads']}/{la['total_heads']}"
+        )
+        log(f"[{model_name}/{name}] seed {seed}: ICL {'-' if icl is None else int(icl.sum())} LAAI {got_s} / {len(test)} "
+            f"({time.time() - t0:.0f}s)")  # fmt: skip
     if args.select:
         calib = list(task["calib"])
         random.Random(0).shuffle(calib)

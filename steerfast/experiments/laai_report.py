@@ -57,6 +57,12 @@ def markdown(doc: dict) -> str:
         n, zero, groups = t["n"], t["none" if mc else "zero_shot"], t.get("groups")
         for seed, s in t["seeds"].items():
             la, few = s["laai"], s["icl" if mc else "few_shot"]
+            if "no_plan" in la:  # laai() raised: the user gets no plan, i.e. the unsteered model
+                lines.append(
+                    f"| {name} | {n} | {seed} | {_acc(zero['correct'], n)} | "
+                    f"{_acc(few['correct'], n) if few else '—'} | no plan: {_no_plan(la['no_plan'])} | 0 | — | — |"
+                )
+                continue
             lines.append(
                 f"| {name} | {n} | {seed} | {_acc(zero['correct'], n)} | "
                 f"{_acc(few['correct'], n) if few else '—'} | "
@@ -96,6 +102,10 @@ def markdown(doc: dict) -> str:
             )
     lines += ["", f"{n_seeds} seed(s): " + ", ".join(str(s) for s in doc["seeds"]) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _no_plan(message: str) -> str:
+    return "every head zeroed" if "zeroed every head" in message else message.split(":")[0]
 
 
 def _refusal(message: str) -> str:
