@@ -47,9 +47,10 @@ from tqdm.auto import tqdm
 
 from ..adapters import get_adapter, head_layout
 from ..errors import PlanError
-from ..plan import Intervention, SteeringPlan, model_hint
+from ..plan import SteeringPlan, model_hint
 from ..tokens import left_padded
 from .checks import check_number, check_pairs
+from .laai_fold import fold
 from .laai_prox import adam_prox_
 
 Layers = int | Sequence[int] | str
@@ -223,10 +224,11 @@ def train_deltas(
     """(Δ per layer, training record). See the module docstring for the objective."""
     _check(steps, lr, l1, l2, patience, init_std, DEFAULTS["survive"], min_delta)
     chosen = resolve_layers(model, layers)
-    weight = get_adapter(model).projection(model, chosen[0], "attn").weight
+    proj = get_adapter(model).projection(model, chosen[0], "attn")
+    weight = proj.weight
     batch = demo_batch(tokenizer, demos, weight.device)
     gen = torch.Generator().manual_seed(int(seed))
-    dim = weight.shape[1]
+    dim = get_adapter(model).site_dim(model, chosen[0], "attn.heads")
     deltas = {
         l: (torch.randn(dim, generator=gen, dtype=torch.float64) * init_std)
         .to(weight.dtype)
@@ -295,18 +297,6 @@ def survivors(deltas: dict[int, Tensor], heads: int, survive: float = DEFAULTS["
         }
         for l, n in norms.items()
     }
-
-
-def fold(model: nn.Module, deltas: dict[int, Tensor], positions: str = "prompt_last") -> list[Intervention]:
-    """One attn.out "add" intervention per layer: W_o Δ_l (o_proj has no bias to worry about)."""
-    adapter = get_adapter(model)
-    out = []
-    for layer, delta in sorted(deltas.items()):
-        proj = adapter.projection(model, layer, "attn")
-        with torch.no_grad():
-            vec = proj.weight.double() @ delta.detach().double().to(proj.weight.device)
-        out.append(Intervention(layer, "attn.out", "add", vec.float().cpu(), positions, 1.0))
-    return out
 
 
 def laai(

@@ -6,11 +6,12 @@ import torch
 
 import steerfast
 from steerfast import PlanError, SteeringPlan
+from steerfast.adapters import get_adapter
 from steerfast.evaluate import beats
 from steerfast.evaluate.fv_tasks import get_format, load_task
 from steerfast.evaluate.generation import exact_match, is_match
 from steerfast.recipes.laai import demo_batch, fold, injected, laai, objective, resolve_layers, train_deltas
-from steerfast.testing import tiny_model, tiny_tokenizer
+from steerfast.testing import TINY_ARCHS, tiny_model, tiny_tokenizer
 from steerfast.tokens import left_padded
 
 DEMOS = [("abc ->", " x"), ("hello ->", " yz"), ("q ->", " w"), ("mnop ->", " rs")]
@@ -18,7 +19,7 @@ DEMOS = [("abc ->", " x"), ("hello ->", " yz"), ("q ->", " w"), ("mnop ->", " rs
 
 def random_deltas(model, layers, seed, scale=0.5, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    dim = model.model.layers[0].self_attn.o_proj.in_features
+    dim = get_adapter(model).site_dim(model, 0, "attn.heads")
     return {l: (torch.randn(dim, generator=g, dtype=torch.float64) * scale).to(dtype) for l in layers}
 
 
@@ -83,8 +84,11 @@ def _hooked_vs_patched(model, plan, deltas, rows):
     return (patched - hooked)[real].abs().max().item(), (plain - hooked)[real].abs().max().item()
 
 
-@pytest.mark.parametrize("arch", ["llama", "qwen3"])
+@pytest.mark.parametrize("arch", TINY_ARCHS)
 def test_folded_plan_equals_delta_at_o_proj_input_tiny(arch, tmp_path):
+    """The plan laai() returns has the effect training optimised (Δ added at the attention output
+    projection's input) on every architecture: post-norm branches (Gemma 2/3, OLMo 2), Granite's
+    residual multiplier and GPT-2's transposed Conv1D included."""
     model = tiny_model(arch, seed=5)
     deltas = random_deltas(model, [0, 1, 2], seed=6, dtype=torch.float32)
     plan = SteeringPlan(fold(model, deltas), "laai")
