@@ -85,6 +85,7 @@ def _task(r: Runner, name: str, args) -> dict:
     from ..evaluate.fv_tasks import load_task
     from ..recipes.laai import DEFAULTS, laai
     from ..recipes.laai_select import NoGainError
+    from .laai_report import cell_summary
 
     hyper = {k: v for k, v in DEFAULTS.items()}
     base = load_task(name, args.demos, 0)
@@ -109,12 +110,7 @@ def _task(r: Runner, name: str, args) -> dict:
         }
         row["laai"] = laai_cell(r, name, seed, args.demos, args.test_limit, hyper)
         out["seeds"][str(seed)] = row
-        la = row["laai"]
-        got = (
-            "no plan"
-            if "no_plan" in la
-            else f"{la['correct']} heads {la['surviving_heads']}/{la['total_heads']}"
-        )
+        got = cell_summary(row["laai"])
         print(f"{name} seed {seed}: zero {sum(zero)} ICL {sum(few)} LAAI {got} / {len(items)}", flush=True)
     if args.select:
         t = time.time()

@@ -33,6 +33,7 @@ def run_task(model, tok, model_name: str, name: str, args, log=print) -> dict:
     from ..evaluate.tasks import build
     from ..recipes.laai import DEFAULTS, laai
     from ..recipes.laai_select import NoGainError
+    from .laai_report import cell_summary
     from .sadi_study import KNOBS
 
     t0 = time.time()
@@ -74,12 +75,7 @@ def run_task(model, tok, model_name: str, name: str, args, log=print) -> dict:
             else {"outcomes": _bits(icl), "correct": int(icl.sum()), "seconds": t_icl},
             "laai": la,
         }
-        got_s = (
-            f"no plan ({la['no_plan']})"
-            if "no_plan" in la
-            else f"{la['correct']} heads {la['surviving_heads']}/{la['total_heads']}"
-        )
-        log(f"[{model_name}/{name}] seed {seed}: ICL {'-' if icl is None else int(icl.sum())} LAAI {got_s} / {len(test)} "
+        log(f"[{model_name}/{name}] seed {seed}: ICL {'-' if icl is None else int(icl.sum())} LAAI {cell_summary(la)} / {len(test)} "
             f"({time.time() - t0:.0f}s)")  # fmt: skip
     if args.select:
         calib = list(task["calib"])

@@ -108,6 +108,13 @@ def _no_plan(message: str) -> str:
     return "every head zeroed" if "zeroed every head" in message else message.split(":")[0]
 
 
+def cell_summary(la: dict) -> str:
+    """One LAAI cell for a progress line: its score and heads kept, or why there is no plan."""
+    if "no_plan" in la:
+        return f"no plan ({_no_plan(la['no_plan'])})"
+    return f"{la['correct']} heads {la['surviving_heads']}/{la['total_heads']}"
+
+
 def _refusal(message: str) -> str:
     """The dev numbers of a refusal, without its prose."""
     import re
@@ -120,4 +127,4 @@ def _refusal(message: str) -> str:
     return f"{base.group(1)} → {top[1]}/{top[2]} ({top[0]}, p={top[3]})"
 
 
-__all__ = ["paired", "markdown"]
+__all__ = ["paired", "markdown", "cell_summary"]

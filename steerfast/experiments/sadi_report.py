@@ -96,10 +96,9 @@ def _same_grid(a: dict, b: dict) -> bool:
 
 
 def _minutes(results: dict) -> str:
-    per = {n: t["seconds"] / 60 for n, t in results["tasks"].items() if "seconds" in t}
     if not any("config" in t for t in results["tasks"].values()):
         return f"{results.get('seconds', 0) / 60:.0f} min"
-    runs = ", ".join(f"{n} {m:.0f}" for n, m in per.items())
+    runs = ", ".join(f"{n} {t['seconds'] / 60:.0f}" for n, t in results["tasks"].items() if "seconds" in t)
     return f"tasks from separate runs merged with `--merge`; minutes per task: {runs}"
 
 

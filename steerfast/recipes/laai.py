@@ -224,11 +224,11 @@ def train_deltas(
     """(Δ per layer, training record). See the module docstring for the objective."""
     _check(steps, lr, l1, l2, patience, init_std, DEFAULTS["survive"], min_delta)
     chosen = resolve_layers(model, layers)
-    proj = get_adapter(model).projection(model, chosen[0], "attn")
-    weight = proj.weight
+    adapter = get_adapter(model)
+    weight = adapter.projection(model, chosen[0], "attn").weight
     batch = demo_batch(tokenizer, demos, weight.device)
     gen = torch.Generator().manual_seed(int(seed))
-    dim = get_adapter(model).site_dim(model, chosen[0], "attn.heads")
+    dim = adapter.site_dim(model, chosen[0], "attn.heads")  # the projection's input width
     deltas = {
         l: (torch.randn(dim, generator=gen, dtype=torch.float64) * init_std)
         .to(weight.dtype)
