@@ -14,11 +14,15 @@ from .errors import SteeringError
 from .ops.reference import math_dtype
 from .plan import Intervention, SteeringPlan
 from .positions import CallTracker
+from .runtime.shard import shard_columns
 
 
-def _edit(tracker: CallTracker, iv: Intervention, t: Tensor, add_scale: float) -> Tensor:
+def _edit(
+    tracker: CallTracker, iv: Intervention, t: Tensor, add_scale: float, columns: slice | None = None
+) -> Tensor:
     sel, offset = tracker.info.select(iv.positions)
-    vec = iv.tensor.to(t.device)[offset.clamp(max=iv.entries - 1)]  # (B, T, D)
+    table = iv.tensor if columns is None else iv.tensor[:, columns]  # a TP rank's input shard
+    vec = table.to(t.device)[offset.clamp(max=iv.entries - 1)]  # (B, T, D)
     a = t.to(math_dtype(t.dtype))
     if iv.kind == "scale":
         a = a * (1.0 + iv.strength * vec)
@@ -65,7 +69,9 @@ def apply_hooks(model: nn.Module, plan: SteeringPlan) -> HookHandle:
         if site.side == "in":
 
             def pre(mod, args, iv=iv, a=site.add_scale):
-                return (_edit(tracker, iv, args[0], a),) + tuple(args[1:])
+                x = args[0]
+                columns = shard_columns(mod, x.shape[-1], iv.tensor.shape[-1])
+                return (_edit(tracker, iv, x, a, columns),) + tuple(args[1:])
 
             handles.append(site.module.register_forward_pre_hook(pre))
         else:

@@ -26,6 +26,7 @@ from torch.nn.modules import module as mm
 from .. import ops
 from ..errors import SteeringError
 from .decode import Dense
+from .shard import shard_columns
 
 
 @dataclass
@@ -276,33 +277,11 @@ def fast_linear_forward(module: nn.Linear, state: SteeringState, tables: ModuleT
 
 
 # --- the wrapped realisation -------------------------------------------------------------------
-def _shard_columns(module: nn.Module, width: int, full: int) -> slice | None:
-    """Columns of the input this rank holds when the module is row-parallel (HF TP)."""
-    if width == full:
-        return None
-    weight = getattr(module, "weight", None)
-    mesh = getattr(weight, "device_mesh", None)
-    if mesh is None:
-        raise SteeringError(
-            f"{type(module).__name__} input has width {width}, the plan's tables "
-            f"{full}, and the module is not tensor-parallel: cannot steer it"
-        )
-    rank, size = mesh.get_local_rank(), mesh.size()
-    chunk = -(-full // size)  # DTensor Shard(-1): torch.chunk sizes
-    lo = rank * chunk
-    if min(full, lo + chunk) - lo != width:
-        raise SteeringError(
-            f"tensor-parallel input shard of width {width} does not match rank "
-            f"{rank}/{size} of {full} columns"
-        )
-    return slice(lo, lo + width)
-
-
 def _wrapped_tables(tables: ModuleTables, side: str, rows: Tensor, module: nn.Module) -> list:
     lanes = tables.inputs if side == "in" else tables.outputs
     first = next((t for t in lanes if t is not None), None)
     full = (first.mask if first.mask is not None else first.bias).shape[1]
-    columns = _shard_columns(module, rows.shape[-1], full) if side == "in" else None
+    columns = shard_columns(module, rows.shape[-1], full) if side == "in" else None
     if columns is None:
         return _local(tables, side, rows.device)
     key = (side, rows.device, columns.start, columns.stop)
@@ -313,7 +292,7 @@ def _wrapped_tables(tables: ModuleTables, side: str, rows: Tensor, module: nn.Mo
 
 def _dense_shard(tables: ModuleTables, dense: Dense, side: str, rows: Tensor, module) -> Dense:
     full = (dense.scale if dense.scale is not None else dense.shift).shape[-1]
-    columns = _shard_columns(module, rows.shape[-1], full) if side == "in" else None
+    columns = shard_columns(module, rows.shape[-1], full) if side == "in" else None
     if columns is None:
         return _on_device(tables, dense, side, rows.device)
     key = ("dense", side, rows.device, columns.start, columns.stop)

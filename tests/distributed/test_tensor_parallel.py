@@ -1,6 +1,7 @@
 """HF tensor parallelism under real torchrun processes (gloo on CPU): each rank's steered
 logits equal the single-process steered model, prefill and decode, for plans touching all
-five sites. Input-side tables are sliced to the rank's shard; output-side edits land after
+five sites, patched and with the plain-hook oracle (apply_hooks). Input-side tables are sliced
+to the rank's shard (one function, runtime/shard.py, for both); output-side edits land after
 the row-parallel all-reduce (counted once, not world_size times)."""
 
 import socket
@@ -75,6 +76,11 @@ def test_tensor_parallel_ranks_equal_single_process(arch, tmp_path):
         assert (got["prefill"] - want)[real].abs().max().item() <= 1e-5
         assert (got["decode"] - torch.stack(gen.logits)).abs().max().item() <= 1e-5
         assert torch.equal(got["sequences"], gen.sequences)
+        # the hook oracle under TP: input-side tables sliced to the rank's shard like the runtime's
+        assert (got["hooks_prefill"] - want)[real].abs().max().item() <= 1e-5, "apply_hooks prefill"
+        assert (got["hooks_decode"] - torch.stack(gen.logits)).abs().max().item() <= 1e-5
+        assert (got["hooks_prefill"] - got["prefill"])[real].abs().max().item() <= 1e-5
+        assert torch.equal(got["hooks_sequences"], gen.sequences)
         assert (got["after"] - plain)[real].abs().max().item() <= 1e-5, "revert under TP"
         assert (got["prefill"] - got["plain"])[real].abs().max().item() > 1e-2
         kinds = {k["module"]: k["realisation"] for k in got["kinds"]}

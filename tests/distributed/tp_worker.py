@@ -1,6 +1,7 @@
 """Run by `torchrun --nproc_per_node 2` from test_tensor_parallel.py: load a saved model with HF
-tensor parallelism, patch it with a saved plan, and write each rank's logits (prefill and
-decode steps) so the test can compare them with the single-process steered model."""
+tensor parallelism, steer it with a saved plan — patched, then with the plain-hook oracle
+(apply_hooks) — and write each rank's logits (prefill and decode steps) so the test can compare
+both with the single-process steered model."""
 
 import sys
 import warnings
@@ -40,6 +41,11 @@ def main(model_dir: str, plan_path: str, batch_path: str, out_prefix: str) -> No
             ).logits
             gen = model.generate(batch["ids"], **kw)
             kinds = handle.describe()
+        with steerfast.apply_hooks(model, plan):
+            hooks_prefill = model(
+                input_ids=batch["ids"], attention_mask=batch["mask"], position_ids=batch["pos"]
+            ).logits
+            hooks_gen = model.generate(batch["ids"], **kw)
         after = model(input_ids=batch["ids"], attention_mask=batch["mask"], position_ids=batch["pos"]).logits
     torch.save(
         {
@@ -49,6 +55,9 @@ def main(model_dir: str, plan_path: str, batch_path: str, out_prefix: str) -> No
             "decode": torch.stack(gen.logits),
             "after": after,
             "kinds": kinds,
+            "hooks_prefill": hooks_prefill,
+            "hooks_sequences": hooks_gen.sequences,
+            "hooks_decode": torch.stack(hooks_gen.logits),
         },
         f"{out_prefix}.rank{dist.get_rank()}.pt",
     )
