@@ -61,8 +61,8 @@ def test_check_passes_within_thresholds():
 
 
 def test_check_decode_ratio_over_limit():
-    bad = check(_results(fused_dec=1.05, hooks_dec=1.06), TH)
-    assert len(bad) == 1 and "1.05" in bad[0] and "decode" in bad[0]
+    bad = check(_results(fused_dec=1.07, hooks_dec=1.08), TH)  # 1.03 + noise 0.02 < 1.07
+    assert len(bad) == 1 and "1.07" in bad[0] and "decode" in bad[0]
 
 
 def test_check_fused_slower_than_hooks_beyond_noise():
