@@ -47,6 +47,13 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="which clock the ratios use (default: cpu = the thread's CPU time when "
         "--threads 1, immune to other processes preempting it; else wall)",
     )
+    p.add_argument(
+        "--reruns",
+        type=int,
+        default=2,
+        help="with --check: re-measure a group whose cell crossed a threshold this many more "
+        "times; the violation stands when the cell fails in a majority of the runs (default 2)",
+    )
     p.add_argument("--only", metavar="SUBSTR", help="run only the groups whose id contains SUBSTR")
     p.add_argument("--no-profile", action="store_true", help="skip the torch.profiler breakdown")
     p.add_argument(
@@ -92,7 +99,7 @@ def _run_serve(args) -> int:
 def run(args) -> int:
     if getattr(args, "serve", False):
         return _run_serve(args)
-    from ..bench import check, load_thresholds
+    from ..bench import load_thresholds
     from ..bench.matrix import MATRICES
     from ..bench.report import write
     from ..bench.runner import run_matrix
@@ -119,7 +126,21 @@ def run(args) -> int:
         results["date"] = time.strftime("%Y-%m-%d %H:%M %Z")
     violations = None
     if args.check:
-        violations = check(results, load_thresholds(args.thresholds))
+        from ..bench.recheck import decide
+
+        rerun = None
+        if not args.input:
+            from ..bench.runner import run_group
+
+            by_id = {g.id: g for g in MATRICES[mode]()}
+            clock = args.clock or ("cpu" if args.threads == 1 else "wall")
+
+            def rerun(gid):
+                print(f"re-measuring {gid}: a cell crossed its threshold", file=sys.stderr)
+                return run_group(by_id[gid], args.threads, clock)
+
+        violations, history = decide(results, load_thresholds(args.thresholds), rerun, args.reruns)
+        results["rechecks"] = history
     stem = args.name or (Path(args.input).stem if args.input else mode)
     paths = write(results, args.out, stem, results.get("command") if args.input else command, violations)
     from ..bench.report import ratio_table
