@@ -1,11 +1,14 @@
 """Self-test of the `steerfast bench --check` gate: the same quick matrix, with every fused and
 bank variant slowed by a busy-wait in its forward, must fail the check.
 
-    python benchmarks/slowed_check.py [--spin-ms 3] [bench flags, e.g. --only decode/b1]
+    python benchmarks/slowed_check.py [--slowdown 0.15] [bench flags, e.g. --only decode/b1]
 
-A busy-wait (not a sleep) burns the thread's CPU time, so it shows on the default `--clock cpu`
-as it would on the wall clock. Exit 1 (the check failed, as it must) is printed as "gate OK";
-exit 0 means a slowdown of that size went unnoticed.
+Each steered forward busy-waits for `slowdown` x its own duration after it ran, so the
+variant is that fraction slower whatever the machine's load. A busy-wait (not a sleep) burns
+the thread's CPU time, so it shows on the default `--clock cpu` as on the wall clock. The
+check's resolution is the limit plus the run's noise (a few percent on a shared machine), so
+the default slowdown is well beyond it. Exit 1 of the check (it failed, as it must) is printed
+as "gate OK"; exit 0 means a slowdown of that size went unnoticed.
 """
 
 from __future__ import annotations
@@ -19,22 +22,28 @@ from steerfast.bench import runner
 from steerfast.cli import main
 
 
-def _slowed(spin_s: float):
+def _slowed(fraction: float):
     build = runner.build_variant
+    started: list[float] = []
 
-    def spin(module, args):
+    def start(module, args):
+        started.append(time.thread_time())
+
+    def spin(module, args, out):
         t0 = time.thread_time()
-        while time.thread_time() - t0 < spin_s:
+        until = t0 + fraction * (t0 - started.pop())
+        while time.thread_time() < until:
             pass
 
     def build_slowed(base, name, plans, batch):
         v = build(base, name, plans, batch)
         if v.ok and v.kind in ("fused", "bank"):
-            hook = v.model.register_forward_pre_hook(spin)
+            hooks = [v.model.register_forward_pre_hook(start), v.model.register_forward_hook(spin)]
             undo = v.undo
 
-            def undo_all(hook=hook, undo=undo):
-                hook.remove()
+            def undo_all(hooks=hooks, undo=undo):
+                for h in hooks:
+                    h.remove()
                 if undo is not None:
                     undo()
 
@@ -46,13 +55,15 @@ def _slowed(spin_s: float):
 
 def run(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--spin-ms", type=float, default=3.0, help="busy-wait per steered forward (ms)")
+    p.add_argument(
+        "--slowdown", type=float, default=0.15, help="extra time per steered forward, as a fraction of it"
+    )
     args, bench_args = p.parse_known_args(argv)
-    runner.build_variant = _slowed(args.spin_ms / 1000)
+    runner.build_variant = _slowed(args.slowdown)
     with tempfile.TemporaryDirectory() as out:
         rc = main(["bench", "--quick", "--check", "--no-profile", "--out", out, *bench_args])
     print(
-        f"slowed by {args.spin_ms} ms per forward: --check exit {rc} -> "
+        f"slowed by {100 * args.slowdown:.0f}% per forward: --check exit {rc} -> "
         + ("gate OK (the slowdown was caught)" if rc == 1 else "GATE MISSED the slowdown")
     )
     return 0 if rc == 1 else 1
