@@ -18,7 +18,7 @@ os.environ["TRITON_INTERPRET"] = "1"
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from kern_oracle import DTYPES, UNIT_ROUNDOFF, make_slots, steer_rows64, ulp  # noqa: E402
+from kern_oracle import DTYPES, make_slots, steer_rows64, ulp  # noqa: E402
 
 from steerfast import ops  # noqa: E402
 from steerfast.ops import library, reference  # noqa: E402
