@@ -202,3 +202,33 @@ def test_plan_errors_and_describe_and_round_trip(tmp_path):
     back = SteeringPlan.load(tmp_path / "p.safetensors")
     assert [iv.header() for iv in back.interventions] == [iv.header() for iv in plan.interventions]
     assert all(torch.equal(a.tensor, b.tensor) for a, b in zip(back.interventions, plan.interventions))
+
+
+def test_two_ablates_in_a_row_and_ablate_then_add_keep_plan_order():
+    """[ablate r1, ablate r2] (two lanes: they do not commute) and [ablate, add] at one site."""
+    model = tiny_model("llama", seed=4)
+    ids, mask, pos = left_padded(ROWS)
+    real = mask.bool()
+    d = model.config.hidden_size
+    r1, r2 = unit(d, 1), unit(d, 2)
+    r2 = (r2 + 3 * r1) / (r2 + 3 * r1).norm()  # far from orthogonal to r1: the order matters
+    v = torch.randn(d, generator=torch.Generator().manual_seed(5))
+    for ivs in (
+        [
+            Intervention(1, "mlp.out", "ablate", r1, "all", 1.0),
+            Intervention(1, "mlp.out", "ablate", r2, "all", 1.0),
+        ],
+        [
+            Intervention(1, "mlp.out", "ablate", r1, "all", 1.0),
+            Intervention(1, "mlp.out", "add", v, "all", 1.0),
+        ],
+    ):
+        fwd, rev = SteeringPlan(ivs, "ordered"), SteeringPlan(ivs[::-1], "reversed")
+        with steerfast.patch(model, fwd):
+            got = logits(model, ids, mask, pos)
+        with steerfast.apply_hooks(model, fwd):
+            want = logits(model, ids, mask, pos)
+        with steerfast.apply_hooks(model, rev):
+            other = logits(model, ids, mask, pos)
+        assert (got - want)[real].abs().max().item() <= 1e-5
+        assert (want - other)[real].abs().max().item() > 1e-4, "the two orders must differ"
