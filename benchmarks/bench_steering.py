@@ -19,7 +19,7 @@ from steerfast.bench.runner import get_model, run_group
 from steerfast.bench.variants import PlanCache, build_variant, select_backend
 
 VARIANTS = ["unsteered", "hooks[{s}]", "reference[{s}]", "fused[{s}]", "bank[{s}]"]
-SITES = ["all-add", "all-sadi"]
+SITES = ["all-add", "all-sadi", "all-ablate"]
 
 
 @pytest.fixture(scope="module")

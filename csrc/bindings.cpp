@@ -8,4 +8,5 @@
 TORCH_LIBRARY_IMPL(steerfast, CPU, m) {
   m.impl("steer_rows_", &steerfast::steer_rows_cpu);
   m.impl("steer_linear", &steerfast::steer_linear_cpu);
+  m.impl("steer_ablate_", &steerfast::steer_ablate_cpu);
 }

@@ -12,6 +12,12 @@ void steer_rows_cpu(const at::Tensor& y, const at::Tensor& slots,
                     const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& delta,
                     const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& coef);
 
+// steer_rows_'s affine, then y[r] -= alpha[s] * dot(y[r], direction[s]) * direction[s].
+void steer_ablate_cpu(const at::Tensor& y, const at::Tensor& slots,
+                      const std::optional<at::Tensor>& mask, const std::optional<at::Tensor>& delta,
+                      const std::optional<at::Tensor>& bias, const std::optional<at::Tensor>& coef,
+                      const at::Tensor& direction, const at::Tensor& alpha);
+
 // Prologue scale on a copy of x, linear, then steer_rows_ on the output.
 at::Tensor steer_linear_cpu(const at::Tensor& x, const at::Tensor& weight,
                             const std::optional<at::Tensor>& lin_bias, const at::Tensor& slots,

@@ -26,6 +26,9 @@ def _edit(
     a = t.to(math_dtype(t.dtype))
     if iv.kind == "scale":
         a = a * (1.0 + iv.strength * vec)
+    elif iv.kind == "ablate":  # a projection: the site's add_scale (a multiplier) commutes with it
+        r = vec.to(a.dtype)
+        a = a - (iv.strength * (a * r).sum(-1, keepdim=True)) * r
     else:
         a = a + (iv.strength * add_scale) * vec
     return torch.where(sel.unsqueeze(-1).to(t.device), a.to(t.dtype), t)

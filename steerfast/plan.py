@@ -19,7 +19,9 @@ from .errors import PlanError
 from .positions import parse_policy
 
 FORMAT = "steerfast.plan/1"
-KINDS = ("add", "scale")
+KINDS = ("add", "scale", "ablate")
+UNIT_TOL = 1e-4  # an ablate direction row must have norm 1 within this (it is a projection)
+RESIDUAL_SITES = ("embed.out", "attn.out", "mlp.out")
 
 
 def _strength(value) -> float:
@@ -41,6 +43,9 @@ class Intervention:
     kind "add":   y[r] += strength * tensor[e]        (tensor (E, D): E=1, or n for prefix:n)
     kind "scale": y[r] *= 1 + strength * tensor[e]    (tensor (E, D) mask; SADI's δ is strength,
                                                         the official code's multiplier is 1 + δ)
+    kind "ablate": y[r] -= strength * (y[r] . tensor[e]) * tensor[e]   (tensor rows unit norm;
+                   strength α = 1 removes the direction, 0 < α < 1 shrinks it, 2 flips it)
+    Interventions at one site apply in plan order (docs/architecture.md, Composition).
     The entry e is the token's prompt position for prefix:n, else 0.
     Immutable (use SteeringPlan.with_strength / with_positions, or build a new one);
     SteeringPlan.validate re-checks the tensor, which could still be edited in place.
@@ -66,7 +71,7 @@ class Intervention:
         if not isinstance(self.site, str) or self.site not in SITES:
             raise PlanError(f"unknown site {self.site!r}; expected one of {', '.join(SITES)}")
         if not isinstance(self.kind, str) or self.kind not in KINDS:
-            raise PlanError(f"unknown kind {self.kind!r}; expected 'add' or 'scale'")
+            raise PlanError(f"unknown kind {self.kind!r}; expected 'add', 'scale' or 'ablate'")
         if not isinstance(self.layer, int) or isinstance(self.layer, bool) or self.layer < 0:
             raise PlanError(f"layer must be a non-negative int, got {self.layer!r}")
         if self.site == "embed.out" and self.layer != 0:
@@ -93,6 +98,19 @@ class Intervention:
             )
         if not torch.isfinite(t).all():
             raise PlanError(f"intervention tensor at layer {self.layer}, {self.site} has NaN or inf")
+        if self.kind == "ablate":
+            if self.site in ("attn.heads", "mlp.neurons"):
+                raise PlanError(
+                    f"kind 'ablate' acts on the residual stream: site must be one of "
+                    f"{', '.join(RESIDUAL_SITES)}, got {self.site!r}"
+                )
+            norms = t.double().norm(dim=1)
+            if ((norms - 1).abs() > UNIT_TOL).any():
+                raise PlanError(
+                    f"kind 'ablate' needs unit direction rows (norm 1 within {UNIT_TOL:g}); "
+                    f"layer {self.layer}, {self.site} has norms {[round(v, 6) for v in norms.tolist()]}: "
+                    "normalise the direction first"
+                )
         _strength(self.strength)
 
     @property
@@ -159,6 +177,39 @@ class SteeringPlan:
         for i, iv in enumerate(self.interventions):
             if not isinstance(iv, Intervention):
                 raise PlanError(f"intervention {i} is a {type(iv).__name__}, not an Intervention")
+
+    @classmethod
+    def ablate_everywhere(
+        cls,
+        model: nn.Module,
+        direction: Tensor,
+        alpha: float = 1.0,
+        layers=None,
+        positions: str = "all",
+    ) -> SteeringPlan:
+        """Ablate `direction` (normalised here) at every residual site: embed.out, then
+        attn.out and mlp.out of each layer (all layers, or `layers`; embed.out only when layer
+        0 is included). With alpha = 1 at every layer the stream entering each layer has no
+        component along the direction (the stream is a sum of those sites' outputs)."""
+        if not isinstance(direction, Tensor) or direction.dim() != 1 or not direction.is_floating_point():
+            raise PlanError(f"direction must be a 1-D float tensor (D,), got {direction!r:.80}")
+        norm = direction.detach().double().norm()
+        if not torch.isfinite(norm) or norm == 0:
+            raise PlanError(f"direction must be finite and non-zero, got norm {norm.item()}")
+        unit = (direction.detach().double() / norm).float()
+        n = get_adapter(model).num_layers(model)
+        chosen = list(range(n)) if layers is None else layers
+        if (
+            isinstance(chosen, int)
+            or not all(isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n for i in chosen)
+            or not chosen
+        ):
+            raise PlanError(f"layers must be a non-empty list of ints in 0..{n - 1}, got {layers!r}")
+        ivs = [Intervention(0, "embed.out", "ablate", unit, positions, alpha)] if 0 in chosen else []
+        for layer in sorted(set(chosen)):
+            for site in ("attn.out", "mlp.out"):
+                ivs.append(Intervention(layer, site, "ablate", unit, positions, alpha))
+        return cls(ivs, "ablation", model_hint(model), {"layers": sorted(set(chosen))})
 
     def with_strength(self, strength: float) -> SteeringPlan:
         """A copy with every intervention's strength set to `strength` (tensors shared)."""
@@ -238,9 +289,13 @@ class SteeringPlan:
             "meta": self.meta,
             "interventions": [iv.header() for iv in self.interventions],
         }
-        tensors = {
-            f"intervention.{i}": iv.tensor.cpu().contiguous() for i, iv in enumerate(self.interventions)
-        }
+        tensors, seen = {}, set()
+        for i, iv in enumerate(self.interventions):
+            t = iv.tensor.cpu().contiguous()
+            if t.data_ptr() in seen:  # one direction shared by many sites: safetensors wants copies
+                t = t.clone()
+            seen.add(t.data_ptr())
+            tensors[f"intervention.{i}"] = t
         save_file(tensors, str(path), metadata={"steerfast": json.dumps(header)})
 
     @classmethod

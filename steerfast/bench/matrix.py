@@ -13,7 +13,7 @@ group's unsteered median. A variant is `kind` or `kind[sites]`:
                              fused ops
     steering-vectors[s], repeng[s]   the peers (additive configs only)
 
-with s one of the site configs in steerfast.bench.plans (1layer, all-add, all-sadi).
+with s one of the site configs in steerfast.bench.plans (1layer, all-add, all-sadi, all-ablate).
 """
 
 from __future__ import annotations
@@ -82,6 +82,18 @@ COMPILED = ["unsteered", "unsteered#2", "hooks[all-sadi]", "fused[all-sadi]"]
 PREFILL_LONG = ["unsteered", "unsteered#2", "hooks[all-sadi]", "fused[all-sadi]", "bank[all-sadi]"]
 
 
+ABLATE = ["hooks[all-ablate]", "fused[all-ablate]", "bank[all-ablate]"]
+
+
+def ablation_matrix() -> list[Group]:
+    """Only the ablation cells (issue 23): all-layer ablation decode at batch 1 and 8."""
+    base = ["unsteered", "unsteered#2"]
+    return [
+        Group("default", "decode", 1, 32, variants=base + ABLATE),
+        Group("default", "decode", 8, 32, variants=base + ABLATE),
+    ]
+
+
 def full_matrix() -> list[Group]:
     # reference ops and bank on the all-layer configs only; the 1-layer config with hooks and
     # fused (and the peers); batch-8 and big-model groups without the reference ops
@@ -95,8 +107,8 @@ def full_matrix() -> list[Group]:
     )
     peers = [f"{p}[{s}]" for s in ("1layer", "all-add") for p in PEERS]
     return [
-        Group("default", "decode", 1, 64, variants=main + peers),
-        Group("default", "decode", 8, 64, variants=lean),
+        Group("default", "decode", 1, 64, variants=main + peers + ABLATE),
+        Group("default", "decode", 8, 64, variants=lean + ABLATE),
         Group("default", "prefill", 1, 128, variants=main + peers, rounds=5),
         Group("default", "prefill", 1, 512, variants=lean, rounds=3),
         Group("default", "prefill", 8, 128, variants=lean, rounds=3),
@@ -204,7 +216,7 @@ def parse_variant(name: str) -> tuple[str, str | None]:
     return name, None
 
 
-MATRICES = {"quick": quick_matrix, "full": full_matrix}
+MATRICES = {"quick": quick_matrix, "full": full_matrix, "ablation": ablation_matrix}
 
 __all__ = [
     "Group",

@@ -10,6 +10,8 @@
                 mlp.out     add,   one vector,                      positions "all"
               (SADI-Head + SADI-Neuron scaling at the steered token, plus additive biases:
                the worst case of the design's four sites, every layer)
+    all-ablate  one random unit direction ablated (alpha 1) at every residual site: embed.out,
+              attn.out and mlp.out of every layer, every position (SteeringPlan.ablate_everywhere)
 
 `mixed_plans(model, n)` gives n distinct per-request configurations (the bank and serving
 benchmarks); `random_plan(model)` one plan touching every site kind under chosen position
@@ -26,7 +28,7 @@ import torch
 from ..adapters import get_adapter, head_layout
 from ..plan import Intervention, SteeringPlan, model_hint
 
-SITE_CONFIGS = ("1layer", "all-add", "all-sadi")
+SITE_CONFIGS = ("1layer", "all-add", "all-sadi", "all-ablate")
 SADI_HEADS = 2
 SADI_NEURONS = 32
 SADI_DELTA = 2.0
@@ -63,6 +65,10 @@ def build_plan(model, sites: str, seed: int = 0) -> SteeringPlan:
         ]
         return SteeringPlan(ivs, f"bench-{sites}", model_hint(model))
     gen = torch.Generator().manual_seed(seed)
+    if sites == "all-ablate":
+        plan = SteeringPlan.ablate_everywhere(model, torch.randn(model.config.hidden_size, generator=gen))
+        plan.method = "bench-all-ablate"
+        return plan
     adapter = get_adapter(model)
     heads, head_dim = head_layout(model)
     d = model.config.hidden_size

@@ -20,6 +20,12 @@ def _configure(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="the quick matrix (default model, decode b1/b8 16 tokens, prefill 128; < 3 min)",
     )
     p.add_argument(
+        "--matrix",
+        choices=("quick", "full", "ablation"),
+        help="which matrix (default: full, or quick with --quick); ablation = only the "
+        "all-layer ablation decode cells, b1 and b8",
+    )
+    p.add_argument(
         "--check",
         action="store_true",
         help="exit 1 when a threshold of steerfast/bench/thresholds.json is crossed",
@@ -104,7 +110,7 @@ def run(args) -> int:
     from ..bench.report import write
     from ..bench.runner import run_matrix
 
-    mode = "quick" if args.quick else "full"
+    mode = getattr(args, "matrix", None) or ("quick" if args.quick else "full")
     command = (
         "steerfast bench " + " ".join(shlex.quote(a) for a in sys.argv[1:] if a != "bench")
         if sys.argv

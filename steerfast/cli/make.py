@@ -1,4 +1,4 @@
-"""`steerfast make {actadd,caa,sadi,laai} DATA -o PLAN`: a plan from a JSONL/CSV file with
+"""`steerfast make {actadd,caa,sadi,laai,ablation} DATA -o PLAN`: a plan from a JSONL/CSV file with
 the recipes in steerfast/recipes. PLAN ending in .gguf is written as a control vector."""
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from .common import add_model_arg, load_model, say
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
-        "make", help="make a plan (actadd, caa, sadi, laai) from a JSONL or CSV file", description=__doc__
+        "make",
+        help="make a plan (actadd, caa, sadi, laai, ablation) from a JSONL or CSV file",
+        description=__doc__,
     )
     recipes = p.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
 
@@ -35,6 +37,16 @@ def add_parser(sub) -> None:
         help="A' = (1 + δ)·A on masked units (default: the recipe's, 0.25)",
     )
     s.add_argument("--positions", default="prompt_last")
+
+    b = _recipe(recipes, "ablation", "remove the mean-difference direction of (positive, negative) pairs")
+    b.add_argument(
+        "--layer", type=int, default=15, help="direction read at the input of this layer (default 15)"
+    )
+    b.add_argument("--alpha", type=float, default=1.0, help="1 removes the direction, <1 shrinks, 2 flips")
+    b.add_argument(
+        "--layers", type=_layers, default="all", help="ablate at 'all' layers or comma-separated indices"
+    )
+    b.add_argument("--positions", default="all")
 
     l = _recipe(recipes, "laai", "learned attention-output biases from (prompt, target) demonstrations")
     l.add_argument("--layers", type=_layers, default="all", help="'all' or comma-separated layer indices")
@@ -81,7 +93,7 @@ def _read(args):
 
             raise DataFileError(f"{args.data}: --row {args.row} out of range (0..{len(rows) - 1})")
         return [rows[args.row]]
-    if args.recipe == "caa":
+    if args.recipe in ("caa", "ablation"):
         return inputs.pairs(args.data, limit)
     if args.recipe == "sadi":
         return inputs.contrastive(args.data, limit)
@@ -115,6 +127,15 @@ def _laai(model, tok, data, args):
     return laai(model, tok, data, layers=args.layers, steps=args.steps, lr=args.lr, seed=args.seed)
 
 
+def _ablation(model, tok, data, args):
+    from ..recipes import ablation
+
+    layers = None if args.layers == "all" else args.layers
+    return ablation(
+        model, tok, data, layer=args.layer, alpha=args.alpha, layers=layers, positions=args.positions
+    ).plan
+
+
 def _layers(text: str):
     if text == "all":
         return text
@@ -124,4 +145,4 @@ def _layers(text: str):
         raise argparse.ArgumentTypeError(f"'all' or comma-separated integers, got {text!r}") from None
 
 
-_RECIPES = {"actadd": _actadd, "caa": _caa, "sadi": _sadi, "laai": _laai}
+_RECIPES = {"actadd": _actadd, "caa": _caa, "sadi": _sadi, "laai": _laai, "ablation": _ablation}

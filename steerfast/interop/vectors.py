@@ -67,6 +67,13 @@ def directions_from_plan(plan: SteeringPlan) -> tuple[dict[int, torch.Tensor], f
     its strength and the scale is 1. Duplicate layers are summed, as llama.cpp does.
     """
     for i, iv in enumerate(plan.interventions):
+        if iv.kind == "ablate":
+            raise PlanError(
+                f"intervention {i} ({iv.site} of layer {iv.layer}) is an ablate: a directional "
+                "ablation cannot be a control vector (llama.cpp adds one fixed vector per layer; "
+                "an ablation subtracts the activation's own component along a direction). "
+                "Save the plan as .safetensors and apply it with steerfast"
+            )
         if iv.kind != "add":
             raise PlanError(
                 f"intervention {i} ({iv.site} of layer {iv.layer}) is a {iv.kind}; "

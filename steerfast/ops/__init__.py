@@ -14,10 +14,11 @@ import torch
 from torch import Tensor
 
 from . import library, reference
-from .autograd import SteerLinear, SteerRows, needs_grad
+from .autograd import SteerAblate, SteerLinear, SteerRows, needs_grad
 
 _ROWS = torch.ops.steerfast.steer_rows_.default
 _LINEAR = torch.ops.steerfast.steer_linear.default
+_ABLATE = torch.ops.steerfast.steer_ablate_.default
 
 _REQUESTED = "auto"
 _FUSED = False
@@ -58,6 +59,13 @@ def _rows_kernel(y, slots, mask, delta, bias, coef) -> None:
         _ROWS(y, slots, mask, delta, bias, coef)
     else:
         reference.steer_rows_ref_(y, slots, mask, delta, bias, coef)
+
+
+def _ablate_kernel(*args) -> None:
+    if args[0].dtype in FUSED_DTYPES:
+        _ABLATE(*args)
+    else:
+        reference.steer_ablate_ref_(*args)
 
 
 def _linear_kernel(*args) -> Tensor:
@@ -116,6 +124,41 @@ def steered_rows(
     """The compiled-graph realisation of steer_rows_: out of place, plain torch ops (gathers,
     mul, add, where) that Inductor fuses with the projection; whichever backend is set."""
     return reference.steer_rows_ref(y, slots, mask, delta, bias, coef)
+
+
+def steer_ablate_(
+    y: Tensor,
+    slots: Tensor,
+    mask: Tensor | None,
+    delta: Tensor | None,
+    bias: Tensor | None,
+    coef: Tensor | None,
+    direction: Tensor,
+    alpha: Tensor,
+) -> None:
+    """steer_rows_'s scale and shift, then y[r] -= alpha[s] * (y[r] . direction[s]) * direction[s]
+    on the selected rows, in place, in one kernel (see reference.steer_ablate_ref)."""
+    args = (y, slots, mask, delta, bias, coef, direction, alpha)
+    if not _FUSED:
+        reference.steer_ablate_ref_(*args)
+    elif needs_grad(y, mask, delta, bias, coef, direction, alpha):
+        SteerAblate.apply(_ablate_kernel, *args)
+    else:
+        _ablate_kernel(*args)
+
+
+def steered_ablate(
+    y: Tensor,
+    slots: Tensor,
+    mask: Tensor | None,
+    delta: Tensor | None,
+    bias: Tensor | None,
+    coef: Tensor | None,
+    direction: Tensor,
+    alpha: Tensor,
+) -> Tensor:
+    """The compiled-graph realisation of steer_ablate_: out of place, plain torch ops."""
+    return reference.steer_ablate_ref(y, slots, mask, delta, bias, coef, direction, alpha)
 
 
 set_backend("auto")

@@ -152,3 +152,37 @@ class SteerLinear(torch.autograd.Function):
 
 def needs_grad(*tensors) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+class SteerAblate(torch.autograd.Function):
+    """In place like the op. The backward differentiates the torch reference on the saved
+    input (the map is rank-1 plus diagonal: autograd of the reference is its exact gradient,
+    with the rounding to the activation dtype treated as the identity)."""
+
+    @staticmethod
+    def forward(ctx, kernel: Callable, y, slots, mask, delta, bias, coef, direction, alpha):
+        y_in = y.clone()
+        kernel(y, slots, mask, delta, bias, coef, direction, alpha)
+        ctx.mark_dirty(y)
+        ctx.save_for_backward(y_in, slots, mask, delta, bias, coef, direction, alpha)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        from .reference import steer_ablate_ref
+
+        y_in, slots, mask, delta, bias, coef, direction, alpha = ctx.saved_tensors
+        n = ctx.needs_input_grad  # (kernel, y, slots, mask, delta, bias, coef, direction, alpha)
+        with torch.enable_grad():
+            leaves = [
+                None if t is None else t.detach().requires_grad_(bool(need))
+                for t, need in zip(
+                    (y_in, mask, delta, bias, coef, direction, alpha),
+                    (n[1], n[3], n[4], n[5], n[6], n[7], n[8]),
+                )
+            ]
+            out = steer_ablate_ref(leaves[0], slots, *leaves[1:])
+            wanted = [t for t in leaves if t is not None and t.requires_grad]
+            got = iter(torch.autograd.grad(out, wanted, g, allow_unused=True)) if wanted else iter(())
+        grads = [next(got) if t is not None and t.requires_grad else None for t in leaves]
+        return (None, grads[0], None) + tuple(grads[1:])

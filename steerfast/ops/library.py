@@ -44,7 +44,11 @@ LINEAR_SCHEMA = (
     "Tensor? in_mask, Tensor? in_delta, Tensor? out_mask, Tensor? out_delta, "
     "Tensor? out_bias, Tensor? out_coef) -> Tensor"
 )
-_SOURCES = ("steer_rows.cpp", "steer_linear.cpp", "bindings.cpp")
+ABLATE_SCHEMA = (
+    "steer_ablate_(Tensor(a!) y, Tensor slots, Tensor? mask, Tensor? delta, Tensor? bias, "
+    "Tensor? coef, Tensor direction, Tensor alpha) -> ()"
+)
+_SOURCES = ("steer_rows.cpp", "steer_linear.cpp", "steer_ablate.cpp", "bindings.cpp")
 _REPO = Path(__file__).resolve().parents[2]
 
 _cpp_loaded = False
@@ -209,6 +213,10 @@ def _rows_ref(y, slots, mask, delta, bias, coef) -> None:
     reference.steer_rows_ref_(y, slots, mask, delta, bias, coef)
 
 
+def _ablate_ref(y, slots, mask, delta, bias, coef, direction, alpha) -> None:
+    reference.steer_ablate_ref_(y, slots, mask, delta, bias, coef, direction, alpha)
+
+
 def _warn(message: str) -> None:
     try:
         warnings.warn(message, RuntimeWarning, stacklevel=4)
@@ -233,6 +241,7 @@ def ensure_cpp() -> bool:
             lib = torch.library.Library("steerfast", "IMPL")
             lib.impl("steer_rows_", _rows_ref, "CPU")
             lib.impl("steer_linear", reference.steer_linear_ref, "CPU")
+            lib.impl("steer_ablate_", _ablate_ref, "CPU")
             _libs.append(lib)
             _warn(
                 f"steerfast: fused CPU kernels unavailable, using the torch reference ops "
@@ -245,6 +254,11 @@ def ensure_cpp() -> bool:
 def _rows_first_call(y, slots, mask, delta, bias, coef) -> None:
     ensure_cpp()
     torch.ops.steerfast.steer_rows_.default(y, slots, mask, delta, bias, coef)
+
+
+def _ablate_first_call(*args) -> None:
+    ensure_cpp()
+    torch.ops.steerfast.steer_ablate_.default(*args)
 
 
 def _linear_first_call(*args) -> Tensor:
@@ -279,15 +293,22 @@ def _register() -> None:
         lib.define(ROWS_SCHEMA)
         lib.define(LINEAR_SCHEMA)
         _libs.append(lib)
+    if not _defined("steer_ablate_"):  # a fragment: merges cleanly with other new schemas
+        lib = torch.library.Library("steerfast", "FRAGMENT")
+        lib.define(ABLATE_SCHEMA)
+        _libs.append(lib)
     lib = torch.library.Library("steerfast", "IMPL")
     _libs.append(lib)
     if not _has_kernel("steer_rows_", "CompositeExplicitAutograd"):
         lib.impl("steer_rows_", _rows_ref, "CompositeExplicitAutograd")
         lib.impl("steer_linear", reference.steer_linear_ref, "CompositeExplicitAutograd")
+    if not _has_kernel("steer_ablate_", "CompositeExplicitAutograd"):
+        lib.impl("steer_ablate_", _ablate_ref, "CompositeExplicitAutograd")
     if not _has_kernel("steer_rows_", "CPU"):
         _loader_lib = torch.library.Library("steerfast", "IMPL")
         _loader_lib.impl("steer_rows_", _rows_first_call, "CPU")
         _loader_lib.impl("steer_linear", _linear_first_call, "CPU")
+        _loader_lib.impl("steer_ablate_", _ablate_first_call, "CPU")
         _libs.append(_loader_lib)
     if not _has_fake("steer_rows_"):
 
@@ -302,6 +323,12 @@ def _register() -> None:
             torch._check(x.dim() == 2, lambda: "steer_linear: x must be 2-D")
             torch._check(weight.shape[1] == x.shape[1], lambda: "steer_linear: weight is (O, D)")
             return x.new_empty((x.shape[0], weight.shape[0]))
+
+    if not _has_fake("steer_ablate_"):
+
+        @torch.library.register_fake("steerfast::steer_ablate_", lib=lib)
+        def _ablate_fake(y, slots, mask, delta, bias, coef, direction, alpha) -> None:
+            return None
 
 
 def kernels_dir() -> Path:
@@ -348,6 +375,7 @@ def _register_triton() -> None:
         lib = torch.library.Library("steerfast", "IMPL")
         lib.impl("steer_rows_", kernels.steer_rows_, "CUDA")
         lib.impl("steer_linear", kernels.steer_linear, "CUDA")
+        lib.impl("steer_ablate_", kernels.steer_ablate_, "CUDA")
         _libs.append(lib)
         _triton_registered = True
         _triton_reason = ""

@@ -95,3 +95,58 @@ def steer_rows_ref(
     if bias is not None:
         a = a + coef[idx].unsqueeze(1) * bias[idx]
     return torch.where(sel, a.to(y.dtype), y)
+
+
+def steer_ablate_ref(
+    y: Tensor,
+    slots: Tensor,
+    mask: Tensor | None,
+    delta: Tensor | None,
+    bias: Tensor | None,
+    coef: Tensor | None,
+    direction: Tensor,
+    alpha: Tensor,
+) -> Tensor:
+    """Out of place: scale, shift, then directional ablation of selected rows; ``y`` untouched.
+
+    Semantics:
+        for r in range(N):
+            s = slots[r]
+            if s < 0: continue
+            a = float32(y[r])
+            if mask is not None: a = a * (1 + delta[s] * mask[s])
+            if bias is not None: a = a + coef[s] * bias[s]
+            a = a - (alpha[s] * dot(a, direction[s])) * direction[s]     # direction[s] unit
+            y[r] = a.to(y.dtype)
+    The ablation comes last: a plan's scale/add before an ablate at the same site share its
+    entry; anything after an ablate goes to a later lane (runtime/lanes.py), so plan order holds.
+    alpha = 1 removes the component along the direction, 0 < alpha < 1 shrinks it, alpha = 2
+    flips it. Plain torch ops (the compiled-graph form; Inductor fuses the reduction).
+    """
+    sel = (slots >= 0).unsqueeze(1)
+    idx = slots.clamp(min=0).long()
+    a = y.to(math_dtype(y.dtype))
+    if mask is not None:
+        a = a * (1.0 + delta[idx].unsqueeze(1) * mask[idx])
+    if bias is not None:
+        a = a + coef[idx].unsqueeze(1) * bias[idx]
+    r = direction[idx].to(a.dtype)
+    dot = (a * r).sum(1, keepdim=True)
+    a = a - (alpha[idx].to(a.dtype).unsqueeze(1) * dot) * r
+    return torch.where(sel, a.to(y.dtype), y)
+
+
+def steer_ablate_ref_(
+    y: Tensor,
+    slots: Tensor,
+    mask: Tensor | None,
+    delta: Tensor | None,
+    bias: Tensor | None,
+    coef: Tensor | None,
+    direction: Tensor,
+    alpha: Tensor,
+) -> Tensor:
+    """In place form of ``steer_ablate_ref`` (the op ``steerfast::steer_ablate_``)."""
+    src = y.clone() if torch.is_grad_enabled() else y
+    y.copy_(steer_ablate_ref(src, slots, mask, delta, bias, coef, direction, alpha))
+    return y

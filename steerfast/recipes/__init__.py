@@ -1,6 +1,7 @@
+from .ablation import ablation
 from .actadd import actadd
 from .caa import caa
 from .laai import laai
 from .sadi import sadi
 
-__all__ = ["actadd", "caa", "sadi", "laai"]
+__all__ = ["ablation", "actadd", "caa", "sadi", "laai"]

@@ -232,11 +232,12 @@ class SteeringBank:
         entries = max([iv.entries for p in self.plans if p is not None for iv in p.interventions] or [1])
         keys: dict[tuple, list] = {}
         for _slot, lane, _policy, module, side, aff in groups:
-            dim = (aff.mask if aff.mask is not None else aff.bias).shape[1]
-            flags = keys.setdefault((id(module), side, lane), [module, dim, False, False])
+            dim = next(t for t in (aff.mask, aff.bias, aff.dir) if t is not None).shape[1]
+            flags = keys.setdefault((id(module), side, lane), [module, dim, False, False, False])
             flags[2] |= aff.mask is not None
             flags[3] |= aff.bias is not None
-        signature = (lanes, entries, tuple(sorted((k, v[1], v[2], v[3]) for k, v in keys.items())))
+            flags[4] |= aff.dir is not None
+        signature = (lanes, entries, tuple(sorted((k, *v[1:]) for k, v in keys.items())))
         if signature != self._layout:
             self._allocate(lanes, entries, keys)
             self._layout = signature
@@ -276,13 +277,15 @@ class SteeringBank:
             return torch.zeros(shape, dtype=torch.float32, device=self.device)
 
         new_tables: dict[int, ModuleTables] = {}
-        for (mid, side, lane), (module, dim, scale, add) in keys.items():
+        for (mid, side, lane), (module, dim, scale, add, ablate) in keys.items():
             mt = new_tables.setdefault(mid, ModuleTables([None] * lanes, [None] * lanes))
             st = SideTables(
                 zeros(rows, dim) if scale else None,
                 zeros(rows) if scale else None,
                 zeros(rows, dim) if add else None,
                 zeros(rows) if add else None,
+                zeros(rows, dim) if ablate else None,  # a zero direction leaves a row as it is
+                zeros(rows) if ablate else None,
             )
             (mt.inputs if side == "in" else mt.outputs)[lane] = st
             self._modules[mid] = module
@@ -316,7 +319,7 @@ class SteeringBank:
         self.lane_n.zero_()
         for mt in self._tables.values():
             for st in mt.inputs + mt.outputs:
-                for t in (st.mask, st.delta, st.bias, st.coef) if st is not None else ():
+                for t in (st.mask, st.delta, st.bias, st.coef, st.dir, st.alpha) if st is not None else ():
                     if t is not None:
                         t.zero_()
 
@@ -333,6 +336,8 @@ class SteeringBank:
                 (st.delta, aff.delta),
                 (st.bias, aff.bias),
                 (st.coef, aff.coef),
+                (st.dir, aff.dir),
+                (st.alpha, aff.alpha),
             ):
                 if src is not None:
                     dst[lo : lo + src.shape[0]].copy_(src)

@@ -33,19 +33,60 @@ DENSE_POLICIES = ("last", "from_prompt_end", "all")
 
 @dataclass
 class Dense:
-    """The whole-call realisation of one side: x -> x * scale + shift (fp32 tables).
+    """The whole-call realisation of one side: x -> x * scale + shift (fp32 tables), then,
+    where `dir` is set, x -> x - alpha * (x . dir) * dir, then the next step `then`.
 
     rows = 0: (D,) tables, the same map on every row; rows = B: (B, D) tables, one map per
     row of a B-row call (a decode step with a distinct slot per row, runtime/decode.py).
+    alpha is 0-d for rows = 0, (B,) for rows = B.
     """
 
     scale: Tensor | None
     shift: Tensor | None
     rows: int = 0
+    dir: Tensor | None = None
+    alpha: Tensor | None = None
+    then: Dense | None = None
+
+    @property
+    def plain(self) -> bool:
+        """Only scale / shift: no ablation anywhere in the chain."""
+        return self.dir is None and self.then is None
+
+    def any_table(self) -> Tensor:
+        for t in (self.scale, self.shift, self.dir):
+            if t is not None:
+                return t
+        return self.then.any_table()
 
     def to(self, device) -> Dense:
         mv = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Dense(mv(self.scale), mv(self.shift), self.rows)
+        return Dense(
+            mv(self.scale),
+            mv(self.shift),
+            self.rows,
+            mv(self.dir),
+            mv(self.alpha),
+            None if self.then is None else self.then.to(device),
+        )
+
+    def apply(self, rows: Tensor) -> Tensor:
+        """Out of place, in fp32 (fp64 for fp64 rows), stored in rows' dtype."""
+        self.check_rows(rows.shape[0])
+        a = rows.to(torch.promote_types(rows.dtype, torch.float32))
+        step = self
+        while step is not None:
+            if step.scale is not None:
+                a = a * step.scale
+            if step.shift is not None:
+                a = a + step.shift
+            if step.dir is not None:
+                r = step.dir.to(a.dtype)
+                k = step.alpha.to(a.dtype)
+                k = k.unsqueeze(-1) if k.dim() else k
+                a = a - (k * (a * r).sum(-1, keepdim=True)) * r
+            step = step.then
+        return a.to(rows.dtype)
 
     def check_rows(self, n: int) -> None:
         if self.rows and n != self.rows:
@@ -73,8 +114,38 @@ def slot_affines(groups, device) -> dict[int, dict[tuple[int, str], Dense]]:
 def _stack(parts: list[Dense | None], attr: str, fill: float, width: int, like: Tensor) -> Tensor | None:
     if all(p is None or getattr(p, attr) is None for p in parts):
         return None
-    filler = torch.full((width,), fill, dtype=torch.float32, device=like.device)
+    shape = () if attr == "alpha" else (width,)
+    filler = torch.full(shape, fill, dtype=torch.float32, device=like.device)
     return torch.stack([filler if p is None or getattr(p, attr) is None else getattr(p, attr) for p in parts])
+
+
+def _chain(d: Dense | None) -> list:
+    out = []
+    while d is not None:
+        out.append(d)
+        d = d.then
+    return out
+
+
+def _stacked(parts: list[Dense | None], width: int, like: Tensor) -> Dense:
+    """One (B, D) chain from one chain per row, step by step; a row with a shorter chain gets
+    identity steps (scale 1, shift 0, a zero direction: all exact)."""
+    chains = [_chain(p) for p in parts]
+    steps = []
+    for k in range(max(len(c) for c in chains)):
+        at = [c[k] if k < len(c) else None for c in chains]
+        steps.append(
+            Dense(
+                _stack(at, "scale", 1.0, width, like),
+                _stack(at, "shift", 0.0, width, like),
+                len(parts),
+                _stack(at, "dir", 0.0, width, like),
+                _stack(at, "alpha", 0.0, width, like),
+            )
+        )
+    for a, b in zip(steps, steps[1:]):
+        a.then = b
+    return steps[0]
 
 
 def row_affines(per_slot: dict, row_slots: tuple[int, ...]) -> dict[tuple[int, str], Dense]:
@@ -85,14 +156,9 @@ def row_affines(per_slot: dict, row_slots: tuple[int, ...]) -> dict[tuple[int, s
             keys.setdefault(key, d)
     out = {}
     for key, sample in keys.items():
-        like = sample.scale if sample.scale is not None else sample.shift
+        like = sample.any_table()
         parts = [per_slot.get(s, {}).get(key) for s in row_slots]
-        width = like.shape[-1]
-        out[key] = Dense(
-            _stack(parts, "scale", 1.0, width, like),
-            _stack(parts, "shift", 0.0, width, like),
-            rows=len(row_slots),
-        )
+        out[key] = _stacked(parts, like.shape[-1], like)
     return out
 
 

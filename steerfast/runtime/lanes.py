@@ -13,16 +13,25 @@ from .compose import compose
 def lane_layout(keys_and_policies) -> tuple[list[str], list[int]]:
     """Lanes for one slot: (policy per lane, lane per intervention).
 
-    keys_and_policies: (module side key, positions) per intervention, in plan order. At each
-    module side the interventions land in increasing lanes, and lanes are applied in order,
-    so the plan's order holds even where several position policies steer one site.
+    keys_and_policies: (module side key, positions) or (key, positions, is_ablate) per
+    intervention, in plan order. At each module side the interventions land in increasing
+    lanes, and lanes are applied in order, so the plan's order holds even where several
+    position policies steer one site. A lane entry applies its affine part, then its ablation
+    (ops.steer_ablate_): so anything after an ablate at the same side opens a later lane.
     """
     lanes: list[str] = []
     last: dict = {}
+    sealed: set = set()
     assign = []
-    for key, policy in keys_and_policies:
+    for item in keys_and_policies:
+        key, policy = item[0], item[1]
         prev = last.get(key, -1)
-        if prev >= 0 and lanes[prev] == policy:
+        if key in sealed:  # after an ablate: a strictly later lane
+            lane = next((i for i in range(prev + 1, len(lanes)) if lanes[i] == policy), None)
+            if lane is None:
+                lanes.append(policy)
+                lane = len(lanes) - 1
+        elif prev >= 0 and lanes[prev] == policy:
             lane = prev
         else:
             lane = next((i for i in range(prev + 1, len(lanes)) if lanes[i] == policy), None)
@@ -30,6 +39,10 @@ def lane_layout(keys_and_policies) -> tuple[list[str], list[int]]:
                 lanes.append(policy)
                 lane = len(lanes) - 1
         last[key] = lane
+        if len(item) > 2 and item[2]:
+            sealed.add(key)
+        else:
+            sealed.discard(key)
         assign.append(lane)
     return lanes, assign
 
@@ -43,7 +56,8 @@ def slot_groups(adapter, model, plans) -> list[tuple]:
             continue
         sites = [adapter.site(model, iv.layer, iv.site) for iv in plan.interventions]
         policies, lanes = lane_layout(
-            ((id(s.module), s.side), iv.positions) for s, iv in zip(sites, plan.interventions)
+            ((id(s.module), s.side), iv.positions, iv.kind == "ablate")
+            for s, iv in zip(sites, plan.interventions)
         )
         groups: dict[tuple, tuple] = {}
         for iv, site, lane in zip(plan.interventions, sites, lanes):

@@ -37,6 +37,11 @@ class SideTables:
     delta: Tensor | None
     bias: Tensor | None
     coef: Tensor | None
+    dir: Tensor | None = None  # (S*E, D) unit rows, ablated after the affine part
+    alpha: Tensor | None = None  # (S*E,)
+
+    def any_table(self) -> Tensor:
+        return next(t for t in (self.mask, self.bias, self.dir) if t is not None)
 
     def derived(self, device, columns: slice | None) -> SideTables:
         def one(t, is_row_table):
@@ -47,7 +52,12 @@ class SideTables:
             return t.to(device).contiguous()
 
         return SideTables(
-            one(self.mask, True), one(self.delta, False), one(self.bias, True), one(self.coef, False)
+            one(self.mask, True),
+            one(self.delta, False),
+            one(self.bias, True),
+            one(self.coef, False),
+            one(self.dir, True),
+            one(self.alpha, False),
         )
 
 
@@ -108,7 +118,10 @@ class SteeringState:
 
 def _apply(state: SteeringState, rows: Tensor, lanes: list) -> None:
     for index, t in enumerate(lanes):
-        if t is not None:
+        if t is not None and t.dir is not None:
+            lane = state.lane(index, rows.shape[0], rows.device)
+            ops.steer_ablate_(rows, lane, t.mask, t.delta, t.bias, t.coef, t.dir, t.alpha)
+        elif t is not None:
             ops.steer_rows_(
                 rows, state.lane(index, rows.shape[0], rows.device), t.mask, t.delta, t.bias, t.coef
             )
@@ -119,13 +132,18 @@ def _applied(state: SteeringState, rows: Tensor, lanes: list) -> Tensor:
     for index, t in enumerate(lanes):
         if t is not None:
             lane = state.lane(index, rows.shape[0], rows.device)
-            rows = ops.steered_rows(rows, lane, t.mask, t.delta, t.bias, t.coef)
+            if t.dir is not None:
+                rows = ops.steered_ablate(rows, lane, t.mask, t.delta, t.bias, t.coef, t.dir, t.alpha)
+            else:
+                rows = ops.steered_rows(rows, lane, t.mask, t.delta, t.bias, t.coef)
     return rows
 
 
 def _dense_(rows: Tensor, d: Dense) -> Tensor:
     """In place, on a tensor of ours (a fresh projection output or a copy)."""
     d.check_rows(rows.shape[0])
+    if not d.plain:
+        return rows.copy_(d.apply(rows))
     if d.scale is not None and d.shift is not None:
         return rows.copy_(torch.addcmul(d.shift, rows, d.scale))
     if d.scale is not None:
@@ -136,6 +154,8 @@ def _dense_(rows: Tensor, d: Dense) -> Tensor:
 def _dense(rows: Tensor, d: Dense) -> Tensor:
     """Out of place (the caller's input stays as it was), in fp32, stored in rows' dtype."""
     d.check_rows(rows.shape[0])
+    if not d.plain:
+        return d.apply(rows)
     if d.scale is not None and d.shift is not None:
         out = torch.addcmul(d.shift, rows, d.scale)
     elif d.scale is not None:
@@ -166,7 +186,7 @@ def _editable_input(module: nn.Module, x: Tensor, x2: Tensor) -> Tensor:
 
 
 def _on_device(tables: ModuleTables, dense: Dense, side: str, device) -> Dense:
-    if dense is None or (dense.scale if dense.scale is not None else dense.shift).device == device:
+    if dense is None or dense.any_table().device == device:
         return dense
     key = ("dense", side, device)
     if key not in tables.cache:
@@ -202,7 +222,7 @@ def _dense_linear(module: nn.Linear, tables: ModuleTables, x: Tensor) -> Tensor:
     if out is None:
         return F.linear(x2, module.weight, module.bias).view(*x.shape[:-1], -1)
     out = _on_device(tables, out, "out", x.device)
-    if out.scale is None and not torch.is_grad_enabled():
+    if out.scale is None and out.plain and not torch.is_grad_enabled():
         folded = _folded_bias(module, tables, out.shift)
         if folded is not None:
             out.check_rows(x2.shape[0])
@@ -216,8 +236,11 @@ SMALL_M = 8  # up to this many rows the fused linear (a GEMV-shaped Triton kerne
 
 
 def _fusable(tables: ModuleTables) -> bool:
-    """One lane, and no additive part on the input side (the fused linear has none)."""
+    """One lane, no additive part on the input side and no ablation (the fused linear has
+    neither; those rows run F.linear and the row ops)."""
     lanes = max(len(tables.inputs), len(tables.outputs))
+    if any(t is not None and t.dir is not None for t in tables.inputs + tables.outputs):
+        return False
     return lanes == 1 and (not tables.inputs or tables.inputs[0].bias is None)
 
 
@@ -227,7 +250,7 @@ def _local(tables: ModuleTables, side: str, device) -> list:
     first = next((t for t in lanes if t is not None), None)
     if first is None:
         return lanes
-    if (first.mask if first.mask is not None else first.bias).device == device:
+    if first.any_table().device == device:
         return lanes
     key = (side, device)
     if key not in tables.cache:
@@ -280,7 +303,7 @@ def fast_linear_forward(module: nn.Linear, state: SteeringState, tables: ModuleT
 def _wrapped_tables(tables: ModuleTables, side: str, rows: Tensor, module: nn.Module) -> list:
     lanes = tables.inputs if side == "in" else tables.outputs
     first = next((t for t in lanes if t is not None), None)
-    full = (first.mask if first.mask is not None else first.bias).shape[1]
+    full = first.any_table().shape[1]
     columns = shard_columns(module, rows.shape[-1], full) if side == "in" else None
     if columns is None:
         return _local(tables, side, rows.device)
@@ -291,12 +314,16 @@ def _wrapped_tables(tables: ModuleTables, side: str, rows: Tensor, module: nn.Mo
 
 
 def _dense_shard(tables: ModuleTables, dense: Dense, side: str, rows: Tensor, module) -> Dense:
-    full = (dense.scale if dense.scale is not None else dense.shift).shape[-1]
+    full = dense.any_table().shape[-1]
     columns = shard_columns(module, rows.shape[-1], full) if side == "in" else None
     if columns is None:
         return _on_device(tables, dense, side, rows.device)
     key = ("dense", side, rows.device, columns.start, columns.stop)
     if key not in tables.cache:
+        if not dense.plain:
+            raise SteeringError(
+                "an ablation cannot run on a tensor-parallel input shard (it needs the whole row)"
+            )
         cut = lambda t: None if t is None else t[..., columns].to(rows.device).contiguous()  # noqa: E731
         tables.cache[key] = Dense(cut(dense.scale), cut(dense.shift), dense.rows)
     return tables.cache[key]
