@@ -25,6 +25,7 @@ class Affine:
     delta: Tensor | None
     bias: Tensor | None
     coef: Tensor | None
+    gated: bool = False  # set by slot_groups: the lane's interventions wait for the slot's gate
 
 
 def _strength(iv: Intervention) -> Tensor:
