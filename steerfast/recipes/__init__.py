@@ -1,6 +1,7 @@
 from .actadd import actadd
 from .caa import caa
+from .condition import condition
 from .laai import laai
 from .sadi import sadi
 
-__all__ = ["actadd", "caa", "sadi", "laai"]
+__all__ = ["actadd", "caa", "sadi", "laai", "condition"]
