@@ -114,8 +114,6 @@ class SteeringBank:
             from .packed import PackedRows  # continuous batching; patch(): slot 0 for every request
 
             self.packed_rows = PackedRows(self)
-        if self.gates.active and "cu_seq_lens_q" in kwargs:
-            self.gates.refuse_packed()
         packed = self.packed_rows(args, kwargs) if self.packed_rows is not None else None
         if packed is not None:
             self.state.dense = False

@@ -11,7 +11,7 @@ import torch
 
 import steerfast
 from steerfast.conditions import Condition
-from steerfast.errors import PlanError, SteeringError
+from steerfast.errors import PlanError
 from steerfast.plan import Intervention, SteeringPlan, describe
 from steerfast.recipes.capture import residual_input
 from steerfast.runtime.bank import SteeringBank
@@ -226,14 +226,83 @@ def test_revert_is_exact_and_removes_the_read_hooks():
     assert all(not layer._forward_pre_hooks for layer in layers)
 
 
-def test_continuous_batching_refuses_conditional_plans_clearly():
-    """A packed (continuous-batching) forward is refused before anything is steered."""
-    model = tiny_model("llama", seed=9)
-    plan, _ = _gated_plan(model, seed=16)
-    ids = torch.tensor([[5, 6, 7, 8]])
-    packed = dict(cu_seq_lens_q=torch.tensor([0, 4], dtype=torch.int32), position_ids=torch.arange(4)[None])
-    with steerfast.patch(model, plan), pytest.raises(SteeringError, match="continuous batching"):
-        model(input_ids=ids, **packed)
+def _cb(model, tok, prompts):
+    from transformers import GenerationConfig
+
+    from steerfast.serve.engine import cb_config
+
+    gc = GenerationConfig(max_new_tokens=5, do_sample=False, eos_token_id=-1, pad_token_id=0)
+    out = model.generate_batch(
+        [tok(p)["input_ids"] for p in prompts],
+        generation_config=gc,
+        continuous_batching_config=cb_config(2048, 256),
+        progress_bar=False,
+    )
+    return [o.generated_tokens for o in out.values()]
+
+
+def test_generate_batch_equals_each_request_alone_with_its_gate_forced():
+    model, tok = tiny_model("llama", seed=3), tiny_tokenizer()
+    model.generation_config.eos_token_id = None
+    prompts = ["hello there", "a", "the quick brown fox", "xyzzy 42", "good food", "zz top"]
+    rows = [tok(p)["input_ids"] for p in prompts]
+    base = SteeringPlan(_ivs(model, 21), "t")
+    pre = SteeringPlan([base.interventions[0]], "pre")
+    cond = _split_condition(model, rows, 1, 22, "mean", pre)
+    plan = base.when(cond, gated=[1, 2, 3])
+    gates = [s > cond.threshold for s in _scores(model, rows, cond, pre)]
+    assert any(gates) and not all(gates)
+    with steerfast.patch(model, plan):
+        got = _cb(model, tok, prompts)
+    kw = dict(max_new_tokens=5, min_new_tokens=5, do_sample=False, return_ids=True)
+    for p, r, g, out in zip(prompts, rows, gates, got):
+        _, ids = generate(model, tok, [p], [Steer(_forced(plan, g))], **kw)
+        assert ids[0, len(r) :].tolist() == out
+        _, wrong = generate(model, tok, [p], [Steer(_forced(plan, not g))], **kw)
+        assert wrong[0, len(r) :].tolist() != out  # the gate matters for this request
+
+
+def _packed_step(bank, requests, lens, positions, h_e0):
+    """One packed step driven by hand: the maps the engine step gets, with the read point fed
+    a residual stream whose e0 component is h_e0 per token (everything else 0)."""
+    from steerfast.runtime.packed import packed_row_maps
+
+    sizes = [len(p) for p in positions]
+    cu = torch.tensor([0] + list(torch.tensor(sizes).cumsum(0)), dtype=torch.int32)
+    pos = torch.tensor([[q for p in positions for q in p]])
+    n = pos.shape[1]
+    slot, plen = torch.tensor([0] * len(requests) + [-1]), torch.tensor(lens + [0])
+    maps = packed_row_maps(cu, pos, len(requests), n, slot, plen, bank.lane_code, bank.lane_n, bank.entries)
+    maps = bank.gates.packed_step(cu, pos, n, requests, slot, plen, maps)
+    h = torch.zeros(1, n, bank.model.config.hidden_size)
+    h[0, :, 0] = torch.tensor(h_e0, dtype=torch.float32)
+    bank.gates._reader(bank.gates.points[0])(None, (h,), {})
+    return pos[0].tolist(), bank.state.maps[0].tolist()
+
+
+def test_packed_gate_chunked_prefill_decode_and_re_prefill_keep_the_gate():
+    model = tiny_model("llama", seed=12)
+    e0 = torch.zeros(model.config.hidden_size)
+    e0[0] = 1.0
+    iv = Intervention(1, "attn.out", "add", torch.ones(model.config.hidden_size), "from_prompt_end", 1.0)
+    plan = SteeringPlan([iv], "t").when(Condition(1, e0, 0.0, ">", "mean"))
+    with steerfast.patch(model, plan) as handle:
+        bank = handle.bank
+        # step 1: A's whole prompt (3 tokens, on); B's first chunk (2 of its 4 prompt tokens)
+        _, m = _packed_step(bank, [("A", 1.0), ("B", 2.0)], [3, 4], [[0, 1, 2], [0, 1]], [1, 1, 1, -5, -5])
+        assert m == [-1, -1, 0, -1, -1]  # A's prompt end steered; B undecided and before its end
+        # step 2: A decodes (its h would say off); B's last chunk: mean (-5-5+9+9)/4 > 0, on
+        _, m = _packed_step(bank, [("A", 1.0), ("B", 2.0)], [3, 4], [[3], [2, 3]], [-100, 9, 9])
+        assert m == [0, -1, 0]
+        # step 3: A evicted and re-prefilled (prompt + generated, h says off): the gate holds
+        _, m = _packed_step(bank, [("A", 1.0)], [3], [[0, 1, 2, 3, 4]], [-100] * 5)
+        assert m == [-1, -1, 0, 0, 0]
+        # a new request reusing the id "A" (new stamp) is decided afresh: off
+        _, m = _packed_step(bank, [("A", 7.0)], [2], [[0, 1]], [-1, -1])
+        assert m == [-1, -1]
+        # a one-step prefill of B's prompt decides as the two chunks did
+        _, m = _packed_step(bank, [("C", 3.0)], [4], [[0, 1, 2, 3]], [-5, -5, 9, 9])
+        assert m == [-1, -1, -1, 0]
 
 
 # --- the plan format ------------------------------------------------------------------------
