@@ -54,6 +54,10 @@ def additive_vectors(model, sites: str, seed: int = 0) -> dict[int, torch.Tensor
 
 
 def build_plan(model, sites: str, seed: int = 0) -> SteeringPlan:
+    if sites == "cond-add":  # the conditional cell (bench/conditional.py)
+        from .conditional import conditional_plan
+
+        return conditional_plan(model, seed)
     if sites not in SITE_CONFIGS:
         raise ValueError(f"unknown site config {sites!r}; expected one of {SITE_CONFIGS}")
     if sites in ("1layer", "all-add"):
