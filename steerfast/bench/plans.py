@@ -27,6 +27,7 @@ from ..adapters import get_adapter, head_layout
 from ..plan import Intervention, SteeringPlan, model_hint
 
 SITE_CONFIGS = ("1layer", "all-add", "all-sadi")
+EXTRA_CONFIGS = ("cond-add",)  # cells of one group only (bench/conditional.py)
 SADI_HEADS = 2
 SADI_NEURONS = 32
 SADI_DELTA = 2.0
@@ -166,6 +167,7 @@ def random_plan(model, seed=0, policies=("prefix:3", "from_prompt_end", "prompt_
 
 __all__ = [
     "SITE_CONFIGS",
+    "EXTRA_CONFIGS",
     "build_plan",
     "mixed_plans",
     "random_plan",
