@@ -10,6 +10,7 @@ docs/architecture.md has the map of the package.
 from importlib.metadata import PackageNotFoundError, version
 
 from .adapters import Adapter, register_architecture
+from .conditions import Condition, Gate
 from .errors import ModelNotFoundError, PlanError, SteeringError, UnsupportedModelError
 from .hooks import apply_hooks
 from .models import load
@@ -32,6 +33,8 @@ __all__ = [
     "SteeringBank",
     "SteeringPlan",
     "Intervention",
+    "Condition",
+    "Gate",
     "apply_hooks",
     "register_architecture",
     "Adapter",

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from .adapters import SITES, get_adapter
+from .conditions import Gate, as_gate, check_gated
 from .errors import PlanError
 from .positions import parse_policy
 
@@ -146,6 +147,7 @@ class SteeringPlan:
     method: str = "custom"
     model: dict = field(default_factory=dict)  # model hint: model_type, hidden_size, num_hidden_layers
     meta: dict = field(default_factory=dict)  # recipe details (JSON-serialisable)
+    condition: Gate | None = None  # a per-request gate on some interventions (conditions.py)
 
     def __post_init__(self):
         if isinstance(self.interventions, tuple):
@@ -162,6 +164,9 @@ class SteeringPlan:
         self._check_hint()
         if not isinstance(self.meta, dict):
             raise PlanError(f"meta must be a dict, got {type(self.meta).__name__}")
+        if self.condition is not None:
+            self.condition = as_gate(self.condition)
+            check_gated(self.condition, self.interventions)
 
     def _check_hint(self) -> None:
         if not isinstance(self.model, dict):
@@ -231,18 +236,52 @@ class SteeringPlan:
             )
             for iv in self.interventions
         ]
-        return SteeringPlan(ivs, self.method, dict(self.model), dict(self.meta))
+        return SteeringPlan(ivs, self.method, dict(self.model), dict(self.meta), self.condition)
+
+    # --- conditions (steerfast/conditions.py) -------------------------------------------
+    def when(self, condition, gated=None) -> SteeringPlan:
+        """A copy whose interventions `gated` (indices; None = all) apply only to requests
+        whose prompt meets `condition` (a Condition, or conditions combined with & / |)."""
+        return SteeringPlan(
+            list(self.interventions),
+            self.method,
+            dict(self.model),
+            dict(self.meta),
+            as_gate(condition, gated),
+        )
+
+    def without_condition(self) -> SteeringPlan:
+        """The same interventions, every one applied (the gate forced on)."""
+        return SteeringPlan(list(self.interventions), self.method, dict(self.model), dict(self.meta))
+
+    def ungated(self) -> SteeringPlan | None:
+        """Only the interventions no gate holds (the gate forced off); None if all are gated."""
+        flags = self.condition.flags(len(self.interventions)) if self.condition else []
+        ivs = [iv for iv, g in zip(self.interventions, flags or [False] * len(self.interventions)) if not g]
+        return SteeringPlan(ivs, self.method, dict(self.model), dict(self.meta)) if ivs else None
 
     def __add__(self, other: SteeringPlan) -> SteeringPlan:
         if not isinstance(other, SteeringPlan):
             raise PlanError(
                 f"can only combine a SteeringPlan with another SteeringPlan, got {type(other).__name__}"
             )
+        if self.condition is not None and other.condition is not None:
+            raise PlanError(
+                "both plans carry a condition; a plan holds one gate (combine the conditions "
+                "with & or | and gate the combined plan with .when())"
+            )
+        n = len(self.interventions)
+        gate = self.condition
+        if other.condition is not None:
+            gate = other.condition.shifted(n, len(other.interventions))
+        elif gate is not None:
+            gate = gate.shifted(0, n)
         return SteeringPlan(
             self.interventions + other.interventions,
             f"{self.method}+{other.method}",
             dict(self.model or other.model),
             {"parts": [self.meta, other.meta]},
+            gate,
         )
 
     # --- validation ------------------------------------------------------------------
@@ -277,6 +316,19 @@ class SteeringPlan:
                     f"intervention {i}: {iv.site} of layer {iv.layer} has size {dim}, "
                     f"the plan's tensor has size {iv.dim}"
                 )
+        if self.condition is not None:
+            check_gated(self.condition, self.interventions)
+            width = getattr(cfg, "hidden_size", None)
+            for k, c in enumerate(self.condition.conditions):
+                c.check()
+                if c.layer >= n_layers:
+                    raise PlanError(
+                        f"condition {k}: layer {c.layer} out of range; the model has {n_layers} layers"
+                    )
+                if width is not None and c.dim != width:
+                    raise PlanError(
+                        f"condition {k}: the residual stream has size {width}, the condition vector {c.dim}"
+                    )
 
     # --- persistence -----------------------------------------------------------------
     def save(self, path: str | Path) -> None:
@@ -296,6 +348,9 @@ class SteeringPlan:
                 t = t.clone()
             seen.add(t.data_ptr())
             tensors[f"intervention.{i}"] = t
+        if self.condition is not None:
+            header["condition"] = self.condition.header()
+            tensors.update(self.condition.tensors())
         save_file(tensors, str(path), metadata={"steerfast": json.dumps(header)})
 
     @classmethod
@@ -331,7 +386,13 @@ class SteeringPlan:
         entries = header.get("interventions")
         if not isinstance(entries, list):
             raise PlanError(f"header 'interventions' must be a list, got {type(entries).__name__}")
-        extra = set(tensors) - {f"intervention.{i}" for i in range(len(entries))}
+        gate_h = header.get("condition")
+        n_cond = len(gate_h.get("conditions") or []) if isinstance(gate_h, dict) else 0
+        extra = (
+            set(tensors)
+            - {f"intervention.{i}" for i in range(len(entries))}
+            - {f"condition.{k}" for k in range(n_cond)}
+        )
         if extra:
             raise PlanError(f"tensors {sorted(extra)} belong to no intervention of the header")
         ivs = []
@@ -357,7 +418,8 @@ class SteeringPlan:
                 )
             except PlanError as exc:
                 raise PlanError(f"intervention {i}: {exc}") from None
-        return cls(ivs, header.get("method", "custom"), header.get("model", {}), header.get("meta", {}))
+        gate = None if gate_h is None else Gate.from_header(gate_h, tensors)
+        return cls(ivs, header.get("method", "custom"), header.get("model", {}), header.get("meta", {}), gate)
 
 
 def describe(plan: SteeringPlan) -> str:
@@ -367,6 +429,8 @@ def describe(plan: SteeringPlan) -> str:
             f"  layer {iv.layer:>3} {iv.site:<12} {iv.kind:<5} E={iv.entries} D={iv.dim} "
             f"positions={iv.positions} strength={iv.strength:g}"
         )
+    if plan.condition is not None:
+        rows.append(plan.condition.describe())
     return "\n".join(rows)
 
 

@@ -79,6 +79,7 @@ def variants(
 
 
 COMPILED = ["unsteered", "unsteered#2", "hooks[all-sadi]", "fused[all-sadi]"]
+COND = ["unsteered", "unsteered#2", "hooks[cond-add]", "fused[cond-add]", "bank[cond-add]", "fused[all-add]"]
 PREFILL_LONG = ["unsteered", "unsteered#2", "hooks[all-sadi]", "fused[all-sadi]", "bank[all-sadi]"]
 
 
@@ -121,6 +122,9 @@ def full_matrix() -> list[Group]:
         Group("default", "decode", 1, 32, engine="compile", variants=COMPILED),
         Group("default", "decode", 8, 32, engine="compile", variants=COMPILED + ["bank[all-sadi]"]),
         Group("default", "prefill", 8, 512, variants=PREFILL_LONG, rounds=2),
+        # issue 23: a conditional plan (all-add gated per request, half the rows gated in);
+        # 48 tokens so that its id (default/decode/b8/48tok) selects it alone with --only
+        Group("default", "decode", 8, 48, variants=COND),
         Group(
             "default",
             "prefill",

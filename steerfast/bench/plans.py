@@ -29,6 +29,7 @@ from ..adapters import get_adapter, head_layout
 from ..plan import Intervention, SteeringPlan, model_hint
 
 SITE_CONFIGS = ("1layer", "all-add", "all-sadi", "all-ablate")
+EXTRA_CONFIGS = ("cond-add",)  # cells of one group only (bench/conditional.py)
 SADI_HEADS = 2
 SADI_NEURONS = 32
 SADI_DELTA = 2.0
@@ -56,6 +57,10 @@ def additive_vectors(model, sites: str, seed: int = 0) -> dict[int, torch.Tensor
 
 
 def build_plan(model, sites: str, seed: int = 0) -> SteeringPlan:
+    if sites == "cond-add":  # the conditional cell (bench/conditional.py)
+        from .conditional import conditional_plan
+
+        return conditional_plan(model, seed)
     if sites not in SITE_CONFIGS:
         raise ValueError(f"unknown site config {sites!r}; expected one of {SITE_CONFIGS}")
     if sites in ("1layer", "all-add"):
@@ -168,6 +173,7 @@ def random_plan(model, seed=0, policies=("prefix:3", "from_prompt_end", "prompt_
 
 __all__ = [
     "SITE_CONFIGS",
+    "EXTRA_CONFIGS",
     "build_plan",
     "mixed_plans",
     "random_plan",

@@ -37,3 +37,10 @@ def demos(path, limit=None) -> list[tuple[str, str]]:
     rows = read_rows(path, limit)
     columns(path, rows, ("prompt", "target"))
     return [(r["prompt"], r["target"]) for r in rows]
+
+
+def labelled(path, limit=None) -> list[dict]:
+    """Condition prompts: columns prompt, label (and optionally split: train / dev / test)."""
+    rows = read_rows(path, limit)
+    columns(path, rows, ("prompt", "label"))
+    return rows

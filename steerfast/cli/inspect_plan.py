@@ -44,6 +44,7 @@ def summary(plan) -> dict:
         "meta": plan.meta,
         "layers": sorted({r["layer"] for r in rows}),
         "sites": sorted({r["site"] for r in rows}),
+        "condition": None if plan.condition is None else plan.condition.header(),
     }
 
 
@@ -61,6 +62,14 @@ def render(s: dict) -> str:
             f"{r['strength']:>9.4g} {r['entries']:>3} {r['dim']:>5} {r['norm']:>9.4g} "
             f"{r['applied_norm']:>9.4g} {r['nonzero']:>7}"
         )
+    gate = s.get("condition")
+    if gate is not None:
+        which = "all" if gate["gated"] is None else ", ".join(map(str, gate["gated"]))
+        lines.append(f"condition ({gate['op']}) gates intervention(s) {which}:")
+        for c in gate["conditions"]:
+            lines.append(
+                f"  c·{c['aggregate']}(h) at {c['site']} of layer {c['layer']} {c['comparator']} {c['threshold']:.6g}"
+            )
     lines.append("metadata:" if s["meta"] else "metadata: none")
     for k, v in s["meta"].items():
         text = json.dumps(v)

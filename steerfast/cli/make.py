@@ -1,5 +1,6 @@
-"""`steerfast make {actadd,caa,sadi,laai,ablation} DATA -o PLAN`: a plan from a JSONL/CSV file with
-the recipes in steerfast/recipes. PLAN ending in .gguf is written as a control vector."""
+"""`steerfast make {actadd,caa,sadi,laai,ablation,condition} DATA -o PLAN`: a plan from a JSONL/CSV
+file with the recipes in steerfast/recipes. PLAN ending in .gguf is written as a control vector
+(an ablation or a conditional plan cannot be one: refused)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from .common import add_model_arg, load_model, say
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "make",
-        help="make a plan (actadd, caa, sadi, laai, ablation) from a JSONL or CSV file",
+        help="make a plan (actadd, caa, sadi, laai, ablation, condition) from a JSONL or CSV file",
         description=__doc__,
     )
     recipes = p.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
@@ -54,6 +55,20 @@ def add_parser(sub) -> None:
     l.add_argument("--lr", type=float, default=0.05)
     l.add_argument("--seed", type=int, default=0)
 
+    g = _recipe(
+        recipes, "condition", "gate a plan by a condition fitted on labelled prompts (columns prompt, label)"
+    )
+    g.add_argument("--plan", required=True, help="the plan to gate (.safetensors)")
+    g.add_argument("--steer-label", default="steer", help="label of the prompts to steer (default 'steer')")
+    g.add_argument(
+        "--gated", type=_layers, default="all", help="'all' or comma-separated intervention indices"
+    )
+    g.add_argument(
+        "--layers", type=_layers, default="all", help="candidate layers (default: every layer allowed)"
+    )
+    g.add_argument("--aggregate", choices=("mean", "last", "both"), default="both")
+    g.add_argument("--seed", type=int, default=0)
+
 
 def _recipe(recipes, name, help_):
     p = recipes.add_parser(name, help=help_)
@@ -74,6 +89,13 @@ def run(args) -> int:
     from ..interop import save_plan
     from ..plan import describe
 
+    if args.recipe == "condition" and str(args.out).lower().endswith(".gguf"):
+        from ..errors import PlanError
+
+        raise PlanError(
+            f"--out {args.out}: a conditional plan cannot be a llama.cpp control vector (llama.cpp "
+            "steers every request unconditionally); write a .safetensors plan"
+        )
     data = _read(args)  # bad files fail before the model loads
     model, tok = load_model(args.model)
     say(f"running {args.recipe} on {len(data)} row(s) ...")
@@ -97,6 +119,8 @@ def _read(args):
         return inputs.pairs(args.data, limit)
     if args.recipe == "sadi":
         return inputs.contrastive(args.data, limit)
+    if args.recipe == "condition":
+        return inputs.labelled(args.data, limit)
     return inputs.demos(args.data, limit)
 
 
@@ -136,6 +160,52 @@ def _ablation(model, tok, data, args):
     ).plan
 
 
+def _condition(model, tok, data, args):
+    from ..plan import SteeringPlan
+    from ..recipes import condition
+    from .common import say as _say
+    from .tables import DataFileError
+
+    plan = SteeringPlan.load(args.plan)
+    gated = None if args.gated == "all" else args.gated
+    ivs = (
+        plan.interventions
+        if gated is None
+        else [plan.interventions[i] for i in gated if i < len(plan.interventions)]
+    )
+    first = min(iv.layer for iv in ivs)  # the gate is read at or before the earliest gated intervention
+    layers = list(range(first + 1)) if args.layers == "all" else args.layers
+    split = {}
+    for r in data:
+        split.setdefault(r.get("split") or "train", ([], []))[
+            0 if r["label"] == args.steer_label else 1
+        ].append(r["prompt"])
+    train = split.get("train", ([], []))
+    if not train[0] or not train[1]:
+        raise DataFileError(
+            f"{args.data}: needs prompts labelled {args.steer_label!r} and others in the train split "
+            f"(labels seen: {sorted({r['label'] for r in data})})"
+        )
+    fit = condition(
+        model,
+        tok,
+        train[0],
+        train[1],
+        layers=layers,
+        aggregates=("mean", "last") if args.aggregate == "both" else (args.aggregate,),
+        dev=split.get("dev") if all(split.get("dev", ([], []))) else None,
+        test=split.get("test") if all(split.get("test", ([], []))) else None,
+        seed=args.seed,
+    )
+    rep = fit.report()
+    test = "n/a" if rep["test_accuracy"] is None else f"{100 * rep['test_accuracy']:.1f}%"
+    _say(
+        f"condition: layer {rep['layer']} {rep['aggregate']} > {rep['threshold']:.4g}; "
+        f"dev accuracy {100 * rep['dev_accuracy']:.1f}%, test accuracy {test}"
+    )
+    return plan.when(fit.condition, gated)
+
+
 def _layers(text: str):
     if text == "all":
         return text
@@ -145,4 +215,11 @@ def _layers(text: str):
         raise argparse.ArgumentTypeError(f"'all' or comma-separated integers, got {text!r}") from None
 
 
-_RECIPES = {"actadd": _actadd, "caa": _caa, "sadi": _sadi, "laai": _laai, "ablation": _ablation}
+_RECIPES = {
+    "actadd": _actadd,
+    "caa": _caa,
+    "sadi": _sadi,
+    "laai": _laai,
+    "ablation": _ablation,
+    "condition": _condition,
+}

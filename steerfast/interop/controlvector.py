@@ -171,6 +171,13 @@ def export_gguf(
 
     if convention not in CONVENTIONS:
         raise PlanError(f"unknown convention {convention!r}; expected one of {', '.join(CONVENTIONS)}")
+    if getattr(plan, "condition", None) is not None:
+        raise PlanError(
+            "the plan is conditional (a per-request gate read from the prompt): a llama.cpp "
+            "control vector is applied to every request unconditionally and has no place for a "
+            "condition. Save it as .safetensors, or export plan.without_condition() to steer "
+            "every request"
+        )
     positions = {iv.positions for iv in plan.interventions}
     if len(positions) > 1:
         raise PlanError(f"a control vector has one position policy; the plan mixes {sorted(positions)}")

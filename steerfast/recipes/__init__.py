@@ -1,7 +1,8 @@
 from .ablation import ablation
 from .actadd import actadd
 from .caa import caa
+from .condition import condition
 from .laai import laai
 from .sadi import sadi
 
-__all__ = ["ablation", "actadd", "caa", "sadi", "laai"]
+__all__ = ["ablation", "actadd", "caa", "condition", "sadi", "laai"]

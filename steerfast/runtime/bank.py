@@ -23,6 +23,7 @@ from ..errors import SteeringError
 from ..plan import SteeringPlan
 from ..positions import CallTracker, parse_policy
 from .decode import decode_key, row_affines, slot_affines
+from .gates import BankGates
 from .lanes import slot_groups
 from .rows import POLICY_CODES, row_maps
 from .steered import (
@@ -71,6 +72,7 @@ class SteeringBank:
         self.plans: list[SteeringPlan | None] = [None] * slots
         self.device = execution_device(model)
         self.state = SteeringState()
+        self.gates = BankGates(self)  # conditional plans' per-request gates (runtime/gates.py)
         self.lock = threading.RLock()
         self.version = 0
         self.packed_rows: Callable[[tuple, dict], list[Tensor] | None] | None = None
@@ -123,6 +125,7 @@ class SteeringBank:
         # whose tensors do not change with the assignment: no recompile on assign())
         key = None
         decode = info.length == 1 and info.past >= max(tracker.prompt_tokens, 1)
+        decode = decode and not self.gates.active  # a gate is per row: the row maps carry it
         if decode and (self._uniform or not torch.compiler.is_compiling()):
             rows = None if self._row_slot is None else self._row_host
             key = decode_key(self._uniform, self._uniform_slot, rows, info.batch)
@@ -131,15 +134,11 @@ class SteeringBank:
             self._use_decode(key)
         else:
             dev = info.mask.device
-            self.state.set_maps(
-                row_maps(
-                    info,
-                    self._slots_for(info.batch, dev),
-                    self.lane_code.to(dev),
-                    self.lane_n.to(dev),
-                    self.entries,
-                )
-            )
+            slots = self._slots_for(info.batch, dev)
+            maps = row_maps(info, slots, self.lane_code.to(dev), self.lane_n.to(dev), self.entries)
+            if self.gates.active:
+                maps = self.gates.begin(info, slots, maps)
+            self.state.set_maps(maps)
         return base_forward(*args, **kwargs)
 
     # --- rows -> slots -------------------------------------------------------------------
@@ -244,6 +243,7 @@ class SteeringBank:
         else:
             self._zero()
         self._fill(groups)
+        self.gates.rebuild(self.plans, groups, lanes)
         self._per_slot = slot_affines(groups, self.device)
         self._decode_key = None
         if self._uniform:
@@ -374,6 +374,7 @@ class SteeringBank:
                 mt.live = False
             for h in self._handles:
                 h.remove()
+            self.gates.remove()
             for module, previous, ours in reversed(self._saved):
                 if module.__dict__.get("forward") is not ours:
                     continue

@@ -30,6 +30,7 @@ class Affine:
     coef: Tensor | None
     dir: Tensor | None = None  # (E, D) unit rows: ablated after the affine part
     alpha: Tensor | None = None  # (E,)
+    gated: bool = False  # set by slot_groups: the lane's interventions wait for the slot's gate
 
 
 def _strength(iv: Intervention) -> Tensor:

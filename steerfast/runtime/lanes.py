@@ -55,9 +55,12 @@ def slot_groups(adapter, model, plans) -> list[tuple]:
         if plan is None:
             continue
         sites = [adapter.site(model, iv.layer, iv.site) for iv in plan.interventions]
+        n = len(plan.interventions)
+        gated = plan.condition.flags(n) if getattr(plan, "condition", None) is not None else [False] * n
+        # a gated intervention never shares a lane with an ungated one: its lane's map is masked
         policies, lanes = lane_layout(
-            ((id(s.module), s.side), iv.positions, iv.kind == "ablate")
-            for s, iv in zip(sites, plan.interventions)
+            ((id(s.module), s.side), (iv.positions, g), iv.kind == "ablate")
+            for s, iv, g in zip(sites, plan.interventions, gated)
         )
         groups: dict[tuple, tuple] = {}
         for iv, site, lane in zip(plan.interventions, sites, lanes):
@@ -67,7 +70,8 @@ def slot_groups(adapter, model, plans) -> list[tuple]:
             aff = compose(ivs)
             if site.add_scale != 1.0 and aff.coef is not None:
                 aff.coef = aff.coef * site.add_scale
-            out.append((slot, lane, policies[lane], site.module, side, aff))
+            aff.gated = policies[lane][1]
+            out.append((slot, lane, policies[lane][0], site.module, side, aff))
     return out
 
 

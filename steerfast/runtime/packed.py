@@ -53,6 +53,14 @@ def request_key(request_id: str) -> str:
     return request_id.split("__child#", 1)[0]
 
 
+def request_identity(state) -> tuple[str, float | None]:
+    """(request key, creation stamp) for per-request state kept across steps (gates): a
+    re-queued (evicted, re-prefilled) request keeps its state object and stamp; a new request
+    reusing an id has a new stamp; forked children (stamp None) share their parent's."""
+    child = "__child#" in state.request_id
+    return request_key(state.request_id), None if child else getattr(state, "created_time", None)
+
+
 def prompt_length(state) -> int:
     """The request's true prompt length, also after the engine re-queued it with its
     generated tokens folded into `initial_tokens`."""
@@ -93,17 +101,31 @@ class PackedRows:
             else:
                 slots = [self.slot_of.get(request_key(fs.state.request_id), -1) for fs in states]
         lens = [prompt_length(fs.state) for fs in states]
-        return packed_row_maps(
+        seq_slot = torch.tensor(slots + [-1], dtype=torch.long)
+        seq_prompt_len = torch.tensor(lens + [0], dtype=torch.long)
+        maps = packed_row_maps(
             kwargs["cu_seq_lens_q"],
             kwargs["position_ids"],
             len(states),
             n_tokens,
-            torch.tensor(slots + [-1], dtype=torch.long),
-            torch.tensor(lens + [0], dtype=torch.long),
+            seq_slot,
+            seq_prompt_len,
             bank.lane_code.to(ref.device),
             bank.lane_n.to(ref.device),
             bank.entries,
         )
+        if bank.gates.active:  # conditional plans: each request's gate (runtime/gates.py)
+            requests = [request_identity(fs.state) for fs in states]
+            maps = bank.gates.packed_step(
+                kwargs["cu_seq_lens_q"],
+                kwargs["position_ids"],
+                n_tokens,
+                requests,
+                seq_slot,
+                seq_prompt_len,
+                maps,
+            )
+        return maps
 
 
 def packed_masks(

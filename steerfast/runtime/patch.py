@@ -44,7 +44,7 @@ class PatchHandle:
             )
             for i, iv in enumerate(self.plan.interventions)
         ]
-        self.plan = SteeringPlan(ivs, self.plan.method, self.plan.model, self.plan.meta)
+        self.plan = SteeringPlan(ivs, self.plan.method, self.plan.model, self.plan.meta, self.plan.condition)
         self.bank.load(0, self.plan)
 
     def revert(self) -> None:

@@ -7,7 +7,7 @@ import torch
 
 from steerfast.bench.check import check, load_thresholds
 from steerfast.bench.matrix import full_matrix, parse_variant, quick_matrix
-from steerfast.bench.plans import SITE_CONFIGS, build_plan
+from steerfast.bench.plans import EXTRA_CONFIGS, SITE_CONFIGS, build_plan
 from steerfast.bench.report import markdown, not_ahead, ratio_table, write
 from steerfast.bench.variants import PlanCache, build_variant, clone_sharing_weights
 from steerfast.testing import tiny_model
@@ -113,7 +113,7 @@ def test_matrices_are_well_formed():
             assert g.variants[:2] == ["unsteered", "unsteered#2"]
             for name in g.variants:
                 kind, sites = parse_variant(name)
-                assert sites is None or sites in SITE_CONFIGS
+                assert sites is None or sites in SITE_CONFIGS + EXTRA_CONFIGS
     assert parse_variant("fused[all-sadi]") == ("fused", "all-sadi")
 
 
