@@ -339,3 +339,40 @@ def test_bad_conditional_plans_are_refused():
         a + a
     combined = SteeringPlan(ivs[:1], "b") + a
     assert combined.condition.gated == (1,)
+
+
+def test_a_gated_ablation_equals_the_oracle_and_each_row_alone():
+    # the two halves of issue 23 together: an ablate lane masked by the slot's gate, in the bank
+    # beside an unconditioned ablation, prefill and decode, == hooks and == each row alone
+    model = tiny_model("llama", seed=4)
+    D = model.config.hidden_size
+    g = torch.Generator().manual_seed(11)
+    r = torch.randn(D, generator=g)
+    r = r / r.norm()
+    ivs = _ivs(model, 5)[:2] + [
+        Intervention(2, "mlp.out", "ablate", r, "from_prompt_end", 1.0),
+        Intervention(2, "mlp.out", "add", torch.randn(D, generator=g), "last", 1.5),
+    ]
+    base = SteeringPlan(ivs, "t")
+    pre = SteeringPlan([base.interventions[0]], "pre")
+    cond = _split_condition(model, ROWS, 1, 17, "mean", pre)
+    plan = base.when(cond, gated=[1, 2])
+    gates = [s > cond.threshold for s in _scores(model, ROWS, cond, pre)]
+    assert any(gates) and not all(gates)
+    with steerfast.apply_hooks(model, plan):
+        want, mask = _logits(model, ROWS)
+    with steerfast.patch(model, plan):
+        got, _ = _logits(model, ROWS)
+    assert (got - want)[mask].abs().max().item() <= TOL
+    for b, row in enumerate(ROWS):
+        alone = _alone(model, row, _forced(plan, gates[b]))
+        assert (got[b][mask[b]] - alone).abs().max().item() <= TOL
+    plain_ablate = SteeringPlan([Intervention(1, "attn.out", "ablate", r, "all", 1.0)], "abl")
+    slots = [0, 1, 0, 1, 0, -1]
+    with SteeringBank(model, slots=2) as bank:
+        bank.load_all({0: plan, 1: plain_ablate})
+        bank.assign(slots)
+        got, mask = _logits(model, ROWS)
+    for b, (row, s) in enumerate(zip(ROWS, slots)):
+        want = _alone(model, row, None if s < 0 else plain_ablate if s == 1 else _forced(plan, gates[b]))
+        assert (got[b][mask[b]] - want).abs().max().item() <= TOL
