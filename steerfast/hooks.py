@@ -56,8 +56,16 @@ def apply_hooks(model: nn.Module, plan: SteeringPlan) -> HookHandle:
     base = model.get_submodule(adapter.base)
     tracker = CallTracker(base.forward)
 
+    order: list[tuple[dict, int, bool]] = []  # (module's hook dict, hook id, goes last)
+
     def begin(mod, args, kwargs):
         tracker.begin(args, kwargs)
+        # docs/architecture.md, User hooks: the edit is part of the module's forward, as patch()
+        # does it, whenever the user's hooks were registered: pre-hook edits after theirs,
+        # forward-hook edits before theirs
+        for hooks, hid, last in order:
+            if hid in hooks:
+                hooks.move_to_end(hid, last=last)
 
     handles = [base.register_forward_pre_hook(begin, with_kwargs=True)]
     for iv in plan.interventions:
@@ -68,6 +76,7 @@ def apply_hooks(model: nn.Module, plan: SteeringPlan) -> HookHandle:
                 return (_edit(tracker, iv, args[0], a),) + tuple(args[1:])
 
             handles.append(site.module.register_forward_pre_hook(pre))
+            order.append((site.module._forward_pre_hooks, handles[-1].id, True))
         else:
 
             def post(mod, args, out, iv=iv, a=site.add_scale):
@@ -75,6 +84,7 @@ def apply_hooks(model: nn.Module, plan: SteeringPlan) -> HookHandle:
                     return (_edit(tracker, iv, out[0], a),) + out[1:]
                 return _edit(tracker, iv, out, a)
 
-            handles.append(site.module.register_forward_hook(post))
+            handles.append(site.module.register_forward_hook(post, prepend=True))
+            order.append((site.module._forward_hooks, handles[-1].id, False))
     model.__dict__["_steerfast_hooks"] = model.__dict__.get("_steerfast_hooks", 0) + 1
     return HookHandle(model, handles)

@@ -106,6 +106,9 @@ class SteeringBank:
 
         self._replace_forward(base, stack_forward)
         model.__dict__[_HANDLE_ATTR] = self
+        # pickle looks __reduce_ex__ up on the instance first: a clear error instead of a raw
+        # AttributeError from the patched modules' local forwards
+        model.__dict__["__reduce_ex__"] = self._refuse_pickle
 
     def _forward(self, tracker, base_forward, args, kwargs):
         if self.packed_rows is None and "cu_seq_lens_q" in kwargs:
@@ -146,7 +149,10 @@ class SteeringBank:
     @_normal_tensors
     def assign(self, row_slots) -> None:
         """Slot per batch row for the following forwards (-1 = unsteered), copied in place."""
-        t = torch.as_tensor(row_slots)
+        try:
+            t = torch.as_tensor(row_slots)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise SteeringError(f"row slots must be a 1-D list of ints, got {row_slots!r:.80}") from exc
         if t.dtype == torch.bool or t.is_floating_point() or t.is_complex() or t.dim() > 1:
             raise SteeringError(f"row slots must be a 1-D list of ints, got {row_slots!r}")
         t = t.to(torch.long).reshape(-1)
@@ -192,10 +198,16 @@ class SteeringBank:
 
     def load(self, slot: int, plan: SteeringPlan) -> None:
         """Put `plan` in `slot`. Validates first: on error the bank is unchanged."""
+        if plan is None:
+            raise SteeringError(
+                f"load({slot!r}, None): a slot takes a SteeringPlan; empty it with unload(slot)"
+            )
         self.load_all({slot: plan})
 
     def load_all(self, plans: dict) -> None:
         """Several slots at once ({slot: plan or None}), one rebuild; all or nothing."""
+        if not isinstance(plans, dict):
+            raise SteeringError(f"load_all() needs a dict {{slot: plan or None}}, got {type(plans).__name__}")
         self._check_live()
         for slot, plan in plans.items():
             self._check_slot(slot)
@@ -381,10 +393,14 @@ class SteeringBank:
             self._tables.clear()
             self.state.set_maps([])
             self.model.__dict__.pop(_HANDLE_ATTR, None)
+            self.model.__dict__.pop("__reduce_ex__", None)
             self.active = False
 
     def __deepcopy__(self, memo):
         raise SteeringError("a patched model cannot be copied: revert() it first, copy, then patch each copy")
+
+    def _refuse_pickle(self, protocol=None):
+        self.__reduce__()
 
     def __reduce__(self):
         raise SteeringError(
