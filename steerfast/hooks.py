@@ -63,9 +63,13 @@ def apply_hooks(model: nn.Module, plan: SteeringPlan) -> HookHandle:
         # docs/architecture.md, User hooks: the edit is part of the module's forward, as patch()
         # does it, whenever the user's hooks were registered: pre-hook edits after theirs,
         # forward-hook edits before theirs
+        # (several edits on one module keep plan order: the front ones are moved in reverse)
         for hooks, hid, last in order:
-            if hid in hooks:
-                hooks.move_to_end(hid, last=last)
+            if last and hid in hooks:
+                hooks.move_to_end(hid)
+        for hooks, hid, last in reversed(order):
+            if not last and hid in hooks:
+                hooks.move_to_end(hid, last=False)
 
     handles = [base.register_forward_pre_hook(begin, with_kwargs=True)]
     for iv in plan.interventions:
@@ -84,7 +88,7 @@ def apply_hooks(model: nn.Module, plan: SteeringPlan) -> HookHandle:
                     return (_edit(tracker, iv, out[0], a),) + out[1:]
                 return _edit(tracker, iv, out, a)
 
-            handles.append(site.module.register_forward_hook(post, prepend=True))
+            handles.append(site.module.register_forward_hook(post))
             order.append((site.module._forward_hooks, handles[-1].id, False))
     model.__dict__["_steerfast_hooks"] = model.__dict__.get("_steerfast_hooks", 0) + 1
     return HookHandle(model, handles)

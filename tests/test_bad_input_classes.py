@@ -187,9 +187,15 @@ def test_json_native_metadata_round_trips_exactly(model, tmp_path):
 
 
 # --- a user's hook and the steering edit: one order ---------------------------------------------
+OUT_PROJ = {  # layer 1's attention output projection: plain Linear (fast), GPT-2's Conv1D (wrapped)
+    "llama": lambda m: m.model.layers[1].self_attn.o_proj,
+    "gpt2": lambda m: m.transformer.h[1].attn.c_proj,
+}
+
+
 def _user_hooks(model, side):
     """A user's hook on o_proj of layer 1: x1.1 on its output, or +0.1 on its input."""
-    o_proj = model.model.layers[1].self_attn.o_proj
+    o_proj = OUT_PROJ[model.config.model_type](model)
     if side == "out":
         return o_proj.register_forward_hook(lambda mod, args, out: out * 1.1)
     return o_proj.register_forward_pre_hook(lambda mod, args: (args[0] + 0.1,))
@@ -197,10 +203,12 @@ def _user_hooks(model, side):
 
 @pytest.mark.parametrize("site, side", [("attn.out", "out"), ("attn.heads", "in"), ("attn.out", "in")])
 @pytest.mark.parametrize("user_first", [True, False])
-def test_user_hook_and_steering_edit_order_agree(model, site, side, user_first):
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_user_hook_and_steering_edit_order_agree(arch, site, side, user_first):
     """docs/architecture.md, User hooks: the edit is part of the module's forward: the user's
     forward pre-hooks run before it, their forward hooks after it, for patch() and apply_hooks,
     whichever was registered first. Same fp32 arithmetic: logits within 1e-5."""
+    model = tiny_model(arch, seed=1, num_hidden_layers=2)
     plan = _plan(model, site)
     clean = _logits(model)
     results = []
@@ -218,7 +226,7 @@ def test_user_hook_and_steering_edit_order_agree(model, site, side, user_first):
     assert torch.equal(_logits(model), clean)
     torch.testing.assert_close(results[0], results[1], atol=1e-5, rtol=0)
     # and the order is the documented one: hand-computed with the edit inside o_proj's forward
-    o_proj = model.model.layers[1].self_attn.o_proj
+    o_proj = OUT_PROJ[arch](model)
     t = plan.interventions[0].tensor[0]
     if site == "attn.out":
         edit = o_proj.register_forward_hook(lambda mod, args, out: out + t, prepend=True)

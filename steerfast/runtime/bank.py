@@ -76,6 +76,7 @@ class SteeringBank:
         self.packed_rows: Callable[[tuple, dict], list[Tensor] | None] | None = None
         self._saved: list[tuple[nn.Module, object, object]] = []
         self._handles: list = []
+        self._hook_order: list[tuple[dict, int, bool]] = []  # (module's hook dict, id, goes last)
         self._tables: dict[int, ModuleTables] = {}
         self._modules: dict[int, nn.Module] = {}
         self._layout = None
@@ -102,6 +103,9 @@ class SteeringBank:
             if torch.compiler.is_compiling():
                 return bank._forward(tracker, base_forward, args, kwargs)
             with bank.lock:
+                for hooks, hid, last in bank._hook_order:
+                    if hid in hooks:
+                        hooks.move_to_end(hid, last=last)
                 return bank._forward(tracker, base_forward, args, kwargs)
 
         self._replace_forward(base, stack_forward)
@@ -318,10 +322,15 @@ class SteeringBank:
             self._replace_forward(module, fast_linear_forward(module, self.state, tables))
         else:
             tables.realisation = "wrapped"
-            self._handles.append(
-                module.register_forward_pre_hook(wrapped_pre_hook(self.state, tables), with_kwargs=True)
-            )
-            self._handles.append(module.register_forward_hook(wrapped_post_hook(self.state, tables)))
+            # docs/architecture.md, User hooks: the edit is part of the module's forward, so it
+            # runs after the user's pre-hooks and before their forward hooks (kept so per call)
+            pre = module.register_forward_pre_hook(wrapped_pre_hook(self.state, tables), with_kwargs=True)
+            post = module.register_forward_hook(wrapped_post_hook(self.state, tables), prepend=True)
+            self._handles += [pre, post]
+            self._hook_order += [
+                (module._forward_pre_hooks, pre.id, True),
+                (module._forward_hooks, post.id, False),
+            ]
 
     def _zero(self) -> None:
         self.lane_code.fill_(-1)
@@ -389,6 +398,7 @@ class SteeringBank:
                 else:
                     module.forward = previous
             self._handles.clear()
+            self._hook_order.clear()
             self._saved.clear()
             self._tables.clear()
             self.state.set_maps([])
