@@ -241,6 +241,13 @@ def get_adapter(model: nn.Module) -> Adapter:
             "(see steerfast/adapters.py and docs/architectures.md)"
         )
     adapter = REGISTRY[model_type]
+    try:
+        model.get_submodule(adapter.base)
+    except AttributeError:
+        raise UnsupportedModelError(
+            f"{type(model).__name__} has no {adapter.base!r} submodule: steerfast steers the causal-LM model "
+            f"with its LM head (e.g. AutoModelForCausalLM), not the bare decoder stack"
+        ) from None
     if model_type == "falcon" and not _falcon_parallel(model.config):
         adapter = Adapter(**{**adapter.__dict__, "parallel": False})
     if model_type == "gpt_neox" and not getattr(model.config, "use_parallel_residual", True):

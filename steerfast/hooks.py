@@ -113,8 +113,20 @@ def apply_hooks(model: nn.Module, plan: SteeringPlan) -> HookHandle:
     base = model.get_submodule(adapter.base)
     tracker = CallTracker(base.forward)
 
+    order: list[tuple[dict, int, bool]] = []  # (module's hook dict, hook id, goes last)
+
     def begin(mod, args, kwargs):
         tracker.begin(args, kwargs)
+        # docs/architecture.md, User hooks: the edit is part of the module's forward, as patch()
+        # does it, whenever the user's hooks were registered: pre-hook edits after theirs,
+        # forward-hook edits before theirs
+        # (several edits on one module keep plan order: the front ones are moved in reverse)
+        for hooks, hid, last in order:
+            if last and hid in hooks:
+                hooks.move_to_end(hid)
+        for hooks, hid, last in reversed(order):
+            if not last and hid in hooks:
+                hooks.move_to_end(hid, last=False)
 
     handles = [base.register_forward_pre_hook(begin, with_kwargs=True)]
     gate: dict = {}
@@ -134,6 +146,7 @@ def apply_hooks(model: nn.Module, plan: SteeringPlan) -> HookHandle:
                 return (_edit(tracker, iv, x, a, columns, g),) + tuple(args[1:])
 
             handles.append(site.module.register_forward_pre_hook(pre))
+            order.append((site.module._forward_pre_hooks, handles[-1].id, True))
         else:
 
             def post(mod, args, out, iv=iv, a=site.add_scale, g=g):
@@ -142,5 +155,6 @@ def apply_hooks(model: nn.Module, plan: SteeringPlan) -> HookHandle:
                 return _edit(tracker, iv, out, a, gate=g)
 
             handles.append(site.module.register_forward_hook(post))
+            order.append((site.module._forward_hooks, handles[-1].id, False))
     model.__dict__["_steerfast_hooks"] = model.__dict__.get("_steerfast_hooks", 0) + 1
     return HookHandle(model, handles)

@@ -23,6 +23,36 @@ FORMAT = "steerfast.plan/1"
 KINDS = ("add", "scale", "ablate")
 UNIT_TOL = 1e-4  # an ablate direction row must have norm 1 within this (it is a projection)
 RESIDUAL_SITES = ("embed.out", "attn.out", "mlp.out")
+# |strength| * max|tensor| of one intervention: beyond it an add or a scale of an fp32/bf16 stream
+# can overflow (norms square the stream; 1e6 squared stays far below fp32's 3.4e38 even summed
+# over every layer's edit), so such plans are refused up front instead of giving inf/NaN logits.
+MAX_EDIT = 1e6
+
+
+def _check_json_native(value, where: str = "meta") -> None:
+    """Only what JSON gives back unchanged: dict with str keys, list, str, int, finite float, bool, None."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise PlanError(f"{where} is {value!r}: plan metadata must be finite (JSON has no NaN/inf)")
+        return
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_json_native(v, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise PlanError(
+                    f"{where} has key {k!r} ({type(k).__name__}): plan metadata keys must be strings"
+                )
+            _check_json_native(v, f"{where}[{k!r}]")
+        return
+    raise PlanError(
+        f"{where} is a {type(value).__name__} ({value!r:.60}): plan metadata must be JSON-native "
+        "(dict with str keys, list, str, int, float, bool, None) to load back unchanged"
+    )
 
 
 def _strength(value) -> float:
@@ -91,6 +121,11 @@ class Intervention:
             )
         if not t.is_floating_point():
             raise PlanError(f"intervention tensor must be floating point, got {t.dtype}")
+        if t.is_meta:
+            raise PlanError(
+                f"intervention tensor at layer {self.layer}, {self.site} is on the meta device (no values); "
+                "materialise it (e.g. .to('cpu') after loading real weights)"
+            )
         want = n if name == "prefix" else 1
         if t.shape[0] != want:
             raise PlanError(
@@ -112,7 +147,12 @@ class Intervention:
                     f"layer {self.layer}, {self.site} has norms {[round(v, 6) for v in norms.tolist()]}: "
                     "normalise the direction first"
                 )
-        _strength(self.strength)
+        edit = abs(_strength(self.strength)) * float(t.abs().max())
+        if edit > MAX_EDIT:
+            raise PlanError(
+                f"intervention at layer {self.layer}, {self.site}: |strength| x max|tensor| = {edit:.3g} "
+                f"(strength {self.strength!r}) exceeds {MAX_EDIT:g}, beyond which logits can overflow"
+            )
 
     @property
     def entries(self) -> int:
@@ -332,7 +372,11 @@ class SteeringPlan:
 
     # --- persistence -----------------------------------------------------------------
     def save(self, path: str | Path) -> None:
+        """Refuses (PlanError) metadata that JSON would not give back unchanged (tuples, int keys)."""
         from safetensors.torch import save_file
+
+        _check_json_native(self.meta)
+        _check_json_native(self.model, "model hint")
 
         header = {
             "format": FORMAT,

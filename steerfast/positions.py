@@ -29,7 +29,7 @@ def parse_policy(text: str) -> tuple[str, int]:
     if name not in POLICIES:
         raise PlanError(f"unknown positions {text!r}; expected one of prefix:N, " + ", ".join(POLICIES[1:]))
     if name == "prefix":
-        if not arg.isdigit() or int(arg) < 1:
+        if not (arg.isascii() and arg.isdigit()) or int(arg) < 1:
             raise PlanError(f"positions {text!r}: prefix needs a positive length, e.g. 'prefix:4'")
         return name, int(arg)
     if arg:

@@ -189,8 +189,20 @@ def _restore_rows(bank, state) -> None:
 
 
 def _prepare(model, tokenizer, prompts: Sequence[str], steer: Sequence[SteerSpec] | None):
-    if isinstance(prompts, str):
-        raise SteeringError("prompts must be a list of strings")
+    if isinstance(prompts, str) or not isinstance(prompts, (list, tuple)):
+        raise SteeringError(f"prompts must be a list of strings, got {type(prompts).__name__}")
+    if not prompts:
+        raise SteeringError("prompts is empty: pass at least one prompt string")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str):
+            raise SteeringError(f"prompts[{i}] must be a string, got {type(p).__name__} ({p!r:.60})")
+    if isinstance(steer, (Steer, SteeringPlan)) or (
+        steer is not None and not isinstance(steer, (list, tuple))
+    ):
+        raise SteeringError(
+            f"steer must be a list with one entry per prompt (None, a SteeringPlan or a Steer), "
+            f"got a bare {type(steer).__name__}; write steer=[...]"
+        )
     specs = [None] * len(prompts) if steer is None else [_as_steer(s) for s in steer]
     if len(specs) != len(prompts):
         raise SteeringError(f"{len(prompts)} prompts but {len(specs)} steer entries")
@@ -253,6 +265,10 @@ def stream(model, tokenizer, prompt: str, steer: SteerSpec = None, **gen_kwargs)
     """Yield the steered completion of one prompt piece by piece (HF TextIteratorStreamer)."""
     from transformers import TextIteratorStreamer
 
+    if not isinstance(prompt, str):
+        raise SteeringError(
+            f"stream() takes one prompt string, got {type(prompt).__name__}; use generate() for a list"
+        )
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     errors: list[BaseException] = []
 

@@ -20,8 +20,17 @@ from .capture import residual_input
 def actadd(
     model, tokenizer, positive: str, negative: str, layer: int, coeff: float = 5.0, pad_text: str = " "
 ) -> SteeringPlan:
+    for name, text in (("positive", positive), ("negative", negative)):
+        if not isinstance(text, str):
+            raise PlanError(
+                f"ActAdd {name} must be a prompt string, got {type(text).__name__} ({text!r:.60})"
+            )
     if not positive or not negative:
         raise PlanError("ActAdd needs two non-empty prompts")
+    if not isinstance(layer, int) or isinstance(layer, bool):
+        raise PlanError(f"layer must be an int, got {layer!r}")
+    if not isinstance(pad_text, str):
+        raise PlanError(f"pad_text must be a string, got {type(pad_text).__name__}")
     pos_ids, neg_ids = tokenize_texts(tokenizer, [positive, negative])
     pad = tokenizer(pad_text, add_special_tokens=False)["input_ids"]
     if len(pad) != 1:

@@ -36,6 +36,7 @@ recipes/laai_select.py), which also refuses to return a plan when nothing helps 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -328,6 +329,8 @@ def laai(
     test (McNemar, Bonferroni over the candidates, level `alpha`) is returned; when none does,
     `NoGainError` is raised and no plan is made. The choice is in plan.meta["selection"].
     """
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+        raise PlanError(f"seed must be an int, got {seed!r}")
     if dev is not None:
         from .laai_select import select
 

@@ -78,6 +78,7 @@ class SteeringBank:
         self.packed_rows: Callable[[tuple, dict], list[Tensor] | None] | None = None
         self._saved: list[tuple[nn.Module, object, object]] = []
         self._handles: list = []
+        self._hook_order: list[tuple[dict, int, bool]] = []  # (module's hook dict, id, goes last)
         self._tables: dict[int, ModuleTables] = {}
         self._modules: dict[int, nn.Module] = {}
         self._layout = None
@@ -104,10 +105,16 @@ class SteeringBank:
             if torch.compiler.is_compiling():
                 return bank._forward(tracker, base_forward, args, kwargs)
             with bank.lock:
+                for hooks, hid, last in bank._hook_order:
+                    if hid in hooks:
+                        hooks.move_to_end(hid, last=last)
                 return bank._forward(tracker, base_forward, args, kwargs)
 
         self._replace_forward(base, stack_forward)
         model.__dict__[_HANDLE_ATTR] = self
+        # pickle looks __reduce_ex__ up on the instance first: a clear error instead of a raw
+        # AttributeError from the patched modules' local forwards
+        model.__dict__["__reduce_ex__"] = self._refuse_pickle
 
     def _forward(self, tracker, base_forward, args, kwargs):
         if self.packed_rows is None and "cu_seq_lens_q" in kwargs:
@@ -145,7 +152,10 @@ class SteeringBank:
     @_normal_tensors
     def assign(self, row_slots) -> None:
         """Slot per batch row for the following forwards (-1 = unsteered), copied in place."""
-        t = torch.as_tensor(row_slots)
+        try:
+            t = torch.as_tensor(row_slots)
+        except (TypeError, ValueError, RuntimeError) as exc:
+            raise SteeringError(f"row slots must be a 1-D list of ints, got {row_slots!r:.80}") from exc
         if t.dtype == torch.bool or t.is_floating_point() or t.is_complex() or t.dim() > 1:
             raise SteeringError(f"row slots must be a 1-D list of ints, got {row_slots!r}")
         t = t.to(torch.long).reshape(-1)
@@ -191,10 +201,16 @@ class SteeringBank:
 
     def load(self, slot: int, plan: SteeringPlan) -> None:
         """Put `plan` in `slot`. Validates first: on error the bank is unchanged."""
+        if plan is None:
+            raise SteeringError(
+                f"load({slot!r}, None): a slot takes a SteeringPlan; empty it with unload(slot)"
+            )
         self.load_all({slot: plan})
 
     def load_all(self, plans: dict) -> None:
         """Several slots at once ({slot: plan or None}), one rebuild; all or nothing."""
+        if not isinstance(plans, dict):
+            raise SteeringError(f"load_all() needs a dict {{slot: plan or None}}, got {type(plans).__name__}")
         self._check_live()
         for slot, plan in plans.items():
             self._check_slot(slot)
@@ -309,10 +325,15 @@ class SteeringBank:
             self._replace_forward(module, fast_linear_forward(module, self.state, tables))
         else:
             tables.realisation = "wrapped"
-            self._handles.append(
-                module.register_forward_pre_hook(wrapped_pre_hook(self.state, tables), with_kwargs=True)
-            )
-            self._handles.append(module.register_forward_hook(wrapped_post_hook(self.state, tables)))
+            # docs/architecture.md, User hooks: the edit is part of the module's forward, so it
+            # runs after the user's pre-hooks and before their forward hooks (kept so per call)
+            pre = module.register_forward_pre_hook(wrapped_pre_hook(self.state, tables), with_kwargs=True)
+            post = module.register_forward_hook(wrapped_post_hook(self.state, tables), prepend=True)
+            self._handles += [pre, post]
+            self._hook_order += [
+                (module._forward_pre_hooks, pre.id, True),
+                (module._forward_hooks, post.id, False),
+            ]
 
     def _zero(self) -> None:
         self.lane_code.fill_(-1)
@@ -383,14 +404,19 @@ class SteeringBank:
                 else:
                     module.forward = previous
             self._handles.clear()
+            self._hook_order.clear()
             self._saved.clear()
             self._tables.clear()
             self.state.set_maps([])
             self.model.__dict__.pop(_HANDLE_ATTR, None)
+            self.model.__dict__.pop("__reduce_ex__", None)
             self.active = False
 
     def __deepcopy__(self, memo):
         raise SteeringError("a patched model cannot be copied: revert() it first, copy, then patch each copy")
+
+    def _refuse_pickle(self, protocol=None):
+        self.__reduce__()
 
     def __reduce__(self):
         raise SteeringError(

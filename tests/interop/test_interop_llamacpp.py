@@ -39,28 +39,61 @@ def _print(results, weights, case):
         print(f"{weights} {case:<10} cos {a['cosine']:.4f} rel {a['rel_error']:.3f} {a['prompt']!r}")
 
 
+# Margins against llama.cpp's arithmetic come from its own measured noise on the same inputs,
+# never from one machine's figures (its quantised dot products differ between instruction sets).
+# noise_floor = ‖unsteered llama.cpp − unsteered steerfast‖ for that prompt, measured in the same run:
+# on the Q4_1 file that is llama.cpp's quantisation gap (Q4 weights, Q8 activations) against the fp32
+# dequantisation. The shift error is (steered gap) − (unsteered gap): two such gaps, each about the
+# noise floor, and the steered one larger because Q8's per-block scale grows with the steered
+# activations; NOISE_GAPS = 4 allows twice the triangle bound of two equal gaps.
+NOISE_GAPS = 4.0
+SIGNAL_OVER_NOISE = 5.0  # a shift well above the engines' gap, else the comparison says nothing
+
+
+def _within_noise(a):
+    error = a["rel_error"] * a["norm_steerfast"]  # ‖shift_llama − shift_steerfast‖
+    return (
+        error <= NOISE_GAPS * a["noise_floor"] and a["norm_steerfast"] > SIGNAL_OVER_NOISE * a["noise_floor"]
+    )
+
+
+def _noise_report(results, weights, case):
+    return [
+        (
+            a["prompt"],
+            round(a["rel_error"] * a["norm_steerfast"] / a["noise_floor"], 2),
+            round(a["cosine"], 4),
+        )
+        for a in results[weights][case]
+    ]
+
+
 def test_exported_vector_shifts_logits_like_steerfast_on_the_q4_gguf(results):
-    """Q4_1 with 8-bit activations vs the fp32 dequantisation: the direction must match."""
+    """Q4_1 with 8-bit activations vs the fp32 dequantisation: the shifts agree within
+    NOISE_GAPS x llama.cpp's own unsteered gap on each prompt."""
     _print(results, "Q4_1", "exported")
+    print("Q4_1 exported error/noise_floor, cosine:", _noise_report(results, "Q4_1", "exported"))
     for a in results["Q4_1"]["exported"]:
-        assert a["cosine"] > 0.98, a
-        assert a["rel_error"] < 0.3, a
-        assert a["norm_steerfast"] > 5 * a["noise_floor"], a  # a shift well above the engines' gap
+        assert _within_noise(a), a
 
 
 def test_llamacpp_generator_file_imported_steers_the_same_way(results):
     _print(results, "Q4_1", "generator")
+    print("Q4_1 generator error/noise_floor, cosine:", _noise_report(results, "Q4_1", "generator"))
     for a in results["Q4_1"]["generator"]:
-        assert a["cosine"] > 0.99 and a["rel_error"] < 0.2, a
+        assert _within_noise(a), a
 
 
 def test_mapping_is_exact_on_identical_weights(results):
-    """F32 copy of the same GGUF: only arithmetic order separates the engines."""
+    """F32 copy of the same GGUF: the weights and the arithmetic are the same fp32 ops on both sides,
+    only summation order differs (rounding ~1e-6 relative), so the tight bound stays: a mapping
+    error (one block off, a wrong scale) moves the cosine by >= 1e-3 (test_one_block_off_is_detected)."""
     _print(results, "F32", "exported")
     _print(results, "F32", "generator")
     for case in ("exported", "generator"):
+        print(f"F32 {case} error/noise_floor, cosine:", _noise_report(results, "F32", case))
         for a in results["F32"][case]:
-            assert a["cosine"] > 0.9999 and a["rel_error"] < 0.01, (case, a)
+            assert a["cosine"] >= 0.99999 and a["rel_error"] < 0.01, (case, a)
 
 
 def test_one_block_off_is_detected(results):
