@@ -8,20 +8,14 @@ refused rather than silently run greedy. Errors are OpenAI-shaped JSON:
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from ..errors import SteeringError
-from ..plan import SteeringPlan
 from .engine import Engine, EngineBusy, SteerEntry, UnknownPlan
-
-MAX_UPLOAD = 64 << 20
 
 
 class HTTPError(Exception):
@@ -86,8 +80,12 @@ def _sampling(body: dict) -> None:
         )
 
 
-def create_app(engine: Engine, model_name: str = "steerfast") -> FastAPI:
+def create_app(engine: Engine, model_name: str = "steerfast", ops=None) -> FastAPI:
+    """ops: an OpsConfig (steerfast/serve/ops.py: keys, limits, --plan-dir, logs); None = defaults."""
+    from .ops import install
+
     app = FastAPI(title="steerfast serve")
+    install(app, engine, ops)  # security + access log middleware, plan routes, /metrics
     tok = engine.tokenizer
     eos = tok.eos_token_id
 
@@ -104,72 +102,9 @@ def create_app(engine: Engine, model_name: str = "steerfast") -> FastAPI:
     async def health():
         return {"status": "ok", "model": model_name, "running": engine.manager.is_running()}
 
-    @app.get("/metrics")
-    async def metrics():
-        return engine.metrics()
-
     @app.get("/v1/models")
     async def models():
         return {"object": "list", "data": [{"id": model_name, "object": "model", "owned_by": "steerfast"}]}
-
-    @app.get("/v1/steering/plans")
-    async def list_plans():
-        with engine._lock:
-            items = list(engine.plans.items())
-        return {
-            "object": "list",
-            "slots": engine.bank.slots,
-            "data": [
-                {
-                    "name": n,
-                    "method": p.method,
-                    "interventions": len(p.interventions),
-                    "sites": sorted({f"{iv.layer}:{iv.site}" for iv in p.interventions}),
-                    "positions": sorted({iv.positions for iv in p.interventions}),
-                }
-                for n, (_, p) in items
-            ],
-        }
-
-    @app.post("/v1/steering/plans")
-    async def upload_plan(request: Request, name: str = ""):
-        """Body: the plan's safetensors file (as written by SteeringPlan.save); ?name=..."""
-        data = await request.body()
-        if not data:
-            raise HTTPError(
-                400, "empty upload: send the plan's .safetensors bytes as the body", "invalid_plan"
-            )
-        if len(data) > MAX_UPLOAD:
-            raise HTTPError(413, f"plan upload over {MAX_UPLOAD >> 20} MiB", "too_large")
-
-        def load():
-            with tempfile.TemporaryDirectory() as d:
-                path = Path(d) / "plan.safetensors"
-                path.write_bytes(data)
-                try:
-                    plan = SteeringPlan.load(path)
-                except SteeringError:
-                    raise
-                except Exception as exc:  # safetensors / JSON header parse errors
-                    raise SteeringError(f"not a steerfast plan file: {exc}") from None
-            engine.add_plan(name, plan)
-            return plan
-
-        try:
-            plan = await run_in_threadpool(load)
-        except EngineBusy as exc:
-            raise HTTPError(409, str(exc), "bank_full") from exc
-        except SteeringError as exc:
-            code = "plan_exists" if "already loaded" in str(exc) else "invalid_plan"
-            raise HTTPError(409 if code == "plan_exists" else 422, str(exc), code) from exc
-        return JSONResponse(
-            {"name": name, "method": plan.method, "interventions": len(plan.interventions)}, status_code=201
-        )
-
-    @app.delete("/v1/steering/plans/{name}")
-    async def delete_plan(name: str):
-        engine.remove_plan(name)
-        return {"name": name, "deleted": True}
 
     async def _prepare(body: dict, prompt: str):
         _sampling(body)

@@ -20,6 +20,7 @@ from steerfast.serve.app import chat_prompt
 from steerfast.steered_generation import Steer, generate
 
 pytestmark = pytest.mark.slow
+OCTET = {"content-type": "application/octet-stream"}  # plan uploads (415 otherwise)
 
 NEW = 6
 PROMPTS = ["The weather today is", "My favourite food is"]
@@ -75,6 +76,7 @@ def server(plans, tmp_path_factory):
         "32",
         "--threads",
         "1",
+        "--allow-plan-uploads",
     ]
     for name in ("caa", "actadd", "sadi", "laai"):
         cmd += ["--plan", f"{name}={paths[name]}"]
@@ -150,7 +152,7 @@ def _complete(client, prompt, entries, new=NEW, **kw):
 
 def test_health_and_metrics(server):
     assert httpx.get(server + "/health", timeout=10).json()["status"] == "ok"
-    m = httpx.get(server + "/metrics", timeout=10).json()
+    m = httpx.get(server + "/v1/steering/stats", timeout=10).json()
     assert m["resident_plans"] == ["actadd", "caa", "laai", "sadi"]
     assert m["slots"] == 8 and m["queue_depth"] >= 0
 
@@ -169,7 +171,7 @@ def test_16_concurrent_requests_8_configurations_each_equals_its_solo_run(
     client, default_model, plans, server
 ):
     jobs = [(name, prompt) for name in CONFIGS for prompt in PROMPTS]
-    before = httpx.get(server + "/metrics", timeout=10).json()["requests_total"]
+    before = httpx.get(server + "/v1/steering/stats", timeout=10).json()["requests_total"]
     with ThreadPoolExecutor(len(jobs)) as pool:
         futures = [pool.submit(_complete, client, p, CONFIGS[n]) for n, p in jobs]
         got = [f.result(timeout=600).model_extra["token_ids"] for f in futures]
@@ -177,7 +179,7 @@ def test_16_concurrent_requests_8_configurations_each_equals_its_solo_run(
     mismatched = [jobs[i] for i in range(len(jobs)) if got[i] != want[i]]
     assert not mismatched, f"differs from its solo run: {mismatched}"
     assert len({tuple(w) for w in want}) >= 12  # the configurations really differ
-    assert httpx.get(server + "/metrics", timeout=10).json()["requests_total"] - before == len(jobs)
+    assert httpx.get(server + "/v1/steering/stats", timeout=10).json()["requests_total"] - before == len(jobs)
 
 
 def test_streaming_equals_non_streaming_chat(client, default_model, plans):
@@ -212,6 +214,7 @@ def test_upload_and_delete_while_requests_are_in_flight(client, server, default_
         server + "/v1/steering/plans",
         params={"name": "sadi_b"},
         content=paths["sadi"].read_bytes(),
+        headers=OCTET,
         timeout=60,
     )
     assert up.status_code == 201, up.text
@@ -220,7 +223,7 @@ def test_upload_and_delete_while_requests_are_in_flight(client, server, default_
     with ThreadPoolExecutor(len(jobs)) as pool:
         futures = [pool.submit(_complete, client, p, e, 10) for p, e in jobs]
         deadline = time.time() + 120
-        while httpx.get(server + "/metrics", timeout=10).json()["requests_active"] < 1:
+        while httpx.get(server + "/v1/steering/stats", timeout=10).json()["requests_active"] < 1:
             assert time.time() < deadline, "requests never became active"
             time.sleep(0.05)
         # while they run: delete the plan some of them use, upload another, use it
@@ -229,10 +232,11 @@ def test_upload_and_delete_while_requests_are_in_flight(client, server, default_
             server + "/v1/steering/plans",
             params={"name": "laai_b"},
             content=paths["laai"].read_bytes(),
+            headers=OCTET,
             timeout=60,
         )
         assert up.status_code == 201, up.text
-        active = httpx.get(server + "/metrics", timeout=10).json()["requests_active"]
+        active = httpx.get(server + "/v1/steering/stats", timeout=10).json()["requests_active"]
         late = _complete(client, PROMPTS[1], [{"plan": "laai_b"}]).model_extra["token_ids"]
         got = [f.result(timeout=600).model_extra["token_ids"] for f in futures]
     assert active >= 1  # the changes happened mid-flight
@@ -316,7 +320,9 @@ def test_bad_request_gets_4xx_and_the_server_keeps_serving(case, server, client,
     else:
         name = "caa" if payload is None else "incoming"
         data = plans[1]["caa"].read_bytes() if payload is None else payload
-        r = httpx.post(server + "/v1/steering/plans", params={"name": name}, content=data, timeout=60)
+        r = httpx.post(
+            server + "/v1/steering/plans", params={"name": name}, content=data, headers=OCTET, timeout=60
+        )
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert err["code"] == code and err["message"]
@@ -331,12 +337,20 @@ def test_bank_full_is_a_clear_error(server, plans):
         for name in extra:
             assert (
                 httpx.post(
-                    server + "/v1/steering/plans", params={"name": name}, content=data, timeout=60
+                    server + "/v1/steering/plans",
+                    params={"name": name},
+                    content=data,
+                    headers=OCTET,
+                    timeout=60,
                 ).status_code
                 == 201
             )
         r = httpx.post(
-            server + "/v1/steering/plans", params={"name": "one_too_many"}, content=data, timeout=60
+            server + "/v1/steering/plans",
+            params={"name": "one_too_many"},
+            content=data,
+            headers=OCTET,
+            timeout=60,
         )
         assert r.status_code == 409 and r.json()["error"]["code"] == "bank_full"
         assert "8 slots" in r.json()["error"]["message"]
