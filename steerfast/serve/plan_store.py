@@ -42,15 +42,22 @@ class PlanStore:
         return self.dir / f"{name}{SUFFIX}"
 
     def saved(self) -> dict[str, Path]:
-        """name -> file of every complete plan; removes partial uploads a crash left behind."""
+        """name -> file of every complete plan (partial uploads are never listed)."""
         out = {}
         for entry in sorted(os.listdir(self.dir)):
             p = self.dir / entry
-            if entry.endswith(PARTIAL) and p.is_file():
-                p.unlink()
-            elif entry.endswith(SUFFIX) and not entry.startswith(".") and p.is_file():
+            if entry.endswith(SUFFIX) and not entry.startswith(".") and p.is_file():
                 out[entry[: -len(SUFFIX)]] = p
         return out
+
+    def clear_partials(self) -> list[str]:
+        """Remove the partial uploads a crash left behind (at start, before serving)."""
+        gone = []
+        for entry in sorted(os.listdir(self.dir)):
+            if entry.endswith(PARTIAL) and (self.dir / entry).is_file():
+                (self.dir / entry).unlink()
+                gone.append(entry)
+        return gone
 
     def partial(self, name: str) -> Path:
         return self.dir / f".{name}.{secrets.token_hex(8)}{PARTIAL}"

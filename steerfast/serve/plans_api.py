@@ -60,6 +60,7 @@ def add_checked(engine, name: str, plan: SteeringPlan, table_budget: int) -> Non
 
 def restore(engine, store: PlanStore, table_budget: int) -> list[str]:
     """Load every complete plan file of the store (at start); a bad file stops the start."""
+    store.clear_partials()
     names = []
     for name, path in store.saved().items():
         try:
