@@ -12,7 +12,7 @@ histograms when the engine keeps them) are read when Prometheus scrapes.
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 ENDPOINTS = (
@@ -107,6 +107,13 @@ class _EngineCollector:
         "kv_blocks_total": ("steerfast_kv_blocks_total", "Paged KV cache blocks"),
     }
 
+    COUNTERS = {  # the engine's own counts since start
+        "requests_total": ("steerfast_engine_requests", "Requests the engine took"),
+        "requests_failed": ("steerfast_engine_requests_failed", "Requests whose generation failed"),
+        "tokens_generated": ("steerfast_engine_tokens_generated", "Tokens the engine generated"),
+        "prompt_tokens": ("steerfast_engine_prompt_tokens", "Prompt tokens the engine took"),
+    }
+
     def __init__(self, metrics: ServeMetrics):
         self.metrics = metrics
 
@@ -123,13 +130,21 @@ class _EngineCollector:
         if engine is None:
             return
         try:
-            figures = engine.metrics()
+            figures = dict(engine.metrics())
         except Exception:  # a scrape must not fail because the engine is stopping
             figures = {}
+        if "kv_blocks_used" not in figures:
+            figures.update(_kv_blocks(engine))
         for key, (name, doc) in self.GAUGES.items():
             value = figures.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 fam = GaugeMetricFamily(name, doc)
+                fam.add_metric([], value)
+                yield fam
+        for key, (name, doc) in self.COUNTERS.items():
+            value = figures.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                fam = CounterMetricFamily(name, doc)
                 fam.add_metric([], value)
                 yield fam
         plans = figures.get("resident_plans")
@@ -143,6 +158,18 @@ class _EngineCollector:
             fam.add_metric([], 1 if running() else 0)
             yield fam
         yield from _engine_histograms(figures)
+
+
+def _kv_blocks(engine) -> dict:
+    """Paged-cache use from transformers' cache (its public num_blocks / compute_free_capacity),
+    where the engine does not report it itself; nothing while no batch processor runs."""
+    try:
+        cache = engine.manager.batch_processor.cache
+        total = int(cache.num_blocks)
+        used = round(total * (1.0 - float(cache.compute_free_capacity(relative=True))))
+    except Exception:
+        return {}
+    return {"kv_blocks_used": used, "kv_blocks_total": total}
 
 
 def _engine_histograms(figures: dict):

@@ -14,6 +14,11 @@ from pathlib import Path
 import httpx
 
 OCTET = {"content-type": "application/octet-stream"}
+# the character tokenizer has none; chat requests need one (printable ASCII only)
+CHAT_TEMPLATE = (
+    "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant: {% endif %}"
+)
 
 
 def free_port() -> int:
@@ -29,7 +34,9 @@ def tiny_model_dir(folder: Path) -> Path:
     path = folder / "tiny-llama"
     if not path.exists():
         tiny_model("llama").save_pretrained(path)
-        tiny_tokenizer().save_pretrained(path)
+        tok = tiny_tokenizer()
+        tok.chat_template = CHAT_TEMPLATE
+        tok.save_pretrained(path)
     return path
 
 
