@@ -25,23 +25,33 @@ from ..plan import SteeringPlan
 from ..positions import parse_policy
 from ..runtime.bank import SteeringBank
 from ..runtime.packed import PackedRows
+from .device import on_compute_stream
+from .prefix import PrefixKeys, prepare_manager
 
 PAGE = 64
 
 
-def cb_config(kv_tokens: int = 16384, max_batch_tokens: int = 1024):
+def cb_config(kv_tokens: int = 16384, max_batch_tokens: int = 1024, prefix_cache: bool = False):
     """A bounded paged cache (left alone, the engine sizes it from free memory: ~15 GB on CPU).
 
-    Prefix block sharing is off: a shared block would carry one request's steered KV into
-    another request's prompt.
+    Prefix block sharing (`prefix_cache`) may be on only where the cache is keyed by steering
+    configuration (serve/prefix.py, as the Engine does): unkeyed, a shared block would carry
+    one request's steered KV into another's prompt, so it is off by default.
+
+    CUDA graphs are off explicitly: a captured graph replays the row maps and table pointers
+    of its capture, while the bank rebuilds the maps on the host every step and reallocates
+    its tables when a plan with a new layout loads. Async double-buffering (on by default
+    only with graphs) is off with them.
     """
     from transformers import ContinuousBatchingConfig
 
     return ContinuousBatchingConfig(
-        allow_block_sharing=False,
+        allow_block_sharing=prefix_cache,
         page_size=PAGE,
         num_blocks=max(8, kv_tokens // PAGE),
         max_batch_tokens=max_batch_tokens,
+        use_cuda_graph=False,
+        use_async_batching=False,
     )
 
 
@@ -82,6 +92,7 @@ class Engine:
         max_new_tokens: int = 256,
         kv_tokens: int = 16384,
         max_batch_tokens: int = 1024,
+        prefix_cache: bool = True,
     ):
         from transformers import GenerationConfig
         from transformers.generation.continuous_batching.utils import WorkloadHints
@@ -108,14 +119,17 @@ class Engine:
             eos_token_id=eos if eos is not None else -1,
             pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos,
         )
-        # shared prefix blocks would carry one request's steered KV into another's
-        cb = cb_config(kv_tokens, max_batch_tokens)
+        # prefix blocks are shared only within one steering configuration (serve/prefix.py)
+        self.prefix_keys = PrefixKeys() if prefix_cache else None
+        cb = cb_config(kv_tokens, max_batch_tokens, prefix_cache=prefix_cache)
         hints = WorkloadHints(
             max_prompt_length=max_prompt_tokens, max_generated_length=max_new_tokens, num_requests=64
         )
         self.manager = model.init_continuous_batching(
             generation_config=gen, continuous_batching_config=cb, workload_hints=hints
         )
+        if self.prefix_keys is not None:
+            prepare_manager(self.manager, self.prefix_keys)
         self.manager.start()
 
     # --- named plans -------------------------------------------------------------------
@@ -193,7 +207,8 @@ class Engine:
                 loading = True
         if loading:
             try:
-                self.bank.load(slot, plan)  # waits for the step in progress
+                with on_compute_stream(self.manager):  # ordered with the steps' kernels (CUDA)
+                    self.bank.load(slot, plan)  # waits for the step in progress
             except BaseException:
                 with self._lock:
                     self._slot_key[slot] = None
@@ -245,6 +260,8 @@ class Engine:
             with self.rows.lock:
                 if slot >= 0:
                     self.rows.slot_of[rid] = slot
+            if self.prefix_keys is not None:
+                self.prefix_keys.register(rid, key, len(ids))
             self.manager.register_result_handler(rid, outputs.put_nowait)
             self.stats["requests_total"] += 1
             self.active += 1
@@ -266,6 +283,8 @@ class Engine:
                 self.manager.cancel_request(rid)
             with self.rows.lock:
                 self.rows.slot_of.pop(rid, None)
+            if self.prefix_keys is not None:
+                self.prefix_keys.forget(rid)
             self.release(slot)
 
     def metrics(self) -> dict:
