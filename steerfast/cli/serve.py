@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import threading
@@ -41,6 +42,20 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--max-prompt-tokens", type=int, default=1024, help="longest prompt, in tokens")
     p.add_argument("--max-tokens", type=int, default=256, help="largest max_tokens a request may ask")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+
+    dev = p.add_argument_group("device and caching")
+    dev.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda or cuda:N")
+    dev.add_argument(
+        "--dtype",
+        default="float32",
+        help="model weights and activations: float32, bfloat16 or float16 (bf16, fp16, fp32); "
+        "steering tables stay float32",
+    )
+    dev.add_argument(
+        "--no-prefix-cache",
+        action="store_true",
+        help="no KV prefix sharing (on by default, only between requests with the same steering)",
+    )
 
     sec = p.add_argument_group("security and limits")
     sec.add_argument(
@@ -165,6 +180,7 @@ def run(args) -> int:
 
     from ..models import load
     from ..serve.app import create_app
+    from ..serve.device import parse_device, parse_dtype
     from ..serve.engine import Engine
     from ..serve.plans_api import add_checked, check_name, load_plan_file
 
@@ -173,9 +189,16 @@ def run(args) -> int:
     _logging(args)
     ops = ops_config(args)
     ops.security.check()
-    model, tok = load(args.model)
+    device, dtype = parse_device(args.device), parse_dtype(args.dtype)
+    model, tok = load(args.model, dtype=dtype)
+    model.to(device)
     engine = Engine(
-        model, tok, slots=args.slots, max_prompt_tokens=args.max_prompt_tokens, max_new_tokens=args.max_tokens
+        model,
+        tok,
+        slots=args.slots,
+        max_prompt_tokens=args.max_prompt_tokens,
+        max_new_tokens=args.max_tokens,
+        prefix_cache=not args.no_prefix_cache,
     )
     try:
         for spec in args.plan:
@@ -225,16 +248,25 @@ def draining_server(config, engine, admission, drain_s: float):
                 self.should_exit = self.force_exit = True
                 return
             self.drain_started = True
-            threading.Thread(target=self.drain, name="steerfast-drain", daemon=True).start()
+            try:  # the signal arrives on the main thread, the one running the event loop
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            threading.Thread(target=self.drain, args=(loop,), name="steerfast-drain", daemon=True).start()
 
-        def drain(self):
+        def drain(self, loop):
             log = logging.getLogger("steerfast.serve")
             log.info("signal: draining for up to %.1f s", drain_s)
             admission.draining = True
             deadline = time.monotonic() + drain_s
             engine_drain = getattr(engine, "drain", None)
-            if callable(engine_drain):
-                engine_drain(drain_s)
+            try:
+                if asyncio.iscoroutinefunction(engine_drain) and loop is not None:
+                    asyncio.run_coroutine_threadsafe(engine_drain(drain_s), loop).result(drain_s + 10)
+                elif callable(engine_drain):
+                    engine_drain(drain_s)
+            except Exception:  # still stop: a failed drain must not keep the process up
+                log.exception("engine drain failed")
             while admission.in_flight and time.monotonic() < deadline:
                 time.sleep(0.05)
             log.info("drained (%d requests still in flight); stopping", admission.in_flight)
