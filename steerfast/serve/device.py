@@ -48,11 +48,6 @@ def parse_device(name: str) -> torch.device:
     return torch.device("cuda", index)
 
 
-def check_dtype_on(device: torch.device, dtype: torch.dtype) -> None:
-    if device.type == "cpu" and dtype == torch.float16:
-        raise SteeringError("--dtype float16 is not supported on CPU (use bfloat16 or float32)")
-
-
 def compute_stream(manager):
     """The stream the manager's steps run on (None on CPU, or before its processor exists)."""
     bp = getattr(manager, "batch_processor", None)
