@@ -100,12 +100,18 @@ def test_loads_run_on_the_managers_compute_stream(engine):
     assert torch.cpu.current_stream() is not stream
 
 
+def _tokens(out) -> list[int]:
+    """Engine output tokens (`Generated.token_ids`; transformers' `generated_tokens` before)."""
+    ids = getattr(out, "token_ids", None)
+    return list(ids if ids is not None else out.generated_tokens)
+
+
 def _greedy(engine, ids, entries, n):
     async def go():
         out = None
         async for out in engine.generate(ids, entries, n):
             pass
-        return list(out.generated_tokens)
+        return _tokens(out)
 
     return asyncio.run(go())
 

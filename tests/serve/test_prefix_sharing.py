@@ -80,6 +80,12 @@ def engine(plans):
     eng.close()
 
 
+def _tokens(out) -> list[int]:
+    """Engine output tokens (`Generated.token_ids`; transformers' `generated_tokens` before)."""
+    ids = getattr(out, "token_ids", None)
+    return list(ids if ids is not None else out.generated_tokens)
+
+
 def ids_of(text):
     return tiny_tokenizer()(text)["input_ids"]
 
@@ -89,7 +95,7 @@ def _run(engine, ids, entries, new=NEW):
         out = None
         async for out in engine.generate(ids, entries, new):
             pass
-        return list(out.generated_tokens)
+        return _tokens(out)
 
     return asyncio.run(go())
 
@@ -99,7 +105,7 @@ def _run_many(engine, jobs):
         out = None
         async for out in engine.generate(ids, entries, NEW):
             pass
-        return list(out.generated_tokens)
+        return _tokens(out)
 
     async def go():
         return await asyncio.gather(*(one(p, e) for p, e in jobs))
