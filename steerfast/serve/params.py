@@ -39,3 +39,11 @@ class Generated:
     top_logprobs: list[list[tuple[int, float]]] | None = None  # per token: (id, logprob), best first
     prompt_tokens: int = 0
     extra: dict = field(default_factory=dict)
+
+    # the names of transformers' GenerationOutput, for callers written against it
+    @property
+    def generated_tokens(self) -> list[int]:
+        return self.token_ids
+
+    def is_finished(self) -> bool:
+        return self.finished
