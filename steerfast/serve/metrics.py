@@ -5,8 +5,8 @@ and status, request duration, tokens in / out (from each response's `usage`, or 
 `token_ids` when a stream has no usage chunk), requests per steering plan, and, for streamed
 responses, time to first token and inter-token latency as the client sees them (first
 content chunk after the request arrived; gap between content chunks). The engine's own
-figures (requests active, queue depth, slots busy, KV cache use, and its TTFT / inter-token
-histograms when the engine keeps them) are read when Prometheus scrapes.
+figures (requests active, queue depth, slots busy, KV cache use, its counters and its TTFT /
+inter-token histograms over every request) are read when Prometheus scrapes.
 """
 
 from __future__ import annotations
@@ -112,6 +112,16 @@ class _EngineCollector:
         "requests_failed": ("steerfast_engine_requests_failed", "Requests whose generation failed"),
         "tokens_generated": ("steerfast_engine_tokens_generated", "Tokens the engine generated"),
         "prompt_tokens": ("steerfast_engine_prompt_tokens", "Prompt tokens the engine took"),
+        "requests_cancelled": (
+            "steerfast_engine_requests_cancelled",
+            "Requests cancelled (client gone, drain)",
+        ),
+        "manager_restarts": (
+            "steerfast_engine_manager_restarts",
+            "Times the engine restarted its manager loop",
+        ),
+        "failed_steps": ("steerfast_engine_failed_steps", "Engine steps that raised"),
+        "steps": ("steerfast_engine_steps", "Engine steps run"),
     }
 
     def __init__(self, metrics: ServeMetrics):
@@ -172,9 +182,15 @@ def _kv_blocks(engine) -> dict:
     return {"kv_blocks_used": used, "kv_blocks_total": total}
 
 
+ENGINE_HISTOGRAMS = {
+    "ttft_seconds": "Engine: request added to its first token (a non-streamed request: to its output)",
+    "inter_token_seconds": "Engine: gap between successive outputs of a request",
+}
+
+
 def _engine_histograms(figures: dict):
-    """Histograms the engine keeps itself: figures["histograms"][name] =
-    {"buckets": [(upper bound, cumulative count), ...], "sum": s, "count": n}."""
+    """Histograms the engine keeps itself (Engine.metrics()["histograms"][name] =
+    {"buckets": [(upper bound, cumulative count), ..., (inf, count)], "sum": s, "count": n})."""
     for name, h in (figures.get("histograms") or {}).items():
         try:
             buckets = [(str(float(le)), int(c)) for le, c in h["buckets"]]
@@ -182,7 +198,8 @@ def _engine_histograms(figures: dict):
                 buckets.append(("+Inf", int(h["count"])))
             else:
                 buckets[-1] = ("+Inf", buckets[-1][1])
-            fam = HistogramMetricFamily(f"steerfast_engine_{name}", f"engine histogram {name}")
+            doc = ENGINE_HISTOGRAMS.get(name, f"Engine histogram {name}")
+            fam = HistogramMetricFamily(f"steerfast_engine_{name}", doc)
             fam.add_metric([], buckets, float(h["sum"]))
             yield fam
         except (KeyError, TypeError, ValueError):

@@ -75,6 +75,9 @@ def test_counts_move_by_what_was_sent(server):
     out = delta(after, before, "steerfast_generation_tokens_total")
     assert out >= r.usage.completion_tokens + 1  # the completion's 5 + the stream's tokens
     assert delta(after, before, "steerfast_engine_tokens_generated_total") >= r.usage.completion_tokens
+    # the engine's own histograms: one first token for each of the two generations
+    assert delta(after, before, "steerfast_engine_ttft_seconds_count") == 2
+    assert delta(after, before, "steerfast_engine_ttft_seconds_bucket", le="+Inf") == 2
 
     for gauge in ("steerfast_queue_depth", "steerfast_slots_busy", "steerfast_requests_in_flight"):
         assert after[(gauge, ())] == 0, gauge  # nothing in flight once the responses are in
