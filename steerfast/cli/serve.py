@@ -23,6 +23,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--model", default="smollm2-135m-instruct", help="model name or path (steerfast.models.load)"
     )
     p.add_argument(
+        "--served-model-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another name a request's 'model' may give (repeatable); other names get 404 model_not_found",
+    )
+    p.add_argument(
         "--host", default="127.0.0.1", help="address to bind; on loopback the Host header is checked"
     )
     p.add_argument("--port", type=int, default=8000, help="port to bind")
@@ -207,7 +214,7 @@ def run(args) -> int:
                 raise SystemExit(f"--plan takes NAME=PATH, got {spec!r}")
             check_name(name)
             add_checked(engine, name, load_plan_file(path), ops.max_plan_table_bytes)
-        app = create_app(engine, args.model, ops)
+        app = create_app(engine, args.model, ops, served_names=tuple(args.served_model_name))
         config = uvicorn.Config(
             app,
             host=args.host,

@@ -54,7 +54,9 @@ class Server:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
+        self.model = str(model_dir)  # the served model's name (requests must name it)
         cmd = [sys.executable, "-m", "steerfast", "serve", "--model", str(model_dir)]
+        cmd += ["--served-model-name", "m"]  # the tests' requests say model="m"
         cmd += ["--port", str(self.port), "--threads", "1", "--max-prompt-tokens", "48", "--max-tokens", "64"]
         cmd += list(args)
         self._log = open(log_path, "a")

@@ -6,9 +6,6 @@ Plans come from the recipes on small data (steerfast.serve.demo_plans), built on
 """
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -50,63 +47,14 @@ def plans(default_model, tmp_path_factory):
     return built, paths
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(plans, tmp_path_factory):
+def server(plans, start_server):
     _, paths = plans
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("server") / "server.log", "w+")
-    cmd = [
-        sys.executable,
-        "-m",
-        "steerfast",
-        "serve",
-        "--port",
-        str(port),
-        "--slots",
-        "8",
-        "--max-prompt-tokens",
-        "64",
-        "--max-tokens",
-        "32",
-        "--threads",
-        "1",
-        "--allow-plan-uploads",
-    ]
+    flags = ["--served-model-name", "smollm2", "--slots", "8", "--max-prompt-tokens", "64"]
+    flags += ["--max-tokens", "32", "--allow-plan-uploads"]
     for name in ("caa", "actadd", "sadi", "laai"):
-        cmd += ["--plan", f"{name}={paths[name]}"]
-    proc = subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TQDM_DISABLE": "1"}
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 240
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"server exited with {proc.returncode}:\n{log.read()[-3000:]}")
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline:
-                pytest.fail("server did not answer /health within 240 s")
-            time.sleep(0.5)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+        flags += ["--plan", f"{name}={paths[name]}"]
+    return start_server(*flags).base
 
 
 @pytest.fixture(scope="module")
@@ -292,11 +240,13 @@ BAD = {
         "invalid_request",
         lambda s, t: ("json", {"prompt": "Hi", "max_tokens": 10_000}),
     ),
-    "sampling asked": (
+    "temperature out of range": (
         400,
-        "unsupported_sampling",
-        lambda s, t: ("json", {"prompt": "Hi", "temperature": 0.8}),
+        "invalid_request",
+        lambda s, t: ("json", {"prompt": "Hi", "temperature": 2.5}),
     ),
+    "unknown field": (400, "unknown_field", lambda s, t: ("json", {"prompt": "Hi", "best_of_all": 2})),
+    "unknown model": (404, "model_not_found", lambda s, t: ("json", {"prompt": "Hi", "model": "gpt-4"})),
     "corrupt upload": (422, "invalid_plan", lambda s, t: ("upload", os.urandom(2048))),
     "foreign upload": (422, "invalid_plan", lambda s, t: ("upload", _foreign_plan_bytes(t))),
     "duplicate name": (409, "plan_exists", lambda s, t: ("upload", None)),
