@@ -41,11 +41,15 @@ def test_counts_move_by_what_was_sent(server):
     c = openai.OpenAI(base_url=server.base + "/v1", api_key=KEY, timeout=120, max_retries=0)
     before = scrape(server)
     r = c.completions.create(
-        model="m", prompt=f"{SECRET} a", max_tokens=5, temperature=0, extra_body={"steering": [{"plan": "p"}]}
+        model=server.model,
+        prompt=f"{SECRET} a",
+        max_tokens=5,
+        temperature=0,
+        extra_body={"steering": [{"plan": "p"}]},
     )
     chunks = list(
         c.chat.completions.create(
-            model="m",
+            model=server.model,
             messages=[{"role": "user", "content": "Hi"}],
             max_tokens=6,
             temperature=0,
@@ -56,7 +60,9 @@ def test_counts_move_by_what_was_sent(server):
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=server.base + "/v1", api_key="wrong", max_retries=0).models.list()
     with pytest.raises(openai.NotFoundError):
-        c.completions.create(model="m", prompt="a", max_tokens=2, extra_body={"steering": [{"plan": "nope"}]})
+        c.completions.create(
+            model=server.model, prompt="a", max_tokens=2, extra_body={"steering": [{"plan": "nope"}]}
+        )
     after = scrape(server)
 
     req = "steerfast_requests_total"
@@ -91,7 +97,11 @@ def test_one_access_log_line_per_request_without_prompt_text(server):
     c = openai.OpenAI(base_url=server.base + "/v1", api_key=KEY, timeout=120, max_retries=0)
     n0 = server.log().count("steerfast.access")
     c.completions.create(
-        model="m", prompt=f"{SECRET} b", max_tokens=3, temperature=0, extra_body={"steering": [{"plan": "p"}]}
+        model=server.model,
+        prompt=f"{SECRET} b",
+        max_tokens=3,
+        temperature=0,
+        extra_body={"steering": [{"plan": "p"}]},
     )
     httpx.get(server.base + "/v1/models", timeout=30)  # 401
     time.sleep(0.2)

@@ -41,7 +41,7 @@ def _upload(s, name, path) -> int:
 def _steered(s, plan) -> str:
     c = openai.OpenAI(base_url=s.base + "/v1", api_key="unused", timeout=120, max_retries=0)
     r = c.completions.create(
-        model="m", prompt=PROMPT, max_tokens=12, temperature=0, extra_body={"steering": [{"plan": plan}]}
+        model=s.model, prompt=PROMPT, max_tokens=12, temperature=0, extra_body={"steering": [{"plan": plan}]}
     )
     return r.choices[0].text
 
@@ -61,7 +61,7 @@ def test_uploads_and_deletes_survive_kill_9_also_mid_upload(files):
         assert httpx.delete(s.base + "/v1/steering/plans/p2", timeout=30).status_code == 200
         before = _steered(s, "p1")
         unsteered = openai.OpenAI(base_url=s.base + "/v1", api_key="x", max_retries=0).completions.create(
-            model="m", prompt=PROMPT, max_tokens=12, temperature=0
+            model=s.model, prompt=PROMPT, max_tokens=12, temperature=0
         )
         assert before != unsteered.choices[0].text  # the plan really steers
         # p3: half of its bytes sent chunked, then kill -9 while the server holds a partial file

@@ -97,9 +97,9 @@ def test_every_endpoint_but_health_needs_the_api_key(server, method, path, body,
 
 def test_openai_client_with_and_without_the_key(server):
     with pytest.raises(openai.AuthenticationError):
-        _client(server, "wrong").completions.create(model="m", prompt="Hello", max_tokens=2)
+        _client(server, "wrong").completions.create(model=server.model, prompt="Hello", max_tokens=2)
     r = _client(server).completions.create(
-        model="m", prompt="Hello", max_tokens=3, extra_body={"steering": [{"plan": "p"}]}
+        model=server.model, prompt="Hello", max_tokens=3, extra_body={"steering": [{"plan": "p"}]}
     )
     assert r.usage.completion_tokens == 3
     assert _client(server, ADMIN).models.list().data  # the admin key is an API key too
@@ -270,24 +270,26 @@ def test_missing_host_header_is_400(server):
 def test_prompt_characters_are_limited_before_tokenising(server):
     c = _client(server)
     with pytest.raises(openai.BadRequestError) as e:
-        c.completions.create(model="m", prompt="a" * (PROMPT_CHARS + 1), max_tokens=2)
+        c.completions.create(model=server.model, prompt="a" * (PROMPT_CHARS + 1), max_tokens=2)
     assert e.value.body["code"] == "prompt_too_long" and str(PROMPT_CHARS) in e.value.body["message"]
     msgs = [{"role": "user", "content": "a" * (PROMPT_CHARS // 2 + 1)}] * 2  # the sum counts
     with pytest.raises(openai.BadRequestError) as e:
-        c.chat.completions.create(model="m", messages=msgs, max_tokens=2)
+        c.chat.completions.create(model=server.model, messages=msgs, max_tokens=2)
     assert e.value.body["code"] == "prompt_too_long"
-    assert c.completions.create(model="m", prompt="a" * 20, max_tokens=2).usage.completion_tokens == 2
+    assert (
+        c.completions.create(model=server.model, prompt="a" * 20, max_tokens=2).usage.completion_tokens == 2
+    )
 
 
 def test_steering_entries_per_request_are_limited(server):
     c = _client(server)
     with pytest.raises(openai.BadRequestError) as e:
         c.completions.create(
-            model="m", prompt="Hi", max_tokens=2, extra_body={"steering": [{"plan": "p"}] * 3}
+            model=server.model, prompt="Hi", max_tokens=2, extra_body={"steering": [{"plan": "p"}] * 3}
         )
     assert e.value.body["code"] == "too_many_steering_entries"
     r = c.completions.create(
-        model="m", prompt="Hi", max_tokens=2, extra_body={"steering": [{"plan": "p"}] * 2}
+        model=server.model, prompt="Hi", max_tokens=2, extra_body={"steering": [{"plan": "p"}] * 2}
     )
     assert r.usage.completion_tokens == 2
 
@@ -295,7 +297,7 @@ def test_steering_entries_per_request_are_limited(server):
 def test_requests_over_max_queued_get_429_with_retry_after(server):
     """--max-queued 1: while one generation streams, another is refused; after it, served."""
     c = _client(server)
-    stream = c.completions.create(model="m", prompt="Hi", max_tokens=64, stream=True)
+    stream = c.completions.create(model=server.model, prompt="Hi", max_tokens=64, stream=True)
     chunks = iter(stream)
     next(chunks)  # admitted and generating
     r = httpx.post(
@@ -305,7 +307,7 @@ def test_requests_over_max_queued_get_429_with_retry_after(server):
     assert int(r.headers["retry-after"]) >= 1 and "--max-queued" in err["message"]
     rest = list(chunks)
     assert rest  # the first request ran to its end
-    assert c.completions.create(model="m", prompt="Hi", max_tokens=2).usage.completion_tokens == 2
+    assert c.completions.create(model=server.model, prompt="Hi", max_tokens=2).usage.completion_tokens == 2
 
 
 def test_plan_over_the_table_budget_is_422_naming_it(files, tmp_path):
@@ -350,7 +352,7 @@ def test_plan_management_is_off_without_admin_key_or_flag(files, tmp_path):
         _error(httpx.delete(s.base + "/v1/steering/plans/p", timeout=30), 403, "plan_management_disabled")
         # SIGTERM drains: the running stream ends normally, a new request gets 503 + Retry-After
         c = _client(s, "unused")
-        chunks = iter(c.completions.create(model="m", prompt="Hi", max_tokens=64, stream=True))
+        chunks = iter(c.completions.create(model=s.model, prompt="Hi", max_tokens=64, stream=True))
         next(chunks)
         s.proc.send_signal(signal.SIGTERM)
         deadline = time.time() + 20
@@ -370,7 +372,7 @@ def test_plan_management_is_off_without_admin_key_or_flag(files, tmp_path):
 
 def test_access_log_names_steering_and_prompts_only_when_asked(server):
     _client(server).completions.create(
-        model="m", prompt=f"{MARKER} hi", max_tokens=2, extra_body={"steering": [{"plan": "p"}]}
+        model=server.model, prompt=f"{MARKER} hi", max_tokens=2, extra_body={"steering": [{"plan": "p"}]}
     )
     time.sleep(0.2)
     lines = [l for l in server.log().splitlines() if MARKER in l]
