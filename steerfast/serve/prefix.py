@@ -87,39 +87,58 @@ class PrefixKeys:
             return self._entries.get(request_id) or self._entries.get(parent)
 
 
-def check_internals(cache_cls=None) -> None:
-    """Raise naming the transformers version if what KeyedPrefixCache relies on is gone."""
-    import transformers
-    from transformers.generation.continuous_batching import cache as cache_mod
-    from transformers.generation.continuous_batching.cache_allocators import cache_allocator as ca
+def check_internals() -> None:
+    """Raise naming the transformers version if what KeyedPrefixCache relies on is gone: the
+    two methods it overrides (same parameters), their callers, and the ledger / allocator
+    members it uses."""
+    import inspect
 
-    missing = []
-    cls = cache_cls or getattr(cache_mod, "PagedAttentionCache", None)
-    if cls is None:
-        missing.append("cache.PagedAttentionCache")
+    import transformers
+
+    problems = []
+    try:
+        from transformers.generation.continuous_batching import cache as cache_mod
+        from transformers.generation.continuous_batching import continuous_api, scheduler
+        from transformers.generation.continuous_batching.cache_allocators import cache_allocator as ca
+    except ImportError as exc:
+        problems.append(f"continuous batching modules moved ({exc})")
     else:
-        for name in ("search_prefix_match", "mark_complete_blocks", "use_prefix_sharing"):
-            if name != "use_prefix_sharing" and not callable(getattr(cls, name, None)):
-                missing.append(f"PagedAttentionCache.{name}")
-    for name in ("compute_block_hash", "BlockLedger", "CacheAllocator"):
-        if not hasattr(ca, name):
-            missing.append(f"cache_allocator.{name}")
-    ledger = getattr(ca, "BlockLedger", None)
-    if ledger is not None:
-        probe = ledger()
-        for attr in ("hash_to_block", "block_to_hash", "acquire", "release", "register_new_hash"):
-            if not hasattr(probe, attr):
-                missing.append(f"BlockLedger.{attr}")
-    alloc = getattr(ca, "CacheAllocator", None)
-    if alloc is not None:
-        for attr in ("acquire_prefix_blocks", "match_prefix_blocks", "mark_complete_blocks"):
-            if not callable(getattr(alloc, attr, None)):
-                missing.append(f"CacheAllocator.{attr}")
-    if missing:
+
+        def need(obj, name, params=None):
+            fn = getattr(obj, name, None)
+            if fn is None:
+                problems.append(f"{obj.__name__}.{name} is gone")
+            elif params is not None and list(inspect.signature(fn).parameters) != params:
+                problems.append(f"{obj.__name__}.{name}{tuple(inspect.signature(fn).parameters)}")
+
+        def calls(obj, name, callee):
+            fn = getattr(obj, name, None)
+            if fn is None or f".{callee}(" not in inspect.getsource(fn):
+                problems.append(f"{obj.__name__}.{name} no longer calls {callee}")
+
+        cache_cls = getattr(cache_mod, "PagedAttentionCache", None)
+        if cache_cls is None:
+            problems.append("cache.PagedAttentionCache is gone")
+        else:
+            need(cache_cls, "search_prefix_match", ["self", "request_id", "prompt_ids"])
+            need(cache_cls, "mark_complete_blocks", ["self", "state", "complete_blocks"])
+            need(cache_cls, "evict_cached_blocks", ["self"])
+        need(ca, "compute_block_hash", ["parent_hash", "tokens"])
+        need(ca.CacheAllocator, "acquire_prefix_blocks", ["self", "request_id", "prefix_len", "block_ids"])
+        need(ca.CacheAllocator, "mark_complete_blocks", ["self", "request_id", "token_ids", "new_new_blocks"])
+        for attr in ("hash_to_block", "block_to_hash"):
+            if not isinstance(getattr(ca.BlockLedger(), attr, None), dict):
+                problems.append(f"BlockLedger.{attr} is not a dict")
+        need(ca.BlockLedger, "acquire", ["self", "block_id"])
+        need(ca.BlockLedger, "release", ["self", "block_id", "no_cache"])
+        need(ca.BlockLedger, "register_new_hash", ["self", "block_id", "block_hash"])
+        calls(scheduler.Scheduler, "_infer_request_tokens", "search_prefix_match")
+        calls(continuous_api.ContinuousBatchProcessor, "update_batch", "mark_complete_blocks")
+    if problems:
         raise SteeringError(
-            f"steerfast's steering-keyed prefix cache was written against transformers "
-            f"{TESTED_TRANSFORMERS}; transformers {transformers.__version__} lacks "
-            f"{', '.join(missing)}. Serve with prefix caching off (--no-prefix-cache)."
+            f"steerfast's steering-keyed prefix cache (serve/prefix.py) was written against "
+            f"transformers {TESTED_TRANSFORMERS}; transformers {transformers.__version__} differs: "
+            f"{'; '.join(problems)}. Serve with --no-prefix-cache, or update serve/prefix.py."
         )
 
 

@@ -14,7 +14,9 @@ import pytest
 import torch
 
 import steerfast
+from steerfast.errors import SteeringError
 from steerfast.serve.engine import PAGE, Engine, SteerEntry
+from steerfast.serve.params import SamplingParams
 from steerfast.serve.prefix import TESTED_TRANSFORMERS, PrefixKeys, check_internals, config_salt
 from steerfast.testing import random_plan, tiny_model, tiny_tokenizer
 
@@ -46,7 +48,8 @@ def reference(plans):
     model = _model()
     cache = {}
 
-    def solo(ids, entries, new=NEW):
+    def solo(ids, entries, new=NEW, logprobs=False):
+        """Greedy tokens (with logprobs: and each chosen token's log-probability)."""
         k = (tuple(ids), tuple(entries), new)
         if k not in cache:
             plan = None
@@ -57,14 +60,17 @@ def reference(plans):
                 plan = plan if e.positions is None else plan.with_positions(e.positions)
             x = torch.tensor([ids])
             kw = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, pad_token_id=0)
+            kw.update(return_dict_in_generate=True, output_logits=True)
             with torch.no_grad():
                 if plan is None:
                     out = model.generate(x, attention_mask=torch.ones_like(x), **kw)
                 else:
                     with steerfast.patch(model, plan):
                         out = model.generate(x, attention_mask=torch.ones_like(x), **kw)
-            cache[k] = out[0, len(ids) :].tolist()
-        return cache[k]
+            toks = out.sequences[0, len(ids) :].tolist()
+            lps = [torch.log_softmax(lg[0].double(), -1)[t].item() for lg, t in zip(out.logits, toks)]
+            cache[k] = toks, lps
+        return cache[k] if logprobs else cache[k][0]
 
     return solo
 
@@ -90,12 +96,14 @@ def ids_of(text):
     return tiny_tokenizer()(text)["input_ids"]
 
 
-def _run(engine, ids, entries, new=NEW):
+def _run(engine, ids, entries, new=NEW, logprobs=False):
+    params = SamplingParams(max_new_tokens=new, logprobs=0) if logprobs else new
+
     async def go():
         out = None
-        async for out in engine.generate(ids, entries, new):
+        async for out in engine.generate(ids, entries, params):
             pass
-        return _tokens(out)
+        return (_tokens(out), list(out.logprobs)) if logprobs else _tokens(out)
 
     return asyncio.run(go())
 
@@ -113,11 +121,18 @@ def _run_many(engine, jobs):
     return asyncio.run(go())
 
 
-def _reused(engine, ids, entries, new=NEW):
-    """(tokens, prompt tokens this request took from shared blocks)."""
+def _reused(engine, ids, entries, new=NEW, logprobs=False):
+    """(tokens [, logprobs], prompt tokens this request took from shared blocks)."""
     before = engine.prefix_keys.stats.matched_tokens
-    toks = _run(engine, ids, entries, new)
-    return toks, engine.prefix_keys.stats.matched_tokens - before
+    out = _run(engine, ids, entries, new, logprobs)
+    return out, engine.prefix_keys.stats.matched_tokens - before
+
+
+# logprobs: paged attention (engine) vs HF's sdpa forward (reference), both fp32. Measured
+# noise: the engine *without* prefix cache vs this reference, every CONFIGS entry x the three
+# SUFFIXES prompts: max 3.4e-7; sharing the steered last-prompt block (the bug this guards
+# against) moved a logprob by 1.2e-3.
+LP_TOL = 1e-5
 
 
 CONFIGS = {
@@ -130,15 +145,23 @@ CONFIGS = {
 }
 
 
-def test_internals_are_the_ones_written_against():
-    """Fails loudly, naming the transformers version, if the cache internals moved."""
+def test_internals_are_the_ones_written_against(monkeypatch):
+    """Passes on transformers as installed; a moved internal fails naming both versions."""
     import transformers
+    from transformers.generation.continuous_batching import cache as cache_mod
 
     check_internals()
-    assert transformers.__version__ == TESTED_TRANSFORMERS, (
-        f"serve/prefix.py was written against transformers {TESTED_TRANSFORMERS}; this is "
-        f"{transformers.__version__}: re-read cache.py / cache_allocators and update it"
-    )
+    orig = cache_mod.PagedAttentionCache.search_prefix_match
+
+    def renamed(self, rid, ids):  # a parameter renamed upstream
+        return orig(self, rid, ids)
+
+    monkeypatch.setattr(cache_mod.PagedAttentionCache, "search_prefix_match", renamed)
+    with pytest.raises(SteeringError) as err:
+        check_internals()
+    msg = str(err.value)
+    assert TESTED_TRANSFORMERS in msg and transformers.__version__ in msg
+    assert "search_prefix_match" in msg and "--no-prefix-cache" in msg
 
 
 def test_engine_cache_is_keyed(engine):
@@ -167,9 +190,11 @@ def test_same_configuration_shares_and_each_equals_solo(engine, reference, name)
     system = ids_of(SYSTEM)
     first, second = system + ids_of(SUFFIXES[0] + name), system + ids_of(SUFFIXES[1] + name)
     t1, _ = _reused(engine, first, entries)
-    t2, reused = _reused(engine, second, entries)
+    (t2, lp2), reused = _reused(engine, second, entries, logprobs=True)
     assert t1 == reference(first, entries)
-    assert t2 == reference(second, entries)
+    ref_t2, ref_lp2 = reference(second, entries, logprobs=True)
+    assert t2 == ref_t2
+    assert max(abs(a - b) for a, b in zip(lp2, ref_lp2)) <= LP_TOL
     assert reused == 3 * PAGE  # the system prompt's three full pages
 
 
@@ -201,9 +226,11 @@ def test_last_prompt_token_and_generated_blocks(engine, reference, name):
     gen = _run(engine, base, entries, new=40)
     assert gen == reference(base, entries, new=40)
     longer = base + gen + ids_of("!")
-    toks, reused = _reused(engine, longer, entries)
+    (toks, lps), reused = _reused(engine, longer, entries, logprobs=True)
+    ref_toks, ref_lps = reference(longer, entries, logprobs=True)
+    assert toks == ref_toks
+    assert max(abs(a - b) for a, b in zip(lps, ref_lps)) <= LP_TOL
     assert reused == (2 * PAGE if not entries else PAGE)
-    assert toks == reference(longer, entries)
 
 
 def test_concurrent_mixed_configurations_equal_solo(engine, reference):
