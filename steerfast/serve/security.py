@@ -24,8 +24,8 @@ class SecurityConfig:
     api_key: str | None = None  # every endpoint but /health needs it (or the admin key)
     admin_key: str | None = None  # plan upload / delete need it
     allow_plan_uploads: bool = False  # with no admin key: plan management on for every caller
-    bind_host: str = "127.0.0.1"
-    bind_port: int = 8000
+    bind_host: str | None = None  # where the server listens (the CLI sets it); None: no Host check
+    bind_port: int | None = None
     allowed_hosts: tuple[str, ...] = ()  # extra Host names accepted on a loopback bind
     max_upload_bytes: int = 64 << 20
     max_body_bytes: int = 1 << 20  # every JSON body
@@ -275,7 +275,7 @@ class SecurityMiddleware:
 
     def _check_host(self, headers: dict) -> None:
         c = self.config
-        if not _is_loopback(c.bind_host):
+        if c.bind_host is None or not _is_loopback(c.bind_host):
             return
         raw = headers.get(b"host")
         if raw is None:
