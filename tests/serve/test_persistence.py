@@ -1,8 +1,11 @@
 """`--plan-dir`: uploads survive `kill -9` at any moment, never as a partial file, and a
 steered request after the restart equals the one before (real server processes, tiny llama)."""
 
+import os
 import random
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -151,3 +154,22 @@ def test_plan_store_writes_atomically_and_clears_partials(tmp_path):
     assert (tmp_path / "a.safetensors").read_bytes() == b"whole file"
     assert store.delete("a") and not store.delete("a")
     assert store.saved() == {}
+
+
+def test_a_plan_file_that_does_not_fit_stops_the_start_naming_it(files):
+    from steerfast.testing import random_plan, tiny_model
+
+    d, model = files
+    plan_dir = d / "plans-bad"
+    plan_dir.mkdir()
+    random_plan(tiny_model("llama", num_hidden_layers=6)).save(plan_dir / "deep.safetensors")  # layer 5
+    r = subprocess.run(
+        [sys.executable, "-m", "steerfast", "serve", "--model", str(model), "--plan-dir", str(plan_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert r.returncode == 2, r.stderr[-2000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("steerfast serve: error: --plan-dir file") and "deep.safetensors" in last
