@@ -3,6 +3,7 @@ and metrics, the plan routes with `--plan-dir` persistence, `/metrics` and `/v1/
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
@@ -50,8 +51,9 @@ def install(app: FastAPI, engine, config: OpsConfig | None = None) -> Ops:
 
     @app.get("/v1/steering/stats")
     async def stats():
-        """The engine's figures as JSON (the same numbers /metrics exposes, for scripts)."""
-        return engine.metrics()
+        """The engine's figures as JSON (the same numbers /metrics exposes, for scripts);
+        a histogram's last bucket bound (infinity) is written "+Inf", as Prometheus does."""
+        return _json_safe(engine.metrics())
 
     # add_middleware wraps: the last added is outermost, so the access log sees every refusal
     app.add_middleware(SecurityMiddleware, config=config.security, admission=admission)
@@ -59,6 +61,16 @@ def install(app: FastAPI, engine, config: OpsConfig | None = None) -> Ops:
     ops = Ops(config, admission, store, metrics, restored)
     app.state.ops = ops
     return ops
+
+
+def _json_safe(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return "+Inf" if v > 0 else "-Inf" if v < 0 else "NaN"
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
 
 
 __all__ = ["OpsConfig", "Ops", "install"]
