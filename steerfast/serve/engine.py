@@ -240,6 +240,11 @@ class Engine:
             if self.manager.is_running():
                 return
             self.manager._generation_thread = None  # the dead thread (start() refuses a live one only)
+            if self.manager.batch_processor is None:  # stop() dropped it: rebuild (and key) it first
+                if self.prefix_keys is not None:
+                    prepare_manager(self.manager, self.prefix_keys)
+                else:
+                    self.manager.warmup()
             self.manager.start()
             self.stats["manager_restarts"] += 1
         deadline = time.monotonic() + 5
@@ -419,7 +424,7 @@ class Engine:
         self.check_fits(len(ids), params.max_new_tokens)
         key, plan = self.resolve(entries)
         self._ensure_running()
-        slot = await asyncio.to_thread(self.acquire, key, plan)
+        slot = await self._acquire(key, plan)
         rid = f"sf-{uuid.uuid4().hex[:16]}"
         loop = asyncio.get_running_loop()
         outputs: asyncio.Queue = asyncio.Queue()
@@ -489,6 +494,20 @@ class Engine:
             if self.prefix_keys is not None:
                 self.prefix_keys.forget(rid)
             self.release(slot)
+
+    async def _acquire(self, key, plan) -> int:
+        """acquire() off the event loop; a caller cancelled meanwhile releases the slot it got."""
+        fut = asyncio.ensure_future(asyncio.to_thread(self.acquire, key, plan))
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+
+            def _release(f):
+                if not f.cancelled() and f.exception() is None:
+                    self.release(f.result())
+
+            fut.add_done_callback(_release)
+            raise
 
     async def _next(self, outputs: asyncio.Queue, cancel: asyncio.Event, rid: str):
         """The request's next output; bounded by step_timeout_s, a dead manager, or drain."""

@@ -152,15 +152,15 @@ def test_200_engine_samples_match_the_model_softmax():
     from steerfast.models import load
 
     model, tok = load()
+    prompt = "The capital of France is"
+    pids = tok(prompt)["input_ids"]
+    with torch.no_grad():  # before the engine patches the model
+        probs = torch.softmax(model(torch.tensor([pids])).logits[0, -1].float(), -1)
     e = Engine(model, tok, slots=1, kv_tokens=8192, max_batch_tokens=512, max_new_tokens=4)
     try:
-        prompt = "The capital of France is"
-        pids = tok(prompt)["input_ids"]
         n = 200
         jobs = [(prompt, SamplingParams(1, temperature=1.0, seed=1000 + i)) for i in range(n)]
         outs = run(together(e, jobs))
-        with torch.no_grad():
-            probs = torch.softmax(model(torch.tensor([pids])).logits[0, -1].float(), -1)
         counts = torch.zeros_like(probs)
         for o in outs:
             counts[o.token_ids[0]] += 1
