@@ -134,6 +134,24 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--log-prompts", action="store_true", help="put each request's prompt in its access-log line"
     )
     obs.add_argument(
+        "--kv-tokens",
+        type=int,
+        default=16384,
+        help="paged KV cache size in tokens (one request's prompt + max_tokens must fit: else 400)",
+    )
+    obs.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=1024,
+        help="most tokens one engine step computes (prefill chunks)",
+    )
+    obs.add_argument(
+        "--step-timeout-s",
+        type=float,
+        default=120.0,
+        help="a request with no new output for this long fails (500) instead of waiting forever",
+    )
+    obs.add_argument(
         "--drain-s",
         type=float,
         default=30.0,
@@ -206,6 +224,9 @@ def run(args) -> int:
         max_prompt_tokens=args.max_prompt_tokens,
         max_new_tokens=args.max_tokens,
         prefix_cache=not args.no_prefix_cache,
+        kv_tokens=args.kv_tokens,
+        max_batch_tokens=args.max_batch_tokens,
+        step_timeout_s=args.step_timeout_s,
     )
     try:
         for spec in args.plan:

@@ -152,13 +152,23 @@ def test_200_engine_samples_match_the_model_softmax():
     from steerfast.models import load
 
     model, tok = load()
-    prompt = "The capital of France is"
-    pids = tok(prompt)["input_ids"]
-    with torch.no_grad():  # before the engine patches the model
-        probs = torch.softmax(model(torch.tensor([pids])).logits[0, -1].float(), -1)
+    n = 200
+
+    def next_probs(text):
+        with torch.no_grad():  # before the engine patches the model
+            return torch.softmax(model(torch.tensor([tok(text)["input_ids"]])).logits[0, -1].float(), -1)
+
+    # the candidate whose next token spreads over the most bins of expected count >= 5
+    candidates = [
+        "I like to eat",
+        "My favourite colour is",
+        "Once upon a time, there was a",
+        "The weather today",
+    ]
+    prompt = max(candidates, key=lambda c: int((next_probs(c) * n >= 5).sum()))
+    probs = next_probs(prompt)
     e = Engine(model, tok, slots=1, kv_tokens=8192, max_batch_tokens=512, max_new_tokens=4)
     try:
-        n = 200
         jobs = [(prompt, SamplingParams(1, temperature=1.0, seed=1000 + i)) for i in range(n)]
         outs = run(together(e, jobs))
         counts = torch.zeros_like(probs)
