@@ -382,3 +382,19 @@ def test_a_failure_mid_stream_sends_an_error_event_then_done(client, srv):
             ):
                 pass
     assert client.completions.create(model=srv.model, prompt=PROMPT, max_tokens=2).choices[0].text is not None
+
+
+def test_streamed_n_choices_equal_the_non_streamed_ones(client, srv):
+    kw = dict(model=srv.model, prompt=PROMPT, max_tokens=10, temperature=1.0, seed=11, n=2)
+    full = client.completions.create(**kw)
+    text, ids, reasons = {0: "", 1: ""}, {0: [], 1: []}, {}
+    chunks = list(client.completions.create(**kw, stream=True, stream_options={"include_usage": True}))
+    for ch in chunks[:-1]:
+        (c,) = ch.choices
+        text[c.index] += c.text
+        ids[c.index] += c.model_extra["token_ids"]
+        if c.finish_reason:
+            reasons[c.index] = c.finish_reason
+    for c in full.choices:
+        assert (text[c.index], ids[c.index], reasons[c.index]) == (c.text, _ids(c), c.finish_reason)
+    assert chunks[-1].usage.completion_tokens == full.usage.completion_tokens
