@@ -358,7 +358,11 @@ class Engine:
                 raise
             ready.set()
         else:
-            ready.wait()
+            if not ready.wait(timeout=self.step_timeout_s):
+                self.release(slot)
+                raise GenerationFailed(
+                    f"loading this steering configuration took over {self.step_timeout_s:.0f} s"
+                )
             if self._slot_key[slot] != key:
                 self.release(slot)
                 raise SteeringError("loading this steering configuration failed")
