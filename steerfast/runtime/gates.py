@@ -268,8 +268,9 @@ class BankGates:
         return gate_maps(maps, self.lane_gated, self._packed[1], store.gate[tok_row], 1)
 
     def release(self, key: str) -> None:
-        """Forget a finished request's gate (its storage row is reused)."""
-        self._store.release(key)
+        """Forget a finished request's gate (its storage row is reused); a no-op without one."""
+        if self._store is not None:
+            self._store.release(key)
 
     def _read_packed(self, point: ReadPoint, h: Tensor) -> None:
         store = self._store

@@ -3,8 +3,11 @@
 The engine packs every live request into one row `(1, ΣT)`: `cu_seq_lens_q` marks where each
 request's tokens start, `position_ids` gives each token's real position, and there is no
 `past_key_values` and no padding mask. Which request each packed sequence is comes from the
-engine's batch object (`requests_in_batch`, in packing order), found from the forward's own
-call stack (the engine thread's `_generation_step`).
+engine's batch (`requests_in_batch`, in packing order), handed over explicitly: the serving
+engine's model runner (steerfast/serve/seam.py) wraps each forward in `PackedRows.step(states)`.
+A stock transformers manager (`model.generate_batch` under `patch()`) has no such seam; only
+there, and only unless `require_seam` is set (the Engine sets it), the batch is found by the
+legacy walk up the forward's call stack to the batch processor's `_generation_step`.
 
 Per step the host builds two small (R+1,) tensors (slot and prompt length per request, the
 last entry a sentinel for padding tokens); everything per token is tensor ops, once per
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from contextlib import contextmanager
 
 import torch
 from torch import Tensor
@@ -23,13 +27,12 @@ from ..errors import SteeringError
 from .rows import POLICY_CODES
 
 
-def _engine_batch() -> list | None:
-    """The engine's `requests_in_batch` for the step being computed on this thread.
+def _stack_batch() -> list | None:
+    """Legacy (stock managers only): `requests_in_batch` of the `_generation_step` up the stack.
 
-    The forward is called (in the same thread) from the batch processor's `_generation_step`;
-    a short walk up the stack finds it, so transformers is not patched. None if not found.
+    None if not found.
     """
-    frame = sys._getframe(2)
+    frame = sys._getframe(3)
     for _ in range(64):
         if frame is None:
             return None
@@ -72,22 +75,39 @@ class PackedRows:
     """`bank.packed_rows`: row maps of a packed call, or None for any other call.
 
     slot_of: request id -> bank slot (absent = unsteered). A one-plan bank (patch()) puts
-    every request on its uniform slot.
+    every request on its uniform slot. `step(states)` declares the requests (transformers'
+    FutureRequestState list, packing order) of the forward run inside it, on this thread.
     """
 
-    def __init__(self, bank):
+    def __init__(self, bank, require_seam: bool = False):
         self.bank = bank
         self.slot_of: dict[str, int] = {}
         self.lock = threading.Lock()
+        self.require_seam = require_seam
+        self._local = threading.local()
+
+    @contextmanager
+    def step(self, states: list):
+        self._local.states = states
+        try:
+            yield
+        finally:
+            self._local.states = None
+
+    def current(self) -> list | None:
+        states = getattr(self._local, "states", None)
+        if states is None and not self.require_seam:
+            states = _stack_batch()
+        return states
 
     def __call__(self, args: tuple, kwargs: dict) -> list[Tensor] | None:
         if not is_packed_call(kwargs):
             return None
-        states = _engine_batch()
+        states = self.current()
         if states is None:
             raise SteeringError(
-                "a packed (continuous-batching) forward reached a steered model "
-                "outside transformers' continuous-batching engine step"
+                "a packed (continuous-batching) forward reached a steered model outside a "
+                "declared engine step (PackedRows.step; steerfast.serve.seam's model runner)"
             )
         ids = kwargs.get("input_ids")
         ref = ids if ids is not None else kwargs["inputs_embeds"]

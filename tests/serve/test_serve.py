@@ -6,9 +6,6 @@ Plans come from the recipes on small data (steerfast.serve.demo_plans), built on
 """
 
 import os
-import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,6 +17,7 @@ from steerfast.serve.app import chat_prompt
 from steerfast.steered_generation import Steer, generate
 
 pytestmark = pytest.mark.slow
+OCTET = {"content-type": "application/octet-stream"}  # plan uploads (415 otherwise)
 
 NEW = 6
 PROMPTS = ["The weather today is", "My favourite food is"]
@@ -49,62 +47,14 @@ def plans(default_model, tmp_path_factory):
     return built, paths
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(plans, tmp_path_factory):
+def server(plans, start_server):
     _, paths = plans
-    port = _free_port()
-    log = open(tmp_path_factory.mktemp("server") / "server.log", "w+")
-    cmd = [
-        sys.executable,
-        "-m",
-        "steerfast",
-        "serve",
-        "--port",
-        str(port),
-        "--slots",
-        "8",
-        "--max-prompt-tokens",
-        "64",
-        "--max-tokens",
-        "32",
-        "--threads",
-        "1",
-    ]
+    flags = ["--served-model-name", "smollm2", "--slots", "8", "--max-prompt-tokens", "64"]
+    flags += ["--max-tokens", "32", "--allow-plan-uploads"]
     for name in ("caa", "actadd", "sadi", "laai"):
-        cmd += ["--plan", f"{name}={paths[name]}"]
-    proc = subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TQDM_DISABLE": "1"}
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 240
-        while True:
-            if proc.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"server exited with {proc.returncode}:\n{log.read()[-3000:]}")
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline:
-                pytest.fail("server did not answer /health within 240 s")
-            time.sleep(0.5)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+        flags += ["--plan", f"{name}={paths[name]}"]
+    return start_server(*flags).base
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +100,7 @@ def _complete(client, prompt, entries, new=NEW, **kw):
 
 def test_health_and_metrics(server):
     assert httpx.get(server + "/health", timeout=10).json()["status"] == "ok"
-    m = httpx.get(server + "/metrics", timeout=10).json()
+    m = httpx.get(server + "/v1/steering/stats", timeout=10).json()
     assert m["resident_plans"] == ["actadd", "caa", "laai", "sadi"]
     assert m["slots"] == 8 and m["queue_depth"] >= 0
 
@@ -169,7 +119,7 @@ def test_16_concurrent_requests_8_configurations_each_equals_its_solo_run(
     client, default_model, plans, server
 ):
     jobs = [(name, prompt) for name in CONFIGS for prompt in PROMPTS]
-    before = httpx.get(server + "/metrics", timeout=10).json()["requests_total"]
+    before = httpx.get(server + "/v1/steering/stats", timeout=10).json()["requests_total"]
     with ThreadPoolExecutor(len(jobs)) as pool:
         futures = [pool.submit(_complete, client, p, CONFIGS[n]) for n, p in jobs]
         got = [f.result(timeout=600).model_extra["token_ids"] for f in futures]
@@ -177,7 +127,7 @@ def test_16_concurrent_requests_8_configurations_each_equals_its_solo_run(
     mismatched = [jobs[i] for i in range(len(jobs)) if got[i] != want[i]]
     assert not mismatched, f"differs from its solo run: {mismatched}"
     assert len({tuple(w) for w in want}) >= 12  # the configurations really differ
-    assert httpx.get(server + "/metrics", timeout=10).json()["requests_total"] - before == len(jobs)
+    assert httpx.get(server + "/v1/steering/stats", timeout=10).json()["requests_total"] - before == len(jobs)
 
 
 def test_streaming_equals_non_streaming_chat(client, default_model, plans):
@@ -212,6 +162,7 @@ def test_upload_and_delete_while_requests_are_in_flight(client, server, default_
         server + "/v1/steering/plans",
         params={"name": "sadi_b"},
         content=paths["sadi"].read_bytes(),
+        headers=OCTET,
         timeout=60,
     )
     assert up.status_code == 201, up.text
@@ -220,7 +171,7 @@ def test_upload_and_delete_while_requests_are_in_flight(client, server, default_
     with ThreadPoolExecutor(len(jobs)) as pool:
         futures = [pool.submit(_complete, client, p, e, 10) for p, e in jobs]
         deadline = time.time() + 120
-        while httpx.get(server + "/metrics", timeout=10).json()["requests_active"] < 1:
+        while httpx.get(server + "/v1/steering/stats", timeout=10).json()["requests_active"] < 1:
             assert time.time() < deadline, "requests never became active"
             time.sleep(0.05)
         # while they run: delete the plan some of them use, upload another, use it
@@ -229,10 +180,11 @@ def test_upload_and_delete_while_requests_are_in_flight(client, server, default_
             server + "/v1/steering/plans",
             params={"name": "laai_b"},
             content=paths["laai"].read_bytes(),
+            headers=OCTET,
             timeout=60,
         )
         assert up.status_code == 201, up.text
-        active = httpx.get(server + "/metrics", timeout=10).json()["requests_active"]
+        active = httpx.get(server + "/v1/steering/stats", timeout=10).json()["requests_active"]
         late = _complete(client, PROMPTS[1], [{"plan": "laai_b"}]).model_extra["token_ids"]
         got = [f.result(timeout=600).model_extra["token_ids"] for f in futures]
     assert active >= 1  # the changes happened mid-flight
@@ -288,11 +240,13 @@ BAD = {
         "invalid_request",
         lambda s, t: ("json", {"prompt": "Hi", "max_tokens": 10_000}),
     ),
-    "sampling asked": (
+    "temperature out of range": (
         400,
-        "unsupported_sampling",
-        lambda s, t: ("json", {"prompt": "Hi", "temperature": 0.8}),
+        "invalid_request",
+        lambda s, t: ("json", {"prompt": "Hi", "temperature": 2.5}),
     ),
+    "unknown field": (400, "unknown_field", lambda s, t: ("json", {"prompt": "Hi", "best_of_all": 2})),
+    "unknown model": (404, "model_not_found", lambda s, t: ("json", {"prompt": "Hi", "model": "gpt-4"})),
     "corrupt upload": (422, "invalid_plan", lambda s, t: ("upload", os.urandom(2048))),
     "foreign upload": (422, "invalid_plan", lambda s, t: ("upload", _foreign_plan_bytes(t))),
     "duplicate name": (409, "plan_exists", lambda s, t: ("upload", None)),
@@ -316,7 +270,9 @@ def test_bad_request_gets_4xx_and_the_server_keeps_serving(case, server, client,
     else:
         name = "caa" if payload is None else "incoming"
         data = plans[1]["caa"].read_bytes() if payload is None else payload
-        r = httpx.post(server + "/v1/steering/plans", params={"name": name}, content=data, timeout=60)
+        r = httpx.post(
+            server + "/v1/steering/plans", params={"name": name}, content=data, headers=OCTET, timeout=60
+        )
     assert r.status_code == status, r.text
     err = r.json()["error"]
     assert err["code"] == code and err["message"]
@@ -331,12 +287,20 @@ def test_bank_full_is_a_clear_error(server, plans):
         for name in extra:
             assert (
                 httpx.post(
-                    server + "/v1/steering/plans", params={"name": name}, content=data, timeout=60
+                    server + "/v1/steering/plans",
+                    params={"name": name},
+                    content=data,
+                    headers=OCTET,
+                    timeout=60,
                 ).status_code
                 == 201
             )
         r = httpx.post(
-            server + "/v1/steering/plans", params={"name": "one_too_many"}, content=data, timeout=60
+            server + "/v1/steering/plans",
+            params={"name": "one_too_many"},
+            content=data,
+            headers=OCTET,
+            timeout=60,
         )
         assert r.status_code == 409 and r.json()["error"]["code"] == "bank_full"
         assert "8 slots" in r.json()["error"]["message"]
