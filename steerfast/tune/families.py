@@ -15,9 +15,20 @@ MakePlan = Callable[[int], SteeringPlan]
 
 
 def caa_family(model, tokenizer, pairs, **_) -> MakePlan:
-    from ..recipes import caa
+    """CAA's vector at every layer from ONE pass over the pairs (the residual mean differences
+    recipes.sadi.mean_differences records at each layer: what recipes.caa computes per layer)."""
+    from ..adapters import residual_input_site
+    from ..plan import Intervention, model_hint
+    from ..recipes.sadi import mean_differences
 
-    return lambda layer: caa(model, tokenizer, pairs, layer, coeff=1.0, progress=False)
+    residual = mean_differences(model, tokenizer, pairs, progress=False).residual
+
+    def make(layer: int) -> SteeringPlan:
+        site_layer, site = residual_input_site(layer)
+        iv = Intervention(site_layer, site, "add", residual[layer], "from_prompt_end", 1.0)
+        return SteeringPlan([iv], "caa", model_hint(model), {"layer": layer, "pairs": len(pairs)})
+
+    return make
 
 
 def actadd_family(model, tokenizer, positive: str = "Love", negative: str = "Hate", **_) -> MakePlan:

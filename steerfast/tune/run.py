@@ -4,7 +4,6 @@ completions.py, interval.py, choose.py, plot.py."""
 
 from __future__ import annotations
 
-import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -13,11 +12,10 @@ from dataclasses import asdict, dataclass
 from ..errors import PlanError
 from ..plan import SteeringPlan
 from .choose import DAMAGES, Budget, TuneRefused, choose, combine_signs
-from .completions import greedy
-from .damage import NeutralText, prompt_tokens_needed, repeated_ngram_rate
-from .effect import SCORERS, LogOddsEffect, scorer_shift
+from .damage import NeutralText, prompt_tokens_needed
+from .effect import SCORERS
 from .grid import make_grid
-from .interval import bootstrap_mean
+from .measure import measure_cells
 from .plot import plot as write_plot
 
 HOW = (
@@ -126,50 +124,12 @@ def tune(
         f"tune: {len(grid.layers)} layers x {len(grid.strengths)} strengths x {len(signs)} sign(s) = {len(cells)} cells",
     )
 
-    effect_items = {}
-    if pairs is not None:
-        lo = LogOddsEffect(model, tokenizer, pairs)
-        for c, p in plans.items():
-            effect_items[c] = {"log_odds": lo.per_item(p)}
-    t_logodds = time.perf_counter()
-
-    base_text = greedy(model, tokenizer, prompts, None, max_new_tokens)
-    base_rep = [repeated_ngram_rate(t) for t in base_text]
-    samples = {}
-    for i, (c, p) in enumerate(plans.items()):
-        text = greedy(model, tokenizer, prompts, p, max_new_tokens)
-        effect_items.setdefault(c, {})["rep"] = [repeated_ngram_rate(t) - b for t, b in zip(text, base_rep)]
-        if scorer is not None:
-            effect_items[c]["score"] = scorer_shift(scorer, text, base_text)
-        samples[c] = text[:2]
-        _say(progress, f"tune: completions {i + 1}/{len(plans)}")
-    t_gen = time.perf_counter()
-
-    dmg = neutral.measure(model, plans, progress=(lambda a, b: _say(progress, f"tune: neutral text {a}/{b}")))
-    t_dmg = time.perf_counter()
-
+    rows, secs = measure_cells(
+        model, tokenizer, plans, prompts, pairs, scorer, neutral, max_new_tokens, n_boot, seed, progress
+    )
     metric = "score" if scorer is not None else "log_odds"
-    rows = []
-    for c in cells:
-        m = effect_items[c]
-        row = {"layer": c[0], "strength": c[1]}
-        row["effect"] = bootstrap_mean(m[metric], n_boot, seed)
-        if "log_odds" in m and metric != "log_odds":
-            row["log_odds"] = bootstrap_mean(m["log_odds"], n_boot, seed)
-        row["kl"] = bootstrap_mean(dmg[c]["kl"], n_boot, seed)
-        r = bootstrap_mean(dmg[c]["nll"], n_boot, seed)
-        row["ppl_ratio"] = {k: math.exp(v) for k, v in r.items()}
-        row["rep"] = bootstrap_mean(m["rep"], n_boot, seed)
-        row["samples"] = samples[c]
-        rows.append(row)
     candidates = combine_signs(rows) if both_signs else rows
-    seconds = {
-        "build_plans": t_build - t0,
-        "log_odds": t_logodds - t_build,
-        "completions": t_gen - t_logodds,
-        "neutral_text": t_dmg - t_gen,
-        "total": t_dmg - t0,
-    }
+    seconds = {"build_plans": t_build - t0, **secs, "total": time.perf_counter() - t0}
     effect_label = (
         "scorer shift of greedy completions"
         if scorer is not None

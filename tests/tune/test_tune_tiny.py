@@ -3,6 +3,7 @@ returns a plan whose metadata survives save/load and shows in `steerfast inspect
 budget refuses, every family (CAA, ActAdd, SADI) runs."""
 
 import pytest
+import torch
 
 from steerfast.cli.inspect_plan import render, summary
 from steerfast.errors import PlanError
@@ -135,3 +136,18 @@ def test_bad_family_and_make_plan(tiny):
         family("nope")
     with pytest.raises(PlanError, match="not a SteeringPlan"):
         tune(m, t, lambda layer: None, EVAL, layers=[1], strengths=[1.0], progress=False)
+
+
+def test_caa_family_equals_recipe(tiny):
+    """The family's one-pass vectors are recipes.caa's, layer by layer (fp32 rounding only)."""
+    from steerfast.recipes import caa
+
+    m, t = tiny
+    make = family("caa")(m, t, pairs=PAIRS)
+    for layer in (1, 2):
+        want = caa(m, t, PAIRS, layer, coeff=1.0, progress=False)
+        got = make(layer)
+        assert got.interventions[0].header() == want.interventions[0].header()
+        torch.testing.assert_close(
+            got.interventions[0].tensor, want.interventions[0].tensor, atol=1e-5, rtol=1e-5
+        )
