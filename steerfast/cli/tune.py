@@ -129,7 +129,6 @@ def run(args) -> int:
     data = _family_data(args)
     eval_set = _eval_set(args.eval)
     model, tok = load_model(args.model)
-    say(f"tuning {args.family} ...")
     try:
         result = tune(
             model,
