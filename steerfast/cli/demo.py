@@ -79,13 +79,15 @@ def run_demo(
 
 
 def _plans(model, tok, model_name):
-    """The shipped tuned plans on the default model, else the recipes' untuned settings."""
-    if model_name == DEFAULT_MODEL:
-        love, sentiment = shipped_plan("actadd"), shipped_plan("caa")
-        if love is not None and sentiment is not None:
-            return love, sentiment
-    love = actadd(model, tok, "Love", "Hate", ACTADD_LAYER, coeff=ACTADD_COEFF)
-    return love, caa(model, tok, sentiment_pairs(), CAA_LAYER, coeff=CAA_COEFF)
+    """Each shipped tuned plan on the default model, else the recipe at its untuned setting."""
+    tuned = model_name == DEFAULT_MODEL
+    love = (shipped_plan("actadd") if tuned else None) or actadd(
+        model, tok, "Love", "Hate", ACTADD_LAYER, coeff=ACTADD_COEFF
+    )
+    sentiment = (shipped_plan("caa") if tuned else None) or caa(
+        model, tok, sentiment_pairs(), CAA_LAYER, coeff=CAA_COEFF
+    )
+    return love, sentiment
 
 
 def add_parser(sub) -> None:
