@@ -22,6 +22,7 @@ setup(
         "steerfast.interop",
         "steerfast.cli",
         "steerfast.experiments",
+        "steerfast.tune",
     ],
     package_dir={
         "steerfast": "steerfast",
@@ -29,7 +30,14 @@ setup(
         "steerfast.csrc": "csrc",
     },
     package_data={
-        "steerfast.data": ["*.jsonl", "examples/*.jsonl", "examples/*.csv", "examples/README.md"],
+        "steerfast.data": [
+            "*.jsonl",
+            "examples/*.jsonl",
+            "examples/*.csv",
+            "examples/README.md",
+            "tuned/*.safetensors",
+            "tuned/README.md",
+        ],
         "steerfast.csrc": ["*.cpp", "*.h"],
         "steerfast.bench": ["thresholds.json"],
     },

@@ -7,13 +7,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import bench, convert, demo, generate, inspect_plan, laai, make, sadi, serve
+from . import bench, convert, demo, generate, inspect_plan, laai, make, sadi, serve, tune
 
 DESCRIPTION = (
     "Steer Hugging Face causal LMs at inference time: make, convert, inspect and try "
     "steering plans (docs/cli.md)."
 )
-COMMANDS = (demo, make, convert, inspect_plan, generate, serve, bench, sadi, laai)
+COMMANDS = (demo, make, convert, inspect_plan, generate, serve, bench, sadi, laai, tune)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -8,13 +8,16 @@ import torch
 
 from .. import ops, patch
 from ..data import neutral_prompts, sentiment_pairs
-from ..models import load
+from ..models import DEFAULT_MODEL, load
 from ..recipes import actadd, caa
+from ..tune.shipped import measured_line, shipped_plan
 from .common import add_model_arg
 from .demo_latency import bank_case, report, sadi_case
 
-ACTADD_LAYER, ACTADD_COEFF = 6, 5.0  # the settings tests/models/test_default_model.py checks with VADER
-CAA_LAYER, CAA_COEFF = 10, 12.0
+# untuned fallbacks for models without shipped tuned plans (steerfast/data/tuned/ holds the
+# default model's, chosen by `steerfast tune`: docs/tuning.md)
+ACTADD_LAYER, ACTADD_COEFF = 6, 5.0
+CAA_LAYER, CAA_COEFF = 10, 4.0
 
 
 def _generate(model, tok, prompts, max_new_tokens, min_new_tokens=0):
@@ -39,18 +42,18 @@ def run_demo(
     model_name: str = "smollm2-135m-instruct",
     n_prompts: int = 4,
     max_new_tokens: int = 32,
-    rounds: int = 3,
+    rounds: int = 9,
     width: int = 38,
     latency_tokens: int = 8,
 ) -> dict:
     model, tok = load(model_name)
     tok.padding_side = "left"
-    love = actadd(model, tok, "Love", "Hate", ACTADD_LAYER, coeff=ACTADD_COEFF)
-    sentiment = caa(model, tok, sentiment_pairs(), CAA_LAYER, coeff=CAA_COEFF)
+    love, sentiment = _plans(model, tok, model_name)
+    c_love, c_sent = love.interventions[0].strength, sentiment.interventions[0].strength
     plans = {
-        f"ActAdd Love-Hate c=+{ACTADD_COEFF:g}": love,
-        f"CAA sentiment c=+{CAA_COEFF:g}": sentiment,
-        f"CAA sentiment c=-{CAA_COEFF:g}": sentiment.with_strength(-CAA_COEFF),
+        f"ActAdd Love-Hate c=+{c_love:g}": love,
+        f"CAA sentiment c=+{c_sent:g}": sentiment,
+        f"CAA sentiment c=-{c_sent:g}": sentiment.with_strength(-c_sent),
     }
     prompts = neutral_prompts()[:n_prompts]
     columns = {"unsteered": _generate(model, tok, prompts, max_new_tokens)}
@@ -63,6 +66,10 @@ def run_demo(
         for line in range(max(len(c) for c in cells)):
             print(" | ".join((c[line] if line < len(c) else "").ljust(width) for c in cells))
 
+    print("\nmeasured by `steerfast tune` on held-out prompts (95% bootstrap intervals; docs/tuning.md):")
+    print(f"  ActAdd Love-Hate: {measured_line(love)}")
+    print(f"  CAA sentiment:    {measured_line(sentiment)}")
+
     # latency where the runtime matters: all-layer SADI, and 8 configurations in one batch
     sadi = sadi_case(model, tok, prompts[0], latency_tokens, rounds)
     bank = bank_case(model, tok, neutral_prompts()[:8], latency_tokens, rounds)
@@ -71,12 +78,26 @@ def run_demo(
     return {"columns": columns, "times": {"sadi": sadi["times"], "bank": bank["times"]}}
 
 
+def _plans(model, tok, model_name):
+    """Each shipped tuned plan on the default model, else the recipe at its untuned setting."""
+    tuned = model_name == DEFAULT_MODEL
+    love = (shipped_plan("actadd") if tuned else None) or actadd(
+        model, tok, "Love", "Hate", ACTADD_LAYER, coeff=ACTADD_COEFF
+    )
+    sentiment = (shipped_plan("caa") if tuned else None) or caa(
+        model, tok, sentiment_pairs(), CAA_LAYER, coeff=CAA_COEFF
+    )
+    return love, sentiment
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="steered vs unsteered completions and decode latency")
     add_model_arg(p)
     p.add_argument("--prompts", type=int, default=4)
     p.add_argument("--tokens", type=int, default=32)
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the latency lines")
+    p.add_argument(
+        "--rounds", type=int, default=9, help="interleaved rounds of the latency lines (default 9)"
+    )
     p.set_defaults(func=run)
 
 

@@ -72,9 +72,31 @@ def render(s: dict) -> str:
             )
     lines.append("metadata:" if s["meta"] else "metadata: none")
     for k, v in s["meta"].items():
+        if k == "tuned" and isinstance(v, dict) and "measured" in v:
+            lines += tuned_lines(v)
+            continue
         text = json.dumps(v)
         lines.append(f"  {k}: {text if len(text) <= META_WIDTH else text[:META_WIDTH] + ' ...'}")
     return "\n".join(lines)
+
+
+def tuned_lines(t: dict) -> list[str]:
+    """How `steerfast tune` chose the plan, and what it measured (docs/tuning.md)."""
+
+    def cell(e):
+        return f"{e['mean']:+.3f} [{e['lo']:+.3f}, {e['hi']:+.3f}]"
+
+    m, b = t["measured"], t.get("budget", {})
+    signs = ", both signs" if t.get("both_signs") else ""
+    return [
+        f"  tuned: layer {t.get('layer')} strength {t.get('strength'):g} ({t.get('family')}{signs}) of grid "
+        f"layers {t['grid']['layers']} x strengths {t['grid']['strengths']}",
+        f"    chosen by: {t.get('how')}",
+        f"    effect ({t.get('effect_metric')}) {cell(m['effect'])} on {t.get('eval_prompts')} held-out prompts",
+        f"    damage: KL {cell(m['kl'])} (budget {b.get('kl')}), ppl ratio {cell(m['ppl_ratio'])} "
+        f"(budget {b.get('ppl_ratio')}), rep 3-gram {cell(m['rep'])} (budget {b.get('rep')}) "
+        f"on {t.get('neutral_tokens')} neutral tokens; the grid took {t.get('seconds')} s",
+    ]
 
 
 def _ranges(xs) -> str:
