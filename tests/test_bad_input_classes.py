@@ -241,3 +241,17 @@ def test_user_hook_and_steering_edit_order_agree(arch, site, side, user_first):
     edit.remove()
     user.remove()
     torch.testing.assert_close(results[0], want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("method", ["load", "unload", "set_strength"])
+@pytest.mark.parametrize("slot", [[], {}, [0]])
+def test_bank_unhashable_slot_is_a_steering_error(method, slot):
+    # found by the entry-point property test in CI: bank.load([], plan) raised a raw
+    # "TypeError: unhashable type: 'list'" from building {slot: plan}
+    from steerfast.testing import random_plan, tiny_model
+
+    model = tiny_model("llama")
+    with SteeringBank(model, 2) as bank:
+        args = {"load": (random_plan(model, seed=1),), "unload": (), "set_strength": (1.0,)}[method]
+        with pytest.raises(SteeringError, match="slot must be an int"):
+            getattr(bank, method)(slot, *args)

@@ -201,6 +201,7 @@ class SteeringBank:
 
     def load(self, slot: int, plan: SteeringPlan) -> None:
         """Put `plan` in `slot`. Validates first: on error the bank is unchanged."""
+        self._check_slot(slot)  # before the dict below: an unhashable slot is a user's mistake too
         if plan is None:
             raise SteeringError(
                 f"load({slot!r}, None): a slot takes a SteeringPlan; empty it with unload(slot)"
@@ -231,6 +232,7 @@ class SteeringBank:
                 raise
 
     def unload(self, slot: int) -> None:
+        self._check_slot(slot)
         self.load_all({slot: None})
 
     def set_strength(self, slot: int, value: float) -> None:
