@@ -244,7 +244,11 @@ def test_a_request_that_can_never_fit_is_refused(eng):
 
 def test_every_eos_id_and_stop_token_ids_end_with_stop():
     model, tok = tiny_model("llama", seed=3), tiny_tokenizer()
-    base = asyncio.run(one(make(), "hello there", SamplingParams(12))).token_ids
+    plain = make()
+    try:
+        base = asyncio.run(one(plain, "hello there", SamplingParams(12))).token_ids
+    finally:
+        plain.close()  # a manager left running keeps a non-daemon thread: pytest could not exit
     model.generation_config.eos_token_id = [base[4], 127]
     e = Engine(model, tok, slots=1, kv_tokens=2048, max_batch_tokens=256)
     try:
