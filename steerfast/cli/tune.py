@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
         "--eval",
         help="held-out items, columns prompt[, positive, negative] (default: shipped sentiment eval)",
     )
-    p.add_argument("--layers", help="comma-separated layers (default: 20%%, 35%%, 50%% of the depth)")
+    p.add_argument("--layers", help="comma-separated layers (default: 20%%, 30%%, 40%% of the depth)")
     p.add_argument("--strengths", help="comma-separated strengths (default 2,4,6,8)")
     p.add_argument(
         "--scorer",

@@ -130,7 +130,7 @@ def run(model_name: str = "default", layer: int = 15, seed: int = 0, train_frac:
         "fresh_probe_train_accuracy_after": (fresh(g_tr) == y_tr).double().mean().item(),
         "max_component_along_direction_after": comp.max().item(),
     }
-    prompts = neutral_prompts()
+    prompts = neutral_prompts()[:50]  # the 50 of the documented run (the file grew for tune)
     rnd = torch.randn(direction.shape[0], generator=torch.Generator().manual_seed(seed + 9))
     control = SteeringPlan.ablate_everywhere(model, rnd)
     for name, p in (("kl_neutral_ablation", plan), ("kl_neutral_random_direction", control)):

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from ..errors import PlanError
 
 # fractions of the depth tried by default, and strengths (the plan's own units: CAA/ActAdd
-# multiply their vector, SADI's δ); chosen from the default model's measured ranges (docs/tuning.md)
-DEFAULT_DEPTHS = (0.2, 0.35, 0.5)
+# multiply their vector, SADI's δ); chosen from the default model's measured ranges (docs/tuning.md:
+# CAA sentiment moves log-odds most per unit KL at 40% of the depth, ActAdd at 20-30%; past 45%
+# the damage rises faster than the effect)
+DEFAULT_DEPTHS = (0.2, 0.3, 0.4)
 DEFAULT_STRENGTHS = (2.0, 4.0, 6.0, 8.0)
 
 

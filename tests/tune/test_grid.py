@@ -8,9 +8,10 @@ from steerfast.tune import make_grid
 
 def test_default_grid():
     g = make_grid(30)
-    assert g.layers == (6, 10, 15) and g.strengths == (2.0, 4.0, 6.0, 8.0)
+    assert g.layers == (6, 9, 12) and g.strengths == (2.0, 4.0, 6.0, 8.0)
     assert len(g.cells()) == 12 and g.cells()[0] == (6, 2.0)
-    assert make_grid(3).layers == (1, 2)  # tiny models: in range, never layer 0
+    assert make_grid(18).layers == (4, 5, 7)  # Gemma 3 270M
+    assert make_grid(3).layers == (1,)  # tiny models: in range, never layer 0
 
 
 def test_given_grid_sorted_unique():
