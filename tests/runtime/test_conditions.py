@@ -305,6 +305,35 @@ def test_packed_gate_chunked_prefill_decode_and_re_prefill_keep_the_gate():
         assert m == [-1, -1, -1, 0]
 
 
+def test_packed_soft_reset_keeps_a_decided_gate_and_restarts_an_undecided_prompt():
+    """transformers re-queues an evicted request as a new RequestState (new stamp, `resumed`):
+    its prompt, then its generated tokens, are prefilled again from position 0."""
+    model = tiny_model("llama", seed=12)
+    e0 = torch.zeros(model.config.hidden_size)
+    e0[0] = 1.0
+    iv = Intervention(1, "attn.out", "add", torch.ones(model.config.hidden_size), "from_prompt_end", 1.0)
+    plan = SteeringPlan([iv], "t").when(Condition(1, e0, 0.0, ">", "mean"))
+    with steerfast.patch(model, plan) as handle:
+        bank = handle.bank
+        # A decided on, C decided off (3-token prompts); B's first 2 of 4 prompt tokens
+        reqs = [("A", 1.0, False), ("C", 2.0, False), ("B", 3.0, False)]
+        h = [1] * 3 + [-1] * 3 + [-5, -5]
+        _, m = _packed_step(bank, reqs, [3, 3, 4], [[0, 1, 2], [0, 1, 2], [0, 1]], h)
+        assert m == [-1, -1, 0, -1, -1, -1, -1, -1]
+        # all three evicted and re-queued: A and C re-prefill prompt + 2 generated tokens whose
+        # stream says the opposite; B's prompt comes back whole: mean (-5-5+9+9)/4 > 0, on
+        # (without the restart its first chunk would count twice: -2/6 < 0, off)
+        reqs = [("A", 4.0, True), ("C", 5.0, True), ("B", 6.0, True)]
+        pos = [[0, 1, 2, 3, 4], [0, 1, 2, 3, 4], [0, 1, 2, 3]]
+        _, m = _packed_step(bank, reqs, [3, 3, 4], pos, [-100] * 5 + [100] * 5 + [-5, -5, 9, 9])
+        assert m == [-1, -1, 0, 0, 0] + [-1] * 5 + [-1, -1, -1, 0]
+        store = bank.gates._store
+        assert (store.started, store.resumed) == (3, 3)
+        # a new request reusing the id "A" (a new stamp, not re-queued) is decided afresh: off
+        _, m = _packed_step(bank, [("A", 7.0, False)], [2], [[0, 1]], [-1, -1])
+        assert m == [-1, -1] and store.started == 4
+
+
 # --- the plan format ------------------------------------------------------------------------
 def test_save_load_round_trip_and_describe(tmp_path):
     model = tiny_model("llama", seed=10)
