@@ -117,7 +117,11 @@ class PackedRows:
                 "declared engine step (PackedRows.step; steerfast.serve.seam's model runner)"
             )
         ids = kwargs.get("input_ids")
-        ref = ids if ids is not None else kwargs["inputs_embeds"]
+        if ids is None and args and isinstance(args[0], torch.Tensor):
+            ids = args[0]  # passed by position (gpt2's LM head does)
+        ref = ids if ids is not None else kwargs.get("inputs_embeds")
+        if ref is None:
+            raise SteeringError("a packed forward with neither input_ids nor inputs_embeds")
         n_tokens = ref.shape[1]
         if sum(fs.query_length for fs in states) > n_tokens:
             raise SteeringError("packed forward does not match the engine's prepared step")
