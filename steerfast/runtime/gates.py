@@ -62,6 +62,21 @@ def gate_maps(
     return out
 
 
+def _kept_atoms(new_ids: list, old_ids: list) -> list[tuple[int, int]]:
+    """(new column, old column) of the atoms that are the same condition of the same slot."""
+
+    def same(a, b) -> bool:
+        return a is b or (a.header() == b.header() and torch.equal(a.vector, b.vector))
+
+    old = {(slot, k): (col, c) for col, (slot, k, c) in enumerate(old_ids)}
+    kept = []
+    for col, (slot, k, c) in enumerate(new_ids):
+        hit = old.get((slot, k))
+        if hit is not None and same(c, hit[1]):
+            kept.append((col, hit[0]))
+    return kept
+
+
 class ReadPoint:
     """The atoms read at one decoder layer's input: stacked tables on the device."""
 
@@ -103,12 +118,18 @@ class PackedStore:
             setattr(self, name, torch.cat([t, torch.zeros_like(t)]))
         self.free += list(range(old, self.capacity))
 
-    def resize(self, n_atoms: int) -> None:
-        """A new atom layout: decided gates stay; partial prompt sums restart."""
-        self.n_atoms = n_atoms
-        self.acc = torch.zeros(self.capacity, n_atoms, device=self.device)
-        self.cnt = torch.zeros_like(self.acc)
-        self.atoms = torch.zeros(self.capacity, n_atoms, dtype=torch.bool, device=self.device)
+    def resize(self, n_atoms: int, kept: list[tuple[int, int]] = ()) -> None:
+        """A new atom layout: decided gates stay; the partial prompt sums of the atoms in
+        `kept` ((new column, old column): the same condition of the same slot) move to their
+        new column, so a request in mid-prefill keeps what it read; the others start at 0."""
+        acc = torch.zeros(self.capacity, n_atoms, device=self.device)
+        cnt = torch.zeros_like(acc)
+        atoms = torch.zeros(self.capacity, n_atoms, dtype=torch.bool, device=self.device)
+        if kept:
+            new = torch.tensor([n for n, _ in kept], dtype=torch.long, device=self.device)
+            old = torch.tensor([o for _, o in kept], dtype=torch.long, device=self.device)
+            acc[:, new], cnt[:, new], atoms[:, new] = self.acc[:, old], self.cnt[:, old], self.atoms[:, old]
+        self.n_atoms, self.acc, self.cnt, self.atoms = n_atoms, acc, cnt, atoms
 
     def rows_for(self, requests) -> list[int]:
         """Storage rows of a step's requests: (key, stamp[, resumed]) each (packed.request_identity).
@@ -173,6 +194,7 @@ class BankGates:
         self._per_row = 1
         self._packed = None  # this step's per-token tables in a continuous-batching step
         self._store: PackedStore | None = None
+        self._atom_ids: list = []  # (slot, index in its gate, Condition) per atom column
 
     # --- tables, from the bank's plans ---------------------------------------------------
     def rebuild(self, plans, groups, lanes: int) -> None:
@@ -207,10 +229,17 @@ class BankGates:
         by_layer: dict[int, list[int]] = {}
         for k, c in enumerate(atoms):
             by_layer.setdefault(c.layer, []).append(k)
+        atom_ids = [  # the same order as `atoms`
+            (slot, k, c)
+            for slot, plan in enumerate(plans)
+            if plan is not None and plan.condition is not None
+            for k, c in enumerate(plan.condition.conditions)
+        ]
         if self._store is None:
             self._store = PackedStore(len(atoms), dev)
-        else:  # requests in flight keep their decided gates across loads of other slots
-            self._store.resize(len(atoms))
+        else:  # requests in flight keep their decided gates (and partial sums) across loads
+            self._store.resize(len(atoms), _kept_atoms(atom_ids, self._atom_ids))
+        self._atom_ids = atom_ids
         self.points = [
             ReadPoint(layer, [atoms[k] for k in ks], ks, len(atoms), dev)
             for layer, ks in sorted(by_layer.items())

@@ -319,7 +319,7 @@ def test_revert_is_exact_and_removes_the_read_hooks():
     assert all(not layer._forward_pre_hooks for layer in layers)
 
 
-def _packed_step(bank, requests, lens, positions, h_e0):
+def _packed_step(bank, requests, lens, positions, h_e0, slots=None):
     """One packed step driven by hand: the maps the engine step gets, with the read point fed
     a residual stream whose e0 component is h_e0 per token (everything else 0)."""
     from steerfast.runtime.packed import packed_row_maps
@@ -328,7 +328,7 @@ def _packed_step(bank, requests, lens, positions, h_e0):
     cu = torch.tensor([0] + list(torch.tensor(sizes).cumsum(0)), dtype=torch.int32)
     pos = torch.tensor([[q for p in positions for q in p]])
     n = pos.shape[1]
-    slot, plen = torch.tensor([0] * len(requests) + [-1]), torch.tensor(lens + [0])
+    slot, plen = torch.tensor((slots or [0] * len(requests)) + [-1]), torch.tensor(lens + [0])
     maps = packed_row_maps(cu, pos, len(requests), n, slot, plen, bank.lane_code, bank.lane_n, bank.entries)
     maps = bank.gates.packed_step(cu, pos, n, requests, slot, plen, maps)
     h = torch.zeros(1, n, bank.model.config.hidden_size)
@@ -389,6 +389,32 @@ def test_packed_soft_reset_keeps_a_decided_gate_and_restarts_an_undecided_prompt
         # a new request reusing the id "A" (a new stamp, not re-queued) is decided afresh: off
         _, m = _packed_step(bank, [("A", 7.0, False)], [2], [[0, 1]], [-1, -1])
         assert m == [-1, -1] and store.started == 4
+
+
+def test_packed_partial_prompt_sums_survive_a_load_into_another_slot():
+    """A load re-lays the atoms out (slot 0's new condition takes column 0): a request in
+    mid-prefill keeps what its first chunk read. Whole prompt: (-9-9+5+5)/4 < 0, off; its
+    second chunk alone would say on."""
+    model = tiny_model("llama", seed=12)
+    D = model.config.hidden_size
+    e0 = torch.zeros(D)
+    e0[0] = 1.0
+    iv = Intervention(1, "attn.out", "add", torch.ones(D), "from_prompt_end", 1.0)
+    plan = SteeringPlan([iv], "t").when(Condition(1, e0, 0.0, ">", "mean"))
+    iv2 = Intervention(2, "attn.out", "add", torch.ones(D), "from_prompt_end", 1.0)
+    other = SteeringPlan([iv2], "o").when(Condition(2, e0, 0.0, "<", "last"))
+    with SteeringBank(model, slots=2) as bank:
+        bank.load(1, plan)
+        _, m = _packed_step(bank, [("B", 1.0)], [4], [[0, 1]], [-9, -9], slots=[1])
+        assert m == [-1, -1]
+        bank.load(0, other)
+        assert bank.gates._atom_ids[1][0] == 1  # B's condition moved to column 1
+        _, m = _packed_step(bank, [("B", 1.0)], [4], [[2, 3]], [5, 5], slots=[1])
+        assert m == [-1, -1]
+        # the same second chunk for a request whose first chunk said on: on
+        _, m = _packed_step(bank, [("C", 2.0)], [4], [[0, 1]], [9, 9], slots=[1])
+        _, m = _packed_step(bank, [("C", 2.0)], [4], [[2, 3]], [5, 5], slots=[1])
+        assert m[0] == -1 and m[1] >= 0
 
 
 # --- the plan format ------------------------------------------------------------------------
