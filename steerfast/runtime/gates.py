@@ -62,6 +62,21 @@ def gate_maps(
     return out
 
 
+def _kept_atoms(new_ids: list, old_ids: list) -> list[tuple[int, int]]:
+    """(new column, old column) of the atoms that are the same condition of the same slot."""
+
+    def same(a, b) -> bool:
+        return a is b or (a.header() == b.header() and torch.equal(a.vector, b.vector))
+
+    old = {(slot, k): (col, c) for col, (slot, k, c) in enumerate(old_ids)}
+    kept = []
+    for col, (slot, k, c) in enumerate(new_ids):
+        hit = old.get((slot, k))
+        if hit is not None and same(c, hit[1]):
+            kept.append((col, hit[0]))
+    return kept
+
+
 class ReadPoint:
     """The atoms read at one decoder layer's input: stacked tables on the device."""
 
@@ -92,6 +107,8 @@ class PackedStore:
         self.gate = torch.zeros(capacity, dtype=torch.bool, device=device)
         self.decided = torch.zeros(capacity, dtype=torch.bool, device=device)
         self.slot = torch.zeros(capacity, dtype=torch.long, device=device)
+        self.started = 0  # gate states started afresh (one per request)
+        self.resumed = 0  # re-queued requests (soft reset after eviction) that kept theirs
 
     def _grow(self) -> None:
         old = self.capacity
@@ -101,24 +118,42 @@ class PackedStore:
             setattr(self, name, torch.cat([t, torch.zeros_like(t)]))
         self.free += list(range(old, self.capacity))
 
-    def resize(self, n_atoms: int) -> None:
-        """A new atom layout: decided gates stay; partial prompt sums restart."""
-        self.n_atoms = n_atoms
-        self.acc = torch.zeros(self.capacity, n_atoms, device=self.device)
-        self.cnt = torch.zeros_like(self.acc)
-        self.atoms = torch.zeros(self.capacity, n_atoms, dtype=torch.bool, device=self.device)
+    def resize(self, n_atoms: int, kept: list[tuple[int, int]] = ()) -> None:
+        """A new atom layout: decided gates stay; the partial prompt sums of the atoms in
+        `kept` ((new column, old column): the same condition of the same slot) move to their
+        new column, so a request in mid-prefill keeps what it read; the others start at 0."""
+        acc = torch.zeros(self.capacity, n_atoms, device=self.device)
+        cnt = torch.zeros_like(acc)
+        atoms = torch.zeros(self.capacity, n_atoms, dtype=torch.bool, device=self.device)
+        if kept:
+            new = torch.tensor([n for n, _ in kept], dtype=torch.long, device=self.device)
+            old = torch.tensor([o for _, o in kept], dtype=torch.long, device=self.device)
+            acc[:, new], cnt[:, new], atoms[:, new] = self.acc[:, old], self.cnt[:, old], self.atoms[:, old]
+        self.n_atoms, self.acc, self.cnt, self.atoms = n_atoms, acc, cnt, atoms
 
     def rows_for(self, requests) -> list[int]:
+        """Storage rows of a step's requests: (key, stamp[, resumed]) each (packed.request_identity).
+
+        A key not seen yet, or seen with another stamp (a new request reusing the id), starts
+        afresh; a resumed one (re-queued after eviction, a new stamp) keeps its row and so its
+        decided gate. `started` / `resumed` count both, for tests and metrics (host ints).
+        """
         rows, fresh = [], []
-        for key, stamp in requests:
+        for req in requests:
+            key, stamp = req[0], req[1]
+            resumed = len(req) > 2 and req[2]
             row = self.row_of.get(key)
-            if row is None or (stamp is not None and self.stamp.get(key) not in (None, stamp)):
+            old = self.stamp.get(key)
+            if row is not None and stamp is not None and old not in (None, stamp) and resumed:
+                self.resumed += 1  # the same request re-queued: keep its gate (or its restart)
+            elif row is None or (stamp is not None and old not in (None, stamp)):
                 if row is None:
                     if not self.free:
                         self._grow()
                     row = self.free.pop(0)
                 self.row_of[key] = row
                 fresh.append(row)
+                self.started += 1
             if stamp is not None:
                 self.stamp[key] = stamp
             rows.append(row)
@@ -127,6 +162,14 @@ class PackedStore:
             for name in ("acc", "cnt", "atoms", "gate", "decided"):
                 setattr(self, name, getattr(self, name).index_fill(0, idx, 0))
         return rows
+
+    def restart(self, rows: Tensor) -> None:
+        """Forget the partial prompt sums of `rows` (M,) bool, whose prompt starts over at
+        position 0 while their gate is still undecided (a request evicted in mid-prefill)."""
+        r = rows.unsqueeze(1)
+        self.acc = torch.where(r, 0.0, self.acc)
+        self.cnt = torch.where(r, 0.0, self.cnt)
+        self.atoms = self.atoms & ~r
 
     def release(self, key: str) -> None:
         row = self.row_of.pop(key, None)
@@ -151,6 +194,7 @@ class BankGates:
         self._per_row = 1
         self._packed = None  # this step's per-token tables in a continuous-batching step
         self._store: PackedStore | None = None
+        self._atom_ids: list = []  # (slot, index in its gate, Condition) per atom column
 
     # --- tables, from the bank's plans ---------------------------------------------------
     def rebuild(self, plans, groups, lanes: int) -> None:
@@ -185,10 +229,17 @@ class BankGates:
         by_layer: dict[int, list[int]] = {}
         for k, c in enumerate(atoms):
             by_layer.setdefault(c.layer, []).append(k)
+        atom_ids = [  # the same order as `atoms`
+            (slot, k, c)
+            for slot, plan in enumerate(plans)
+            if plan is not None and plan.condition is not None
+            for k, c in enumerate(plan.condition.conditions)
+        ]
         if self._store is None:
             self._store = PackedStore(len(atoms), dev)
-        else:  # requests in flight keep their decided gates across loads of other slots
-            self._store.resize(len(atoms))
+        else:  # requests in flight keep their decided gates (and partial sums) across loads
+            self._store.resize(len(atoms), _kept_atoms(atom_ids, self._atom_ids))
+        self._atom_ids = atom_ids
         self.points = [
             ReadPoint(layer, [atoms[k] for k in ks], ks, len(atoms), dev)
             for layer, ks in sorted(by_layer.items())
@@ -230,7 +281,7 @@ class BankGates:
         cu_seq_lens_q: Tensor,
         position_ids: Tensor,
         n_tokens: int,
-        requests: list[tuple[str, float | None]],
+        requests: list[tuple],
         seq_slot: Tensor,
         seq_prompt_len: Tensor,
         maps: list[Tensor],
@@ -238,12 +289,13 @@ class BankGates:
         """The row maps of one packed step with every request's gate applied.
 
         What a continuous-batching engine calls once per step, after packed_row_maps (the
-        PackedRows of runtime/packed.py does): requests = (key, stamp) per packed request in
-        order (packed.request_identity); seq_slot / seq_prompt_len as for packed_row_maps.
+        PackedRows of runtime/packed.py does): requests = (key, stamp, resumed) per packed
+        request in order (packed.request_identity); seq_slot / seq_prompt_len as for packed_row_maps.
         A request's gate is accumulated over its prompt tokens (chunked prefill included) at
         the read points and decided in the step holding its prompt's last token; every later
-        step (decode, or a re-prefill after eviction) reuses it. Call release(key) when a
-        request ends.
+        step (decode, or a re-prefill after eviction) reuses it; a request evicted before its
+        gate was decided restarts its sums when its prompt comes back from position 0. Call
+        release(key) when a request ends.
         """
         from .packed import packed_masks
 
@@ -257,6 +309,10 @@ class BankGates:
         slot = seq_slot.to(dev)
         store.slot = store.slot.index_copy(0, req_row[:R], slot[:R].clamp(min=0))
         was = store.decided[tok_row]
+        # an undecided prompt seen again from position 0 (evicted in mid-prefill, re-queued)
+        # restarts its sums; a decided gate is kept whatever is re-prefilled
+        again = m["prefix"] & (m["real_pos"] == 0) & ~was
+        store.restart(torch.zeros(store.capacity, device=dev).index_add_(0, tok_row, again.float()) > 0)
         fin = (
             torch.zeros(store.capacity, device=dev).index_add_(0, tok_row, (m["prompt_last"] & ~was).float())
             > 0

@@ -56,12 +56,19 @@ def request_key(request_id: str) -> str:
     return request_id.split("__child#", 1)[0]
 
 
-def request_identity(state) -> tuple[str, float | None]:
-    """(request key, creation stamp) for per-request state kept across steps (gates): a
-    re-queued (evicted, re-prefilled) request keeps its state object and stamp; a new request
-    reusing an id has a new stamp; forked children (stamp None) share their parent's."""
+def request_identity(state) -> tuple[str, float | None, bool]:
+    """(request key, creation stamp, resumed) for per-request state kept across steps (gates).
+
+    A new request reusing an id has a new stamp (its state starts afresh); forked children
+    (stamp None) share their parent's. A request transformers evicted and re-queued keeps
+    what it had: offloaded to the CPU, it is the same state object (same stamp); soft reset
+    (no CPU pool, the default), it is a new RequestState with a new `created_time`, the same
+    id, and `_true_initial_tokens` set to its true prompt length -- `resumed` says so, and its
+    decided gate is kept (docs/conditions.md, "Continuous batching").
+    """
     child = "__child#" in state.request_id
-    return request_key(state.request_id), None if child else getattr(state, "created_time", None)
+    stamp = None if child else getattr(state, "created_time", None)
+    return request_key(state.request_id), stamp, bool(getattr(state, "_true_initial_tokens", 0))
 
 
 def prompt_length(state) -> int:
@@ -110,7 +117,11 @@ class PackedRows:
                 "declared engine step (PackedRows.step; steerfast.serve.seam's model runner)"
             )
         ids = kwargs.get("input_ids")
-        ref = ids if ids is not None else kwargs["inputs_embeds"]
+        if ids is None and args and isinstance(args[0], torch.Tensor):
+            ids = args[0]  # passed by position (gpt2's LM head does)
+        ref = ids if ids is not None else kwargs.get("inputs_embeds")
+        if ref is None:
+            raise SteeringError("a packed forward with neither input_ids nor inputs_embeds")
         n_tokens = ref.shape[1]
         if sum(fs.query_length for fs in states) > n_tokens:
             raise SteeringError("packed forward does not match the engine's prepared step")

@@ -40,7 +40,7 @@ from ..runtime.bank import SteeringBank
 from ..runtime.packed import PackedRows
 from .device import on_compute_stream
 from .params import Generated, SamplingParams
-from .prefix import PrefixKeys, prepare_manager
+from .prefix import PrefixKeys, prepare_manager, reads_whole_prompt
 from .seam import InjectedFault, StepHooks, Tracked, steering_manager  # noqa: F401 (re-exported)
 
 PAGE = 64
@@ -444,7 +444,8 @@ class Engine:
             with self.hooks.lock:
                 self.hooks.requests[rid] = tracked = Tracked(params, seed)
             if self.prefix_keys is not None:
-                self.prefix_keys.register(rid, key, len(ids))
+                # a gate averaged over the prompt must compute all of it (serve/prefix.py)
+                self.prefix_keys.register(rid, key, len(ids), share=not reads_whole_prompt(plan))
             self.manager.register_result_handler(rid, outputs.put_nowait)
             self.stats["requests_total"] += 1
             self.stats["prompt_tokens"] += len(ids)

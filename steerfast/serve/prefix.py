@@ -15,6 +15,8 @@ prompt's end). For positions before the last prompt token (0..P-2) every policy'
 depends on (configuration, position) only, so those blocks are shareable under the salt;
 the block holding position P-1, and any later one, is never registered nor matched for a
 steered request. Unsteered requests share every complete block, as transformers does.
+A request whose plan's gate averages over the prompt (`reads_whole_prompt`) shares none:
+its gate is read from the prompt's activations in its own prefill, all of them.
 
 The seam: `KeyedPrefixCache` subclasses transformers' `PagedAttentionCache` and overrides
 its two public prefix methods (`search_prefix_match`, `mark_complete_blocks`), the ones the
@@ -70,7 +72,11 @@ class PrefixKeys:
         self._lock = threading.Lock()
         self.stats = PrefixStats()
 
-    def register(self, request_id: str, key, prompt_len: int) -> None:
+    def register(self, request_id: str, key, prompt_len: int, share: bool = True) -> None:
+        """share=False: the request neither reuses nor offers blocks (reads_whole_prompt)."""
+        if not share:
+            self.forget(request_id)
+            return
         # steered: blocks entirely before the last prompt token (positions 0..P-2)
         limit = None if key is None else max(prompt_len - 1, 0)
         with self._lock:
@@ -85,6 +91,18 @@ class PrefixKeys:
         parent = request_id.split("__child#", 1)[0]  # forked children steer like their parent
         with self._lock:
             return self._entries.get(request_id) or self._entries.get(parent)
+
+
+def reads_whole_prompt(plan) -> bool:
+    """True for a plan whose gate averages over the prompt (a Condition with aggregate "mean").
+
+    The gate is read from the activations the step computes, and a cached prefix is not
+    computed again: a mean over the rest of the prompt would decide another gate. Such
+    requests share no blocks; a "last"-token gate reads the last prompt token, which is never
+    taken from the cache, so it shares like any steered request.
+    """
+    gate = getattr(plan, "condition", None)
+    return gate is not None and any(c.aggregate == "mean" for c in gate.conditions)
 
 
 def check_internals() -> None:
