@@ -143,7 +143,9 @@ def _dense_(rows: Tensor, d: Dense) -> Tensor:
     """In place, on a tensor of ours (a fresh projection output or a copy)."""
     d.check_rows(rows.shape[0])
     if not d.plain:
-        return rows.copy_(d.apply(rows))
+        if torch.compiler.is_compiling():  # the fused op would be a fusion barrier
+            return rows.copy_(d.apply(rows))
+        return d.apply_(rows)
     if d.scale is not None and d.shift is not None:
         return rows.copy_(torch.addcmul(d.shift, rows, d.scale))
     if d.scale is not None:
@@ -155,7 +157,9 @@ def _dense(rows: Tensor, d: Dense) -> Tensor:
     """Out of place (the caller's input stays as it was), in fp32, stored in rows' dtype."""
     d.check_rows(rows.shape[0])
     if not d.plain:
-        return d.apply(rows)
+        if torch.compiler.is_compiling():
+            return d.apply(rows)
+        return d.apply_(rows.clone(memory_format=torch.contiguous_format))
     if d.scale is not None and d.shift is not None:
         out = torch.addcmul(d.shift, rows, d.scale)
     elif d.scale is not None:
