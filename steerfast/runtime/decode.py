@@ -62,7 +62,7 @@ class Dense:
     mask: Tensor | None = None
     delta: Tensor | None = None
     _op: tuple | None = field(default=None, repr=False, compare=False)
-    _uniform: dict = field(default_factory=dict, repr=False, compare=False)
+    _calls: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def plain(self) -> bool:
@@ -111,17 +111,33 @@ class Dense:
         """In place on rows, which must be ours (a fresh projection output or a copy) and
         contiguous: one fused op call per step of the chain. Through the ops seam, so the
         reference backend, fp64 rows and autograd behave as in the prefill's row ops."""
-        self.check_rows(rows.shape[0])
+        n = rows.shape[0]
+        self.check_rows(n)
+        calls = self._calls.get(n)
+        if calls is None:
+            calls = self._calls[n] = self._prepare(n)
+        for ablate, args in calls:  # the per-site cost in decode is this loop: keep it bare
+            if ablate:
+                ops.steer_ablate_(rows, *args)
+            else:
+                ops.steer_rows_(rows, *args)
+        return rows
+
+    def _prepare(self, n: int) -> list:
+        """The chain's op calls for an n-row call: (ablates?, the op's arguments after y)."""
+        with torch.inference_mode(False):  # may be saved for backward by a later step
+            uniform = None if self.rows else torch.zeros(n, dtype=torch.int32, device=self.any_table().device)
+        calls = []
         step = self
         while step is not None:
             mask, delta, bias, coef, direction, alpha = step.op_tables()
-            slots = step.op_slots(rows.shape[0])
+            slots = step.slots if step.rows else uniform
             if direction is not None:
-                ops.steer_ablate_(rows, slots, mask, delta, bias, coef, direction, alpha)
+                calls.append((True, (slots, mask, delta, bias, coef, direction, alpha)))
             elif mask is not None or bias is not None:
-                ops.steer_rows_(rows, slots, mask, delta, bias, coef)
+                calls.append((False, (slots, mask, delta, bias, coef)))
             step = step.then
-        return rows
+        return calls
 
     def op_tables(self) -> tuple:
         """(mask, delta, bias, coef, direction, alpha) in the ops' format, built once: scale
@@ -151,17 +167,6 @@ class Dense:
                     alpha,
                 )
         return self._op
-
-    def op_slots(self, n: int) -> Tensor:
-        """The op's entry per row: this step's own slots (rows = B), or entry 0 on every row."""
-        if self.rows:
-            return self.slots
-        hit = self._uniform.get(n)
-        if hit is None:
-            with torch.inference_mode(False):
-                hit = torch.zeros(n, dtype=torch.int32, device=self.any_table().device)
-            self._uniform[n] = hit
-        return hit
 
     def check_rows(self, n: int) -> None:
         if self.rows and n != self.rows:
