@@ -288,3 +288,47 @@ def test_compiled_decode_with_ablation_has_no_custom_op_and_equals_eager():
     assert not [t for t in targets if "steerfast" in t]
     assert (eager - want).abs().max().item() <= 1e-5
     assert (compiled - eager).abs().max().item() <= 1e-5
+
+
+def grad_step(model, ids, mask, weight):
+    """Prefill (no grad), then one decode step with grad enabled: its logits, and the gradient
+    of a fixed linear function of them with respect to `weight`."""
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, use_cache=True)
+    nxt = out.logits[:, -1:].argmax(-1)
+    m2 = torch.cat([mask, torch.ones(ids.shape[0], 1, dtype=mask.dtype)], 1)
+    model.zero_grad()
+    logits = model(input_ids=nxt, attention_mask=m2, past_key_values=out.past_key_values).logits
+    (logits * torch.linspace(-1, 1, logits.shape[-1])).sum().backward()
+    return logits.detach()[:, -1], weight.grad.clone()
+
+
+@pytest.mark.parametrize("which", ["patch", "bank"])
+def test_decode_step_with_grad_enabled_matches_hooks_values_and_gradients(which):
+    """With grad enabled the in-place op runs under its autograd Function: a decode step's
+    logits and a weight's gradient equal the hooks' (rows = 0 and rows = B)."""
+    model = tiny_model("llama", seed=21)
+    ids, mask, _ = left_padded(ROWS)
+    p = plans(model)
+    rows = [1] * len(ROWS) if which == "patch" else [1, -1, 0, 2]
+    weight = model.model.layers[0].self_attn.o_proj.weight
+    if which == "patch":
+        with steerfast.patch(model, p[1]):
+            logits, grad = grad_step(model, ids, mask, weight)
+    else:
+        with steerfast.SteeringBank(model, slots=3) as bank:
+            bank.load_all(dict(enumerate(p)))
+            bank.assign(rows)
+            logits, grad = grad_step(model, ids, mask, weight)
+            assert bank._decode_key == ("rows", tuple(rows))
+    # the loss is a sum over rows, so its gradient is the sum of each row's alone
+    want_grad = torch.zeros_like(weight)
+    for r, s in enumerate(rows):
+        if s < 0:
+            lg, g = grad_step(model, ids[r : r + 1], mask[r : r + 1], weight)
+        else:
+            with steerfast.apply_hooks(model, p[s]):
+                lg, g = grad_step(model, ids[r : r + 1], mask[r : r + 1], weight)
+        assert (logits[r] - lg[0]).abs().max().item() <= 1e-5, r
+        want_grad += g
+    assert (grad - want_grad).abs().max().item() <= 1e-5 * max(1.0, want_grad.abs().max().item())
