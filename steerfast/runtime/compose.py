@@ -81,18 +81,30 @@ def dense_affine(parts: Sequence[Affine], device):
     to = lambda t: None if t is None else t.to(device).contiguous()  # noqa: E731
     steps: list = []
     scale = shift = None
+    own = (None, None)  # scale's (mask, delta) while it is one part's own (Dense.mask)
     for aff in parts:
         s2, b2 = one(aff)
         if s2 is not None:
+            own = (aff.mask[0], aff.delta[0]) if scale is None else (None, None)
             scale = s2 if scale is None else scale * s2
             shift = None if shift is None else shift * s2
         if b2 is not None:
             shift = b2 if shift is None else shift + b2
         if aff.dir is not None:
-            steps.append(Dense(to(scale), to(shift), dir=to(aff.dir[0]), alpha=to(aff.alpha[0])))
+            steps.append(
+                Dense(
+                    to(scale),
+                    to(shift),
+                    dir=to(aff.dir[0]),
+                    alpha=to(aff.alpha[0]),
+                    mask=to(own[0]),
+                    delta=to(own[1]),
+                )
+            )
             scale = shift = None
+            own = (None, None)
     if scale is not None or shift is not None or not steps:
-        steps.append(Dense(to(scale), to(shift)))
+        steps.append(Dense(to(scale), to(shift), mask=to(own[0]), delta=to(own[1])))
     for a, b in zip(steps, steps[1:]):
         a.then = b
     return steps[0]

@@ -141,9 +141,11 @@ def _applied(state: SteeringState, rows: Tensor, lanes: list) -> Tensor:
 
 def _dense_(rows: Tensor, d: Dense) -> Tensor:
     """In place, on a tensor of ours (a fresh projection output or a copy)."""
+    if not d.plain:  # apply / apply_ check the rows themselves
+        if torch.compiler.is_compiling():  # the fused op would be a fusion barrier
+            return rows.copy_(d.apply(rows))
+        return d.apply_(rows)
     d.check_rows(rows.shape[0])
-    if not d.plain:
-        return rows.copy_(d.apply(rows))
     if d.scale is not None and d.shift is not None:
         return rows.copy_(torch.addcmul(d.shift, rows, d.scale))
     if d.scale is not None:
@@ -153,9 +155,11 @@ def _dense_(rows: Tensor, d: Dense) -> Tensor:
 
 def _dense(rows: Tensor, d: Dense) -> Tensor:
     """Out of place (the caller's input stays as it was), in fp32, stored in rows' dtype."""
-    d.check_rows(rows.shape[0])
     if not d.plain:
-        return d.apply(rows)
+        if torch.compiler.is_compiling():
+            return d.apply(rows)
+        return d.apply_(rows.clone(memory_format=torch.contiguous_format))
+    d.check_rows(rows.shape[0])
     if d.scale is not None and d.shift is not None:
         out = torch.addcmul(d.shift, rows, d.scale)
     elif d.scale is not None:
