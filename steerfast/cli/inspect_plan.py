@@ -92,7 +92,7 @@ def tuned_lines(t: dict) -> list[str]:
         f"  tuned: layer {t.get('layer')} strength {t.get('strength'):g} ({t.get('family')}{signs}) of grid "
         f"layers {t['grid']['layers']} x strengths {t['grid']['strengths']}",
         f"    chosen by: {t.get('how')}",
-        f"    effect ({t.get('effect_metric')}) {cell(m['effect'])} on {t.get('eval_prompts')} held-out prompts",
+        f"    effect ({t.get('effect_metric')}) {cell(m['effect'])} on {t.get('eval_prompts')} eval prompts (not used to build the vector)",
         f"    damage: KL {cell(m['kl'])} (budget {b.get('kl')}), ppl ratio {cell(m['ppl_ratio'])} "
         f"(budget {b.get('ppl_ratio')}), rep 3-gram {cell(m['rep'])} (budget {b.get('rep')}) "
         f"on {t.get('neutral_tokens')} neutral tokens; the grid took {t.get('seconds')} s",

@@ -30,5 +30,5 @@ def measured_line(plan: SteeringPlan) -> str:
     return (
         f"layer {t['layer']}, c={t['strength']:g}: {what}{sign} {c(m['effect'])}; KL {c(m['kl'])} (budget {b['kl']:g}), "
         f"ppl ratio {c(m['ppl_ratio'], '.3f')} (budget {b['ppl_ratio']:g}), "
-        f"repeated 3-grams {c(m['rep'])} (budget {b['rep']:g}); {t['eval_prompts']} held-out prompts"
+        f"repeated 3-grams {c(m['rep'])} (budget {b['rep']:g}); {t['eval_prompts']} tuning prompts (not used to build the vector)"
     )
