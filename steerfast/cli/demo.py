@@ -66,7 +66,9 @@ def run_demo(
         for line in range(max(len(c) for c in cells)):
             print(" | ".join((c[line] if line < len(c) else "").ljust(width) for c in cells))
 
-    print("\nmeasured by `steerfast tune` on its tuning prompts and neutral text (95% bootstrap intervals; docs/tuning.md):")
+    print(
+        "\nmeasured by `steerfast tune` on its tuning prompts and neutral text (95% bootstrap intervals; docs/tuning.md):"
+    )
     print(f"  ActAdd Love-Hate: {measured_line(love)}")
     print(f"  CAA sentiment:    {measured_line(sentiment)}")
 
