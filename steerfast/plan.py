@@ -235,13 +235,31 @@ class SteeringPlan:
         """Ablate `direction` (normalised here) at every residual site: embed.out, then
         attn.out and mlp.out of each layer (all layers, or `layers`; embed.out only when layer
         0 is included). With alpha = 1 at every layer the stream entering each layer has no
-        component along the direction (the stream is a sum of those sites' outputs)."""
-        if not isinstance(direction, Tensor) or direction.dim() != 1 or not direction.is_floating_point():
-            raise PlanError(f"direction must be a 1-D float tensor (D,), got {direction!r:.80}")
-        norm = direction.detach().double().norm()
-        if not torch.isfinite(norm) or norm == 0:
-            raise PlanError(f"direction must be finite and non-zero, got norm {norm.item()}")
-        unit = (direction.detach().double() / norm).float()
+        component along the direction (the stream is a sum of those sites' outputs).
+
+        direction (k, D): a subspace. Its rows are orthonormalised here (QR in fp64) and
+        ablated one after another at each site; for orthonormal rows that is the projection
+        onto the subspace's complement (alpha = 1), whatever the order."""
+        if (
+            not isinstance(direction, Tensor)
+            or direction.dim() not in (1, 2)
+            or not direction.is_floating_point()
+            or direction.shape[-1] == 0
+            or (direction.dim() == 2 and not 0 < direction.shape[0] <= direction.shape[1])
+        ):
+            raise PlanError(
+                f"direction must be a float tensor (D,) or (k, D) with 1 <= k <= D, got {direction!r:.80}"
+            )
+        rows = direction.detach().double().reshape(-1, direction.shape[-1])
+        if not torch.isfinite(rows).all():
+            raise PlanError("direction must be finite")
+        q, r = torch.linalg.qr(rows.T)  # (D, k): orthonormal columns spanning the rows
+        scale = rows.norm(dim=1).max()
+        if scale == 0 or (r.diagonal().abs() <= 1e-6 * scale).any():
+            what = "non-zero" if rows.shape[0] == 1 else "linearly independent rows"
+            raise PlanError(f"direction must be finite and {what}, got norms {rows.norm(dim=1).tolist()}")
+        q = q * torch.sign(r.diagonal())  # row 0 keeps the sign of direction[0]
+        units = [q[:, i].float().contiguous() for i in range(q.shape[1])]
         n = get_adapter(model).num_layers(model)
         chosen = list(range(n)) if layers is None else layers
         if (
@@ -250,11 +268,11 @@ class SteeringPlan:
             or not chosen
         ):
             raise PlanError(f"layers must be a non-empty list of ints in 0..{n - 1}, got {layers!r}")
-        ivs = [Intervention(0, "embed.out", "ablate", unit, positions, alpha)] if 0 in chosen else []
-        for layer in sorted(set(chosen)):
-            for site in ("attn.out", "mlp.out"):
-                ivs.append(Intervention(layer, site, "ablate", unit, positions, alpha))
-        return cls(ivs, "ablation", model_hint(model), {"layers": sorted(set(chosen))})
+        sites = [(0, "embed.out")] if 0 in chosen else []
+        sites += [(layer, site) for layer in sorted(set(chosen)) for site in ("attn.out", "mlp.out")]
+        ivs = [Intervention(layer, site, "ablate", u, positions, alpha) for layer, site in sites for u in units]
+        meta = {"layers": sorted(set(chosen))} | ({"rank": len(units)} if len(units) > 1 else {})
+        return cls(ivs, "ablation", model_hint(model), meta)
 
     def with_strength(self, strength: float) -> SteeringPlan:
         """A copy with every intervention's strength set to `strength` (tensors shared)."""

@@ -42,7 +42,7 @@ def run_demo(
     model_name: str = "smollm2-135m-instruct",
     n_prompts: int = 4,
     max_new_tokens: int = 32,
-    rounds: int = 9,
+    rounds: int = 15,
     width: int = 38,
     latency_tokens: int = 8,
 ) -> dict:
@@ -98,7 +98,7 @@ def add_parser(sub) -> None:
     p.add_argument("--prompts", type=int, default=4)
     p.add_argument("--tokens", type=int, default=32)
     p.add_argument(
-        "--rounds", type=int, default=9, help="interleaved rounds of the latency lines (default 9)"
+        "--rounds", type=int, default=15, help="interleaved rounds of the latency lines (default 15)"
     )
     p.set_defaults(func=run)
 

@@ -49,7 +49,12 @@ def fit_probe(x: torch.Tensor, y: torch.Tensor, l2: float = 1e-2, steps: int = 2
 
     opt.step(closure)
     w, b = w.detach(), b.detach()
-    return lambda f: ((((f - mu) / sd).double() @ w + b) > 0).long()
+
+    def predict(f):
+        return ((((f - mu) / sd).double() @ w + b) > 0).long()
+
+    predict.direction = w / sd.double()  # the probe's normal in raw feature space
+    return predict
 
 
 def bootstrap(values: torch.Tensor, groups: int, seed: int, stat=torch.mean) -> tuple[float, float]:
@@ -83,7 +88,9 @@ def next_token_kl(model, tok, prompts, plan) -> torch.Tensor:
     return (kl * real).sum(1) / real.sum(1)
 
 
-def run(model_name: str = "default", layer: int = 15, seed: int = 0, train_frac: float = 0.6) -> dict:
+def run(
+    model_name: str = "default", layer: int = 15, seed: int = 0, train_frac: float = 0.6, rank: int = 1
+) -> dict:
     import steerfast
     from steerfast.data import neutral_prompts, sentiment_pairs
     from steerfast.models import load
@@ -108,6 +115,9 @@ def run(model_name: str = "default", layer: int = 15, seed: int = 0, train_frac:
 
     def features(ps):
         return last_token_residual(model, tok, texts(ps), layer, progress=False)
+
+    def features_of(ps):
+        return lambda: features(ps)
 
     y_tr, y_te = labels(train), labels(test)
     f_tr, f_te = features(train), features(test)
@@ -137,10 +147,50 @@ def run(model_name: str = "default", layer: int = 15, seed: int = 0, train_frac:
         kl = next_token_kl(model, tok, prompts, p)
         lo, hi = bootstrap(kl.unsqueeze(1), len(prompts), seed + 4)
         result[name] = {"mean": kl.mean().item(), "ci95": [lo, hi], "max": kl.max().item(), "n": len(prompts)}
+    if rank > 1:
+        result["rank_sweep"] = _rank_sweep(
+            model,
+            tok,
+            direction,
+            fresh,
+            (features_of(train), features_of(test)),
+            (y_tr, y_te, k),
+            prompts,
+            rank,
+            seed,
+        )
     result["wall_s"] = round(time.time() - t0, 1)
     result["machine"] = platform.machine()
     result["torch"] = torch.__version__
     return result
+
+
+def _rank_sweep(model, tok, direction, fresh, features, labels, prompts, rank: int, seed: int) -> list[dict]:
+    """Iterative nullspace projection (INLP-style) from the train split only: the subspace of
+    rank k+1 adds the normal of the fresh probe trained on the rank-k ablated train stream.
+    Per rank: that fresh probe's held-out accuracy, and the KL on neutral prompts."""
+    import steerfast
+    from steerfast.plan import SteeringPlan
+
+    (train, test), (y_tr, y_te, k) = features, labels
+    rows, out = [direction.double()], []
+    for n in range(2, rank + 1):
+        rows.append(fresh.direction)
+        plan = SteeringPlan.ablate_everywhere(model, torch.stack(rows).float())
+        with steerfast.patch(model, plan):
+            g_tr, g_te = train(), test()
+        fresh = fit_probe(g_tr, y_tr)
+        kl = next_token_kl(model, tok, prompts, plan)
+        lo, hi = bootstrap(kl.unsqueeze(1), len(prompts), seed + 4)
+        out.append(
+            {
+                "rank": n,
+                "fresh_probe_after": _acc(fresh(g_te), y_te, k, seed + 3),
+                "fresh_probe_train_accuracy_after": (fresh(g_tr) == y_tr).double().mean().item(),
+                "kl_neutral_ablation": {"mean": kl.mean().item(), "ci95": [lo, hi], "max": kl.max().item()},
+            }
+        )
+    return out
 
 
 def markdown(r: dict, command: str) -> str:
@@ -172,10 +222,38 @@ def markdown(r: dict, command: str) -> str:
             f"| KL(unsteered ‖ ablated), neutral prompts, per position | {kl(r['kl_neutral_ablation'])} |",
             f"| same, ablating a random direction (control) | {kl(r['kl_neutral_random_direction'])} |",
             "",
+            *_sweep_lines(r),
             f"Command: `{command}` ({r['wall_s']} s, {r['machine']}, torch {r['torch']}).",
             "",
         ]
     )
+
+
+def _sweep_lines(r: dict) -> list[str]:
+    if "rank_sweep" not in r:
+        return []
+
+    def acc(d):
+        lo, hi = d["ci95"]
+        return f"{100 * d['accuracy']:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+    lines = [
+        "Subspace ablation (INLP-style, directions from the train split only: rank k+1 adds the "
+        "normal of the fresh probe trained on the rank-k ablated stream; rank 1 is the table above):",
+        "",
+        "| rank | fresh probe, held-out | its train accuracy | KL on neutral prompts |",
+        "| --- | --- | --- | --- |",
+        f"| 1 | {acc(r['fresh_probe_after'])} | {100 * r['fresh_probe_train_accuracy_after']:.1f}% | "
+        f"{r['kl_neutral_ablation']['mean']:.4f} |",
+    ]
+    for row in r["rank_sweep"]:
+        kl = row["kl_neutral_ablation"]
+        lines.append(
+            f"| {row['rank']} | {acc(row['fresh_probe_after'])} | "
+            f"{100 * row['fresh_probe_train_accuracy_after']:.1f}% | "
+            f"{kl['mean']:.4f} [{kl['ci95'][0]:.4f}, {kl['ci95'][1]:.4f}] |"
+        )
+    return [*lines, ""]
 
 
 def main(argv=None) -> int:
@@ -184,9 +262,10 @@ def main(argv=None) -> int:
     p.add_argument("--layer", type=int, default=15)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-frac", type=float, default=0.6)
+    p.add_argument("--rank", type=int, default=1, help="also ablate subspaces of rank 2..RANK (INLP-style)")
     p.add_argument("--out", default="docs/ablation_results", help="path stem: writes .json and .md")
     a = p.parse_args(argv)
-    r = run(a.model, a.layer, a.seed, a.train_frac)
+    r = run(a.model, a.layer, a.seed, a.train_frac, a.rank)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(r, indent=2) + "\n")

@@ -232,3 +232,39 @@ def test_two_ablates_in_a_row_and_ablate_then_add_keep_plan_order():
             other = logits(model, ids, mask, pos)
         assert (got - want)[real].abs().max().item() <= 1e-5
         assert (want - other)[real].abs().max().item() > 1e-4, "the two orders must differ"
+
+
+def test_ablate_everywhere_subspace_projects_out_every_row_in_any_order():
+    """A (k, D) direction: rows orthonormalised, the stream entering every layer has no
+    component in their span (a combination of the raw rows included), and the result does
+    not depend on the rows' order (projection onto the complement); dependent rows refused."""
+    model = tiny_model("llama", seed=0)
+    d = model.config.hidden_size
+    g = torch.Generator().manual_seed(3)
+    raw = torch.randn(3, d, generator=g) * torch.tensor([[1.0], [5.0], [0.2]])
+    plan = SteeringPlan.ablate_everywhere(model, raw)
+    n = get_adapter(model).num_layers(model)
+    assert len(plan.interventions) == 3 * (1 + 2 * n) and plan.meta["rank"] == 3
+    units = torch.stack([iv.tensor.reshape(-1) for iv in plan.interventions[:3]]).double()
+    assert torch.allclose(units @ units.T, torch.eye(3, dtype=torch.float64), atol=1e-6)
+    ids, mask, pos = left_padded(ROWS)
+    real = mask.bool()
+    with steerfast.patch(model, plan):
+        after = _layer_inputs(model, lambda: logits(model, ids, mask, pos))
+        out = logits(model, ids, mask, pos)
+    mix = (raw.double().T @ torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)).float()
+    for h in after:
+        norm = h.double().norm(dim=-1)[real]
+        for r in (*raw, mix):
+            comp = (h.double() @ (r.double() / r.double().norm()))[real].abs()
+            assert (comp <= 1e-5 * norm).all(), (comp / norm).max().item()
+    with steerfast.patch(model, SteeringPlan.ablate_everywhere(model, raw.flip(0))):
+        flipped = logits(model, ids, mask, pos)
+    assert (flipped - out).abs().max() <= 1e-5
+    with steerfast.patch(model, SteeringPlan.ablate_everywhere(model, raw[:1])):
+        one = logits(model, ids, mask, pos)
+    assert (one - out).abs().max() > 1e-3  # the other rows matter
+    with pytest.raises(PlanError, match="linearly independent"):
+        SteeringPlan.ablate_everywhere(model, torch.stack([raw[0], raw[1], raw[0] + raw[1]]))
+    with pytest.raises(PlanError, match="1 <= k <= D"):
+        SteeringPlan.ablate_everywhere(model, torch.randn(d + 1, d))
