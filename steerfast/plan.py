@@ -270,7 +270,9 @@ class SteeringPlan:
             raise PlanError(f"layers must be a non-empty list of ints in 0..{n - 1}, got {layers!r}")
         sites = [(0, "embed.out")] if 0 in chosen else []
         sites += [(layer, site) for layer in sorted(set(chosen)) for site in ("attn.out", "mlp.out")]
-        ivs = [Intervention(layer, site, "ablate", u, positions, alpha) for layer, site in sites for u in units]
+        ivs = [
+            Intervention(layer, site, "ablate", u, positions, alpha) for layer, site in sites for u in units
+        ]
         meta = {"layers": sorted(set(chosen))} | ({"rank": len(units)} if len(units) > 1 else {})
         return cls(ivs, "ablation", model_hint(model), meta)
 
