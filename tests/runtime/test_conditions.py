@@ -337,12 +337,17 @@ def _packed_step(bank, requests, lens, positions, h_e0, slots=None):
     return pos[0].tolist(), bank.state.maps[0].tolist()
 
 
-def test_packed_gate_chunked_prefill_decode_and_re_prefill_keep_the_gate():
+def _mean_gated_add():
+    """A tiny llama and an add at layer 1 gated by the mean of h[..., 0] > 0 over the prompt."""
     model = tiny_model("llama", seed=12)
     e0 = torch.zeros(model.config.hidden_size)
     e0[0] = 1.0
     iv = Intervention(1, "attn.out", "add", torch.ones(model.config.hidden_size), "from_prompt_end", 1.0)
-    plan = SteeringPlan([iv], "t").when(Condition(1, e0, 0.0, ">", "mean"))
+    return model, SteeringPlan([iv], "t").when(Condition(1, e0, 0.0, ">", "mean"))
+
+
+def test_packed_gate_chunked_prefill_decode_and_re_prefill_keep_the_gate():
+    model, plan = _mean_gated_add()
     with steerfast.patch(model, plan) as handle:
         bank = handle.bank
         # step 1: A's whole prompt (3 tokens, on); B's first chunk (2 of its 4 prompt tokens)
@@ -365,11 +370,7 @@ def test_packed_gate_chunked_prefill_decode_and_re_prefill_keep_the_gate():
 def test_packed_soft_reset_keeps_a_decided_gate_and_restarts_an_undecided_prompt():
     """transformers re-queues an evicted request as a new RequestState (new stamp, `resumed`):
     its prompt, then its generated tokens, are prefilled again from position 0."""
-    model = tiny_model("llama", seed=12)
-    e0 = torch.zeros(model.config.hidden_size)
-    e0[0] = 1.0
-    iv = Intervention(1, "attn.out", "add", torch.ones(model.config.hidden_size), "from_prompt_end", 1.0)
-    plan = SteeringPlan([iv], "t").when(Condition(1, e0, 0.0, ">", "mean"))
+    model, plan = _mean_gated_add()
     with steerfast.patch(model, plan) as handle:
         bank = handle.bank
         # A decided on, C decided off (3-token prompts); B's first 2 of 4 prompt tokens
