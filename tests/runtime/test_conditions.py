@@ -396,12 +396,10 @@ def test_packed_partial_prompt_sums_survive_a_load_into_another_slot():
     """A load re-lays the atoms out (slot 0's new condition takes column 0): a request in
     mid-prefill keeps what its first chunk read. Whole prompt: (-9-9+5+5)/4 < 0, off; its
     second chunk alone would say on."""
-    model = tiny_model("llama", seed=12)
+    model, plan = _mean_gated_add()
     D = model.config.hidden_size
     e0 = torch.zeros(D)
     e0[0] = 1.0
-    iv = Intervention(1, "attn.out", "add", torch.ones(D), "from_prompt_end", 1.0)
-    plan = SteeringPlan([iv], "t").when(Condition(1, e0, 0.0, ">", "mean"))
     iv2 = Intervention(2, "attn.out", "add", torch.ones(D), "from_prompt_end", 1.0)
     other = SteeringPlan([iv2], "o").when(Condition(2, e0, 0.0, "<", "last"))
     with SteeringBank(model, slots=2) as bank:
