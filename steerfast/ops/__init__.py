@@ -49,6 +49,11 @@ def get_backend() -> str:
     return "fused" if _FUSED else "reference"
 
 
+def fused_selected() -> bool:
+    """Whether the ops below call the compiled kernels now (read at call time, like the ops)."""
+    return _FUSED
+
+
 # the compiled kernels take these activation dtypes; anything else (e.g. an fp64 model used
 # for exact comparisons) runs the reference, decided on the dtype alone (no tensor values)
 FUSED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
@@ -72,6 +77,13 @@ def _linear_kernel(*args) -> Tensor:
     if args[0].dtype in FUSED_DTYPES:
         return _LINEAR(*args)
     return reference.steer_linear_ref(*args)
+
+
+def bound_kernels(calls) -> tuple:
+    """[(ablates?, the op's arguments after y)] as ((kernel, arguments), ...) for a hot loop
+    that has already decided what the seam decides per call: the fused backend, a dtype in
+    FUSED_DTYPES, no autograd (runtime/steered.py, decode lanes). Same kernels, same arguments."""
+    return tuple((_ABLATE if ablates else _ROWS, args) for ablates, args in calls)
 
 
 # The compiled kernels have no derivative: with grad enabled and an input that requires grad,

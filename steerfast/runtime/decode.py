@@ -113,15 +113,19 @@ class Dense:
         reference backend, fp64 rows and autograd behave as in the prefill's row ops."""
         n = rows.shape[0]
         self.check_rows(n)
-        calls = self._calls.get(n)
-        if calls is None:
-            calls = self._calls[n] = self._prepare(n)
-        for ablate, args in calls:  # the per-site cost in decode is this loop: keep it bare
+        for ablate, args in self.calls(n):  # the per-site cost in decode is this loop: keep it bare
             if ablate:
                 ops.steer_ablate_(rows, *args)
             else:
                 ops.steer_rows_(rows, *args)
         return rows
+
+    def calls(self, n: int) -> list:
+        """The chain's op calls for an n-row call, built once per n (see _prepare)."""
+        calls = self._calls.get(n)
+        if calls is None:
+            calls = self._calls[n] = self._prepare(n)
+        return calls
 
     def _prepare(self, n: int) -> list:
         """The chain's op calls for an n-row call: (ablates?, the op's arguments after y)."""

@@ -236,6 +236,79 @@ def _dense_linear(module: nn.Linear, tables: ModuleTables, x: Tensor) -> Tensor:
     return y.view(*x.shape[:-1], -1)
 
 
+def _decode_lane(module: nn.Linear, tables: ModuleTables, x: Tensor):
+    """The decode step of this projection resolved once, or None where it does not apply.
+
+    Covers an output side that is an ablation chain, a pure add that folds into the bias, or
+    nothing (rows on slots that leave the projection alone), with no input side: the weight, the bias (the add folded in) and the fused op calls with
+    their argument tuples are bound here, so a step runs F.linear and the kernels behind one
+    guard on what they were resolved for (rows, dtype, device, parameters, no grad, not
+    compiling, the fused backend). The same calls as _dense_linear, without its per-call
+    lookups: in decode the per-site Python is most of what an ablation costs. The guard failing
+    returns None and the general path runs (which also raises the usual errors).
+    """
+    out = tables.dense_out
+    if tables.dense_in is not None or x.dtype not in ops.FUSED_DTYPES:
+        return None
+    if torch.compiler.is_compiling() or torch.is_grad_enabled() or not ops.fused_selected():
+        return None
+    if out is not None and out.any_table().device != x.device:
+        return None
+    width, n = x.shape[-1], x.numel() // max(x.shape[-1], 1)
+    if out is not None and out.rows and n != out.rows:
+        return None
+    params = module._parameters
+    w, b = params["weight"], params["bias"]
+    if out is None:  # every row of this step on a slot that leaves this projection alone
+        bias, kernels = b, ()
+    elif out.plain:
+        bias = None if out.scale is not None else _folded_bias(module, tables, out.shift)
+        if bias is None:
+            return None
+        kernels = ()
+    else:
+        bias, kernels = b, ops.bound_kernels(out.calls(n))
+    dtype, device, version = x.dtype, x.device, None if b is None else b._version
+
+    def lane(x: Tensor) -> Tensor | None:
+        if (
+            x.dtype is not dtype
+            or torch.is_grad_enabled()
+            or not ops.fused_selected()
+            or torch.compiler.is_compiling()
+            or params["weight"] is not w
+            or params["bias"] is not b
+            or (b is not None and b._version != version)
+            or x.device != device
+        ):
+            return None
+        x2 = x.reshape(-1, width)
+        if x2.shape[0] != n:
+            return None
+        y = F.linear(x2, w, bias)
+        for kernel, args in kernels:
+            kernel(y, *args)
+        return y.view(*x.shape[:-1], -1)
+
+    return lane
+
+
+def _decode_linear(module: nn.Linear, tables: ModuleTables, x: Tensor) -> Tensor:
+    """A decode step: the lane resolved for it (built on its first step), else the general path."""
+    lane = tables.cache.get("lane")
+    if lane is not None:
+        y = lane(x)
+        if y is not None:
+            return y
+    lane = _decode_lane(module, tables, x)
+    if lane is not None:
+        tables.cache["lane"] = lane
+        y = lane(x)
+        if y is not None:
+            return y
+    return _dense_linear(module, tables, x)
+
+
 SMALL_M = 8  # up to this many rows the fused linear (a GEMV-shaped Triton kernel on GPU) runs
 
 
@@ -269,7 +342,7 @@ def fast_linear_forward(module: nn.Linear, state: SteeringState, tables: ModuleT
         if not tables.live:  # reverted while someone else wrapped this forward
             return linear_forward(module, x)
         if state.dense:
-            return _dense_linear(module, tables, x)
+            return _decode_linear(module, tables, x)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
         inputs, outputs = _local(tables, "in", x.device), _local(tables, "out", x.device)
