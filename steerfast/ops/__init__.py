@@ -83,7 +83,10 @@ def bound_kernels(calls) -> tuple:
     """[(ablates?, the op's arguments after y)] as ((kernel, arguments), ...) for a hot loop
     that has already decided what the seam decides per call: the fused backend, a dtype in
     FUSED_DTYPES, no autograd (runtime/steered.py, decode lanes). Same kernels, same arguments."""
-    return tuple((_ABLATE if ablates else _ROWS, args) for ablates, args in calls)
+    kernels = [_ABLATE if ablates else _ROWS for ablates, _ in calls]
+    # the overload's own callable (what OpOverload.__call__ forwards to: the same dispatcher
+    # call, dispatch modes included), without that Python frame
+    return tuple((getattr(k, "_op", k), args) for k, (_, args) in zip(kernels, calls))
 
 
 # The compiled kernels have no derivative: with grad enabled and an input that requires grad,

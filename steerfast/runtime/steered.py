@@ -294,12 +294,8 @@ def _decode_lane(module: nn.Linear, tables: ModuleTables, x: Tensor):
 
 
 def _decode_linear(module: nn.Linear, tables: ModuleTables, x: Tensor) -> Tensor:
-    """A decode step: the lane resolved for it (built on its first step), else the general path."""
-    lane = tables.cache.get("lane")
-    if lane is not None:
-        y = lane(x)
-        if y is not None:
-            return y
+    """A decode step whose lane (tables.cache["lane"], tried by the forward first) is missing
+    or stepped aside: resolve it again for this step, else the general path."""
     lane = _decode_lane(module, tables, x)
     if lane is not None:
         tables.cache["lane"] = lane
@@ -342,6 +338,11 @@ def fast_linear_forward(module: nn.Linear, state: SteeringState, tables: ModuleT
         if not tables.live:  # reverted while someone else wrapped this forward
             return linear_forward(module, x)
         if state.dense:
+            lane = tables.cache.get("lane")
+            if lane is not None:
+                y = lane(x)
+                if y is not None:
+                    return y
             return _decode_linear(module, tables, x)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, x.shape[-1])
