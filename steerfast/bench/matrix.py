@@ -87,11 +87,12 @@ ABLATE = ["hooks[all-ablate]", "fused[all-ablate]", "bank[all-ablate]"]
 
 
 def ablation_matrix() -> list[Group]:
-    """Only the ablation cells (issue 23): all-layer ablation decode at batch 1 and 8."""
+    """Only the ablation cells (issue 23): all-layer ablation decode at batch 1 and 8, 128
+    rounds each (the ~2 % effects at stake need more rounds than the full matrix's 64)."""
     base = ["unsteered", "unsteered#2"]
     return [
-        Group("default", "decode", 1, 32, variants=base + ABLATE),
-        Group("default", "decode", 8, 32, variants=base + ABLATE),
+        Group("default", "decode", 1, 128, variants=base + ABLATE),
+        Group("default", "decode", 8, 128, variants=base + ABLATE),
     ]
 
 
