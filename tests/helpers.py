@@ -21,3 +21,19 @@ def vader_mean(model, tok, prompts, plan, new_tokens=24):
     texts = tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     analyzer = SentimentIntensityAnalyzer()
     return sum(analyzer.polarity_scores(t)["compound"] for t in texts) / len(texts)
+
+
+def greedy_alone(model, ids, plan, new, logits=False):
+    """HF generate of one request alone, greedy, exactly `new` tokens, patched with `plan`
+    (None = unsteered): the engine tests' per-request reference."""
+    import steerfast
+
+    x = torch.tensor([ids])
+    kw = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, pad_token_id=0)
+    if logits:
+        kw.update(return_dict_in_generate=True, output_logits=True)
+    with torch.no_grad():
+        if plan is None:
+            return model.generate(x, attention_mask=torch.ones_like(x), **kw)
+        with steerfast.patch(model, plan):
+            return model.generate(x, attention_mask=torch.ones_like(x), **kw)

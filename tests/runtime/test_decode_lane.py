@@ -67,7 +67,9 @@ def decode(model, ids, steps=STEPS, between=None):
             out.append(o.logits[:, -1])
             if between is not None:
                 between(i)
-            o = model(input_ids=o.logits[:, -1:].argmax(-1), past_key_values=o.past_key_values, use_cache=True)
+            o = model(
+                input_ids=o.logits[:, -1:].argmax(-1), past_key_values=o.past_key_values, use_cache=True
+            )
         out.append(o.logits[:, -1])
     return torch.stack(out)
 
@@ -188,7 +190,9 @@ def test_grad_enabled_step_leaves_the_lane_and_keeps_gradients(general_calls):
     def step_with_grad():
         with torch.no_grad():
             o = model(input_ids=ids, use_cache=True)
-            o = model(input_ids=o.logits[:, -1:].argmax(-1), past_key_values=o.past_key_values, use_cache=True)
+            o = model(
+                input_ids=o.logits[:, -1:].argmax(-1), past_key_values=o.past_key_values, use_cache=True
+            )
         model.zero_grad()
         logits = model(input_ids=o.logits[:, -1:].argmax(-1), past_key_values=o.past_key_values).logits
         (logits * torch.linspace(-1, 1, logits.shape[-1])).sum().backward()

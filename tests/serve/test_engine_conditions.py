@@ -9,8 +9,8 @@ import asyncio
 
 import pytest
 import torch
+from helpers import greedy_alone
 
-import steerfast
 from steerfast.conditions import Condition
 from steerfast.plan import Intervention, SteeringPlan
 from steerfast.recipes.capture import residual_input
@@ -44,15 +44,7 @@ def _strong_ivs(D, g):
 def _solo(model, ids, plan, new):
     """Greedy tokens of one request alone (HF generate on a copy of the weights, patched), up
     to the tokenizer's EOS as the engine stops."""
-    x = torch.tensor([ids])
-    kw = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, pad_token_id=0)
-    with torch.no_grad():
-        if plan is None:
-            out = model.generate(x, attention_mask=torch.ones_like(x), **kw)
-        else:
-            with steerfast.patch(model, plan):
-                out = model.generate(x, attention_mask=torch.ones_like(x), **kw)
-    toks = out[0, len(ids) :].tolist()
+    toks = greedy_alone(model, ids, plan, new)[0, len(ids) :].tolist()
     eos = tiny_tokenizer().eos_token_id  # the engine stops there (and reports it)
     return toks[: toks.index(eos) + 1] if eos in toks else toks
 

@@ -12,8 +12,8 @@ import asyncio
 
 import pytest
 import torch
+from helpers import greedy_alone
 
-import steerfast
 from steerfast.errors import SteeringError
 from steerfast.serve.engine import PAGE, Engine, SteerEntry
 from steerfast.serve.params import SamplingParams
@@ -58,15 +58,7 @@ def reference(plans):
                 plan = plans[e.plan]
                 plan = plan if e.strength is None else plan.with_strength(e.strength)
                 plan = plan if e.positions is None else plan.with_positions(e.positions)
-            x = torch.tensor([ids])
-            kw = dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, pad_token_id=0)
-            kw.update(return_dict_in_generate=True, output_logits=True)
-            with torch.no_grad():
-                if plan is None:
-                    out = model.generate(x, attention_mask=torch.ones_like(x), **kw)
-                else:
-                    with steerfast.patch(model, plan):
-                        out = model.generate(x, attention_mask=torch.ones_like(x), **kw)
+            out = greedy_alone(model, ids, plan, new, logits=True)
             toks = out.sequences[0, len(ids) :].tolist()
             lps = [torch.log_softmax(lg[0].double(), -1)[t].item() for lg, t in zip(out.logits, toks)]
             cache[k] = toks, lps
