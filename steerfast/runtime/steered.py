@@ -240,12 +240,13 @@ def _decode_lane(module: nn.Linear, tables: ModuleTables, x: Tensor):
     """The decode step of this projection resolved once, or None where it does not apply.
 
     Covers an output side that is an ablation chain, a pure add that folds into the bias, or
-    nothing (rows on slots that leave the projection alone), with no input side: the weight, the bias (the add folded in) and the fused op calls with
-    their argument tuples are bound here, so a step runs F.linear and the kernels behind one
-    guard on what they were resolved for (rows, dtype, device, parameters, no grad, not
-    compiling, the fused backend). The same calls as _dense_linear, without its per-call
-    lookups: in decode the per-site Python is most of what an ablation costs. The guard failing
-    returns None and the general path runs (which also raises the usual errors).
+    nothing (rows on slots that leave the projection alone), with no input side: the weight,
+    the bias (the add folded in) and the fused op calls with their argument tuples are bound
+    here, so a step runs F.linear and the kernels behind one guard on what they were resolved
+    for (rows, dtype, device, parameters and bias version, no grad, not compiling, the fused
+    backend). The same calls as _dense_linear, without its per-call lookups: in decode the
+    per-site Python is most of what an ablation costs. The guard failing returns None and the
+    general path runs (which also raises the usual errors).
     """
     out = tables.dense_out
     if tables.dense_in is not None or x.dtype not in ops.FUSED_DTYPES:
