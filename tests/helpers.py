@@ -37,3 +37,9 @@ def greedy_alone(model, ids, plan, new, logits=False):
             return model.generate(x, attention_mask=torch.ones_like(x), **kw)
         with steerfast.patch(model, plan):
             return model.generate(x, attention_mask=torch.ones_like(x), **kw)
+
+
+def unit(d, seed):
+    """A random unit direction of width d, reproducible from seed."""
+    v = torch.randn(d, generator=torch.Generator().manual_seed(seed))
+    return v / v.norm()

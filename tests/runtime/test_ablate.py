@@ -5,6 +5,7 @@ direction from every layer's input, and exact revert."""
 
 import pytest
 import torch
+from helpers import unit
 from transformers import StaticCache
 
 import steerfast
@@ -21,11 +22,6 @@ ROWS = [[5, 9, 17, 33, 2, 7, 11, 64, 3], [40, 41, 42, 43], [7, 7, 100], [90, 12,
 def logits(model, ids, mask, pos=None):
     with torch.no_grad():
         return model(input_ids=ids, attention_mask=mask, position_ids=pos).logits
-
-
-def unit(d, seed):
-    v = torch.randn(d, generator=torch.Generator().manual_seed(seed))
-    return v / v.norm()
 
 
 def mixed_plan(model, seed=0):

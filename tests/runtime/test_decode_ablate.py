@@ -7,12 +7,11 @@ by a dispatch mode, with no extra aten arithmetic); under torch.compile the deco
 
 import pytest
 import torch
+from helpers import unit
 from torch.utils._python_dispatch import TorchDispatchMode
 from transformers import StaticCache
 
 import steerfast
-from steerfast import ops
-from steerfast.ops import library
 from steerfast.plan import Intervention, SteeringPlan
 from steerfast.runtime import bank as bank_module
 from steerfast.testing import tiny_model
@@ -22,10 +21,7 @@ ROWS = [[5, 9, 17, 33, 2, 7, 11], [40, 41, 42, 43], [7, 7, 100], [90, 12, 13, 14
 NEW = 5
 ABLATE = torch.ops.steerfast.steer_ablate_.default
 
-
-def unit(d, seed):
-    v = torch.randn(d, generator=torch.Generator().manual_seed(seed))
-    return v / v.norm()
+pytestmark = pytest.mark.usefixtures("fused_backend")
 
 
 def composed_plan(model, seed=0):
@@ -105,15 +101,6 @@ def assert_close(got, want, what, tol=1e-5):
     for step, (a, b) in enumerate(zip(got.logits, want[1])):
         diff = (a.double() - b.double()).abs().max().item()
         assert diff <= tol, f"{what} step {step}: {diff}"
-
-
-@pytest.fixture(autouse=True)
-def fused_backend():
-    assert library.fused_available(), library.fallback_reason()
-    before = ops.get_backend()
-    ops.set_backend("fused")
-    yield
-    ops.set_backend(before)
 
 
 @pytest.mark.parametrize("arch", ["llama", "gpt2"])  # fast (nn.Linear) and wrapped (Conv1D) sites

@@ -6,21 +6,18 @@ contents or its parameters, the batch size, grad mode."""
 
 import pytest
 import torch
+from helpers import unit
 from torch import nn
 
 import steerfast
 from steerfast import ops
-from steerfast.ops import library
 from steerfast.plan import Intervention, SteeringPlan
 from steerfast.runtime import steered
 from steerfast.testing import tiny_model
 
 STEPS = 4
 
-
-def unit(d, seed):
-    v = torch.randn(d, generator=torch.Generator().manual_seed(seed))
-    return v / v.norm()
+pytestmark = pytest.mark.usefixtures("fused_backend")
 
 
 def add_plan(model):
@@ -32,15 +29,6 @@ def add_plan(model):
 
 def ablate_plan(model):
     return SteeringPlan.ablate_everywhere(model, unit(model.config.hidden_size, 5))
-
-
-@pytest.fixture(autouse=True)
-def fused_backend():
-    assert library.fused_available(), library.fallback_reason()
-    before = ops.get_backend()
-    ops.set_backend("fused")
-    yield
-    ops.set_backend(before)
 
 
 @pytest.fixture
@@ -57,6 +45,11 @@ def general_calls(monkeypatch):
     return calls
 
 
+def next_token_step(model, o, **kw):
+    """One decode step on o's cache, fed o's greedy next token."""
+    return model(input_ids=o.logits[:, -1:].argmax(-1), past_key_values=o.past_key_values, **kw)
+
+
 def decode(model, ids, steps=STEPS, between=None):
     """Greedy decode on a DynamicCache: logits of the prefill and every step; `between(i)` runs
     before step i."""
@@ -67,9 +60,7 @@ def decode(model, ids, steps=STEPS, between=None):
             out.append(o.logits[:, -1])
             if between is not None:
                 between(i)
-            o = model(
-                input_ids=o.logits[:, -1:].argmax(-1), past_key_values=o.past_key_values, use_cache=True
-            )
+            o = next_token_step(model, o, use_cache=True)
         out.append(o.logits[:, -1])
     return torch.stack(out)
 
@@ -189,12 +180,9 @@ def test_grad_enabled_step_leaves_the_lane_and_keeps_gradients(general_calls):
 
     def step_with_grad():
         with torch.no_grad():
-            o = model(input_ids=ids, use_cache=True)
-            o = model(
-                input_ids=o.logits[:, -1:].argmax(-1), past_key_values=o.past_key_values, use_cache=True
-            )
+            o = next_token_step(model, model(input_ids=ids, use_cache=True), use_cache=True)
         model.zero_grad()
-        logits = model(input_ids=o.logits[:, -1:].argmax(-1), past_key_values=o.past_key_values).logits
+        logits = next_token_step(model, o).logits
         (logits * torch.linspace(-1, 1, logits.shape[-1])).sum().backward()
         return logits.detach(), weight.grad.clone()
 
