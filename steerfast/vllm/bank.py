@@ -16,6 +16,7 @@ from ..errors import SteeringError
 from ..positions import parse_policy
 from ..runtime.rows import POLICY_CODES
 from . import sites as vsites
+from .gates import Gates
 from .layout import Layout
 
 
@@ -43,13 +44,17 @@ class VllmBank:
         self.step_active = False  # host flag for eager steps: any steered token this step
         self.slot_key: list[str | None] = [None] * slots
         self.slot_parts: list[list] = [[] for _ in range(slots)]
+        self.gated = [False] * slots
         self.refs = [0] * slots
         self.last_used = [0] * slots
         self.clock = 0
         self.slot_of: dict[str, int] = {}  # request id -> slot
+        self.prefill_starts: dict[str, int] = {}  # request id -> prefills from position 0
+        self.recomputed = 0  # re-prefills after preemption, since start
         self.tables: dict[tuple, SiteTables] = {}
         self.cols: dict[tuple, slice | None] = {}
         self.handles = []
+        self.gates = Gates(layout, slots, slots, max_tokens, L) if layout.read_layers else None
         for ls in layout.sites:
             vsite = vsites.resolve(model, layout.model_type, ls[0], ls[1], layout.tp_size)
             width = layout.width[ls]
@@ -58,17 +63,21 @@ class VllmBank:
             self.cols[ls] = vsite.cols
             self.tables[ls] = t = SiteTables(L, slots * self.entries, width)
             self.handles.append(vsites.install(vsite, self._editor(t)))
+        layers = vsites.decoder_layers(model)
+        for layer in layout.read_layers:  # after the site hooks: layer 0 reads after embed.out
+            self.handles.append(layers[layer].register_forward_pre_hook(self.gates.reader(layer)))
 
     # --- the forward ---------------------------------------------------------------------
     def _editor(self, t: SiteTables):
-        rows, lanes = self.rows, range(self.layout.lanes)
+        rows, lanes, gates = self.rows, range(self.layout.lanes), self.gates
 
         def edit(y):
             n = y.shape[0]
             if torch.compiler.is_compiling():  # traced once: every lane, every part, as data
                 for lane in lanes:
+                    m = rows[lane, :n] if gates is None else gates.mask(lane, rows[lane, :n])
                     y = ops.steered_ablate(
-                        y, rows[lane, :n], t.mask[lane], t.delta[lane], t.bias[lane], t.coef[lane],
+                        y, m, t.mask[lane], t.delta[lane], t.bias[lane], t.coef[lane],
                         t.dir[lane], t.alpha[lane],
                     )  # fmt: skip
                 return y
@@ -80,6 +89,8 @@ class VllmBank:
                 if not (scale or add or ablate):
                     continue
                 m = rows[lane, :n]
+                if gates is not None and gates.active:
+                    m = gates.mask(lane, m)
                 parts = (
                     t.mask[lane] if scale else None,
                     t.delta[lane] if scale else None,
@@ -95,7 +106,7 @@ class VllmBank:
         return edit
 
     # --- configurations -> slots ---------------------------------------------------------
-    def acquire(self, request_id: str, key: str, build_plan) -> int:
+    def acquire(self, request_id: str, key: str, build_plan, prompt_len: int) -> int:
         if key in self.slot_key:
             slot = self.slot_key.index(key)
         else:
@@ -109,16 +120,24 @@ class VllmBank:
         self.clock += 1
         self.last_used[slot] = self.clock
         self.slot_of[request_id] = slot
+        if self.gated[slot]:
+            self.gates.admit(request_id, slot, prompt_len)
         return slot
 
     def release(self, request_id: str) -> None:
         slot = self.slot_of.pop(request_id, None)
+        self.prefill_starts.pop(request_id, None)
         if slot is not None:
             self.refs[slot] -= 1
+            if self.gates is not None:
+                self.gates.release(request_id)
 
     def _load(self, slot: int, key: str, plan) -> None:
         groups = self.layout.groups(plan)
         lo = slot * self.entries
+        if plan.condition is not None:
+            self.gates.load(slot, plan.condition, sorted({g[0] for g in groups if g[3].gated}))
+            self.gated[slot] = True
         for lane, policy, ls, aff in groups:
             name, n = parse_policy(policy)
             self.lane_code[lane, slot] = POLICY_CODES[name]
@@ -148,6 +167,9 @@ class VllmBank:
         self.lane_code[:, slot] = -1
         self.lane_n[:, slot] = 0
         self.slot_key[slot] = None
+        if self.gated[slot]:
+            self.gates.clear(slot)
+            self.gated[slot] = False
 
     def remove(self) -> None:
         for h in self.handles:

@@ -8,7 +8,7 @@ from ..adapters import SITES
 from ..errors import SteeringError
 
 SECTION = "steerfast"
-KEYS = {"plans", "sites", "lanes", "entries", "plan_dir"}
+KEYS = {"plans", "sites", "lanes", "entries", "plan_dir", "read_layers"}
 
 
 @dataclass(frozen=True)
@@ -18,13 +18,15 @@ class PluginConfig:
     site the start-up plans use) or "all" (every site of every layer), or a list of "L:site".
     lanes: row maps per step (a request combining policies at one site needs one each).
     entries: table rows per slot (prefix:n plans need n); None = the start-up plans' largest.
-    plan_dir: where the server keeps uploaded plans (they are reloaded at start)."""
+    plan_dir: where the server keeps uploaded plans (they are reloaded at start).
+    read_layers: layers conditions may read, beyond those of the start-up plans."""
 
     plans: dict = field(default_factory=dict)
     sites: object = "plans"
     lanes: int = 2
     entries: int | None = None
     plan_dir: str | None = None
+    read_layers: tuple = ()
 
 
 def plugin_config(additional_config) -> PluginConfig | None:
@@ -55,4 +57,7 @@ def plugin_config(additional_config) -> PluginConfig | None:
     plan_dir = raw.get("plan_dir")
     if plan_dir is not None and not isinstance(plan_dir, str):
         raise SteeringError("'plan_dir' must be a directory path")
-    return PluginConfig(dict(plans), sites, lanes, entries, plan_dir)
+    reads = raw.get("read_layers", [])
+    if not isinstance(reads, list) or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in reads):
+        raise SteeringError("'read_layers' must be a list of layer indices")
+    return PluginConfig(dict(plans), sites, lanes, entries, plan_dir, tuple(reads))

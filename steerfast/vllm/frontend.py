@@ -9,6 +9,7 @@ as a JSON string via `vllm_xargs`, or the top-level `steering` field `steerfast 
 from __future__ import annotations
 
 import functools
+import json
 import threading
 
 from ..errors import SteeringError
@@ -16,7 +17,7 @@ from .config import plugin_config
 from .spec import KEY, cache_salt
 from .state import EngineState
 
-_STATES: dict[int, EngineState | None] = {}
+_STATES: dict[tuple, EngineState | None] = {}
 _LOCK = threading.Lock()
 
 
@@ -25,8 +26,9 @@ class NotConfigured(SteeringError):
 
 
 def engine_state(vllm_config) -> EngineState | None:
-    """This process's EngineState for `vllm_config` (None: steerfast is not configured)."""
-    key = id(vllm_config)
+    """This process's EngineState for `vllm_config` (None: steerfast is not configured); one
+    per model and configuration, shared by the request path and the plan routes."""
+    key = (vllm_config.model_config.model, json.dumps(vllm_config.additional_config or {}, sort_keys=True))
     with _LOCK:
         if key not in _STATES:
             cfg = plugin_config(vllm_config.additional_config)

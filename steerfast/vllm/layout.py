@@ -39,6 +39,9 @@ class Layout:
             [iv.entries for p in start_plans for iv in p.interventions] or [1]
         )
         self.width = {ls: self.adapter.site_dim(skel, *ls) for ls in sites}
+        self.hidden = int(skel.config.hidden_size)
+        reads = {c.layer for p in start_plans if p.condition is not None for c in p.condition.conditions}
+        self.read_layers = sorted(reads | set(cfg.read_layers))
 
     def groups(self, plan) -> list[tuple]:
         """(lane, policy, (layer, site), Affine) of the plan as one slot; SteeringError if the
@@ -70,6 +73,14 @@ class Layout:
                     "dot product would span the ranks' shards"
                 )
             out.append((lane, policy, ls, aff))
+        if plan.condition is not None:
+            missing = sorted({c.layer for c in plan.condition.conditions} - set(self.read_layers))
+            if missing:
+                raise SteeringError(
+                    f"the plan's condition reads layer(s) {missing}, which have no read hook in this "
+                    f"engine (read layers {self.read_layers}); start it with additional_config "
+                    "steerfast.read_layers naming them"
+                )
         return out
 
     def check(self, plan) -> None:

@@ -9,7 +9,7 @@ import functools
 from ..errors import SteeringError
 from .bank import VllmBank
 from .config import plugin_config
-from .internals import check_runner
+from .internals import UnsupportedVllm, check_runner
 from .rows import fill_rows
 from .spec import CANONICAL, KEY
 from .state import EngineState
@@ -24,12 +24,12 @@ class WorkerSteering:
         max_tokens = max(sched.max_num_batched_tokens, getattr(runner, "max_num_tokens", 0)) + 16
         self.bank = VllmBank(runner.get_model(), self.state.layout, sched.max_num_seqs, max_tokens)
 
-    def admit(self, request_id: str, spec) -> None:
+    def admit(self, request_id: str, spec, prompt_len: int) -> None:
         if request_id in self.bank.slot_of:  # resumed after preemption: keeps its slot
             return
         if not (isinstance(spec, dict) and spec.get("v") == CANONICAL):
             raise SteeringError("a steered request reached the worker without the plugin's frontend")
-        self.bank.acquire(request_id, spec["key"], lambda: self.state.plan_of(spec))
+        self.bank.acquire(request_id, spec["key"], lambda: self.state.plan_of(spec), prompt_len)
 
 
 def _steering_of(new_req):
@@ -62,7 +62,7 @@ def _wrap_update_states(orig):
             for new in scheduler_output.scheduled_new_reqs:
                 spec = _steering_of(new)
                 if spec is not None:
-                    st.admit(new.req_id, spec)
+                    st.admit(new.req_id, spec, len(new.prompt_token_ids or ()))
         return out
 
     _update_states._steerfast_patched = True
@@ -104,7 +104,22 @@ def steerfast_stats(self) -> dict:
         "slots": bank.slots,
         "slots_held": sum(r > 0 for r in bank.refs),
         "requests": len(bank.slot_of),
+        "recomputed": bank.recomputed,
     }
+
+
+def _refuse_v2(orig):
+    @functools.wraps(orig)
+    def load_model(self, *args, **kwargs):
+        if plugin_config(self.vllm_config.additional_config) is not None:
+            raise UnsupportedVllm(
+                "steerfast's vLLM plugin steers through the V1 model runner (the one vLLM 0.32 "
+                "picks on CPU); this engine uses the V2 runner: set VLLM_USE_V2_MODEL_RUNNER=0"
+            )
+        return orig(self, *args, **kwargs)
+
+    load_model._steerfast_patched = True
+    return load_model
 
 
 def _patch(cls, name, wrapper) -> None:
@@ -122,5 +137,11 @@ def install() -> None:
     _patch(GPUModelRunner, "load_model", _wrap_load_model)
     _patch(GPUModelRunner, "_update_states", _wrap_update_states)
     _patch(GPUModelRunner, "_prepare_inputs", _wrap_prepare_inputs)
+    try:
+        from vllm.v1.worker.gpu.model_runner import GPUModelRunner as V2Runner
+    except ImportError:
+        V2Runner = None
+    if V2Runner is not None:
+        _patch(V2Runner, "load_model", _refuse_v2)
     for fn in (steerfast_add_plan, steerfast_remove_plan, steerfast_stats):
         setattr(Worker, fn.__name__, fn)

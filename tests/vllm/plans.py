@@ -72,3 +72,38 @@ def save_all(directory: Path, model) -> dict[str, str]:
         plan.save(path)
         out[name] = str(path)
     return out
+
+
+def stream_scores(model, tok, prompts, layer: int, vector: torch.Tensor, aggregate: str) -> list[float]:
+    """c · mean (or last) of the residual stream entering `layer` over each prompt: the hook
+    oracle of a condition's score, to place thresholds between the test prompts."""
+    seen = {}
+
+    def pre(module, args, kwargs):
+        seen["h"] = (args[0] if args else kwargs["hidden_states"]).detach()
+
+    h = model.model.layers[layer].register_forward_pre_hook(pre, with_kwargs=True)
+    out = []
+    try:
+        for p in prompts:
+            with torch.no_grad():
+                model(**tok(p, return_tensors="pt"))
+            x = seen["h"][0].float() @ vector
+            out.append(float(x.mean() if aggregate == "mean" else x[-1]))
+    finally:
+        h.remove()
+    return out
+
+
+def conditional(model, tok, prompts, aggregate: str = "mean", layer: int = 10) -> tuple[SteeringPlan, list[bool]]:
+    """The shipped CAA plan (layer 13) at strength 6, gated by c · h(layer 10) > t, t halfway
+    between the middle two prompts' scores: (plan, which prompts open the gate)."""
+    from steerfast import Condition
+
+    v = _unit(576, 77 if aggregate == "mean" else 78)
+    scores = stream_scores(model, tok, prompts, layer, v, aggregate)
+    s = sorted(scores)
+    mid = len(s) // 2
+    t = (s[mid - 1] + s[mid]) / 2
+    caa = SteeringPlan.load(TUNED / "smollm2_caa_sentiment.safetensors").with_strength(6.0)
+    return caa.when(Condition(layer, v, t, ">", aggregate)), [x > t for x in scores]
