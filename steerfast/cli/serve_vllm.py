@@ -43,12 +43,21 @@ def vllm_command(args, model_dir: str) -> tuple[list[str], dict]:
         argv.append("--no-enable-prefix-caching")
     if args.vllm_eager:
         argv.append("--enforce-eager")
-    keys = [k for k in (args.api_key or os.environ.get("STEERFAST_API_KEY"), args.admin_key or os.environ.get("STEERFAST_ADMIN_KEY")) if k]
+    keys = [
+        k
+        for k in (
+            args.api_key or os.environ.get("STEERFAST_API_KEY"),
+            args.admin_key or os.environ.get("STEERFAST_ADMIN_KEY"),
+        )
+        if k
+    ]
     if keys:
         argv += ["--api-key", *keys]
     env = dict(os.environ)
     env.setdefault("VLLM_HOST_IP", "127.0.0.1")
-    env["VLLM_PLUGINS"] = ",".join(sorted({*filter(None, env.get("VLLM_PLUGINS", "").split(",")), "steerfast"}))
+    env["VLLM_PLUGINS"] = ",".join(
+        sorted({*filter(None, env.get("VLLM_PLUGINS", "").split(",")), "steerfast"})
+    )
     admin = args.admin_key or os.environ.get("STEERFAST_ADMIN_KEY")
     if admin:
         env["STEERFAST_ADMIN_KEY"] = admin

@@ -152,7 +152,9 @@ class VllmBank:
             for dst, src in ((t.delta, aff.delta), (t.coef, aff.coef), (t.alpha, aff.alpha)):
                 if src is not None:
                     dst[lane, lo : lo + src.shape[0]].copy_(src)
-            self.slot_parts[slot].append((lane, ls, aff.mask is not None, aff.bias is not None, aff.dir is not None))
+            self.slot_parts[slot].append(
+                (lane, ls, aff.mask is not None, aff.bias is not None, aff.dir is not None)
+            )
         self.slot_key[slot] = key
 
     def _clear(self, slot: int) -> None:

@@ -38,12 +38,18 @@ def plugin_config(additional_config) -> PluginConfig | None:
         raise SteeringError(f"additional_config['{SECTION}'] must be an object, got {type(raw).__name__}")
     unknown = set(raw) - KEYS
     if unknown:
-        raise SteeringError(f"additional_config['{SECTION}'] has unknown keys {sorted(unknown)}; known: {sorted(KEYS)}")
+        raise SteeringError(
+            f"additional_config['{SECTION}'] has unknown keys {sorted(unknown)}; known: {sorted(KEYS)}"
+        )
     plans = raw.get("plans", {})
-    if not isinstance(plans, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in plans.items()):
+    if not isinstance(plans, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in plans.items()
+    ):
         raise SteeringError(f"additional_config['{SECTION}']['plans'] must map plan names to file paths")
     sites = raw.get("sites", "plans")
-    if not (sites in ("plans", "all") or (isinstance(sites, list) and all(isinstance(s, str) for s in sites))):
+    if not (
+        sites in ("plans", "all") or (isinstance(sites, list) and all(isinstance(s, str) for s in sites))
+    ):
         raise SteeringError("'sites' must be 'plans', 'all' or a list of 'layer:site' strings")
     if isinstance(sites, list):
         for s in sites:
@@ -58,6 +64,8 @@ def plugin_config(additional_config) -> PluginConfig | None:
     if plan_dir is not None and not isinstance(plan_dir, str):
         raise SteeringError("'plan_dir' must be a directory path")
     reads = raw.get("read_layers", [])
-    if not isinstance(reads, list) or any(isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in reads):
+    if not isinstance(reads, list) or any(
+        isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in reads
+    ):
         raise SteeringError("'read_layers' must be a list of layer indices")
     return PluginConfig(dict(plans), sites, lanes, entries, plan_dir, tuple(reads))

@@ -12,6 +12,7 @@ Enable with VLLM_PLUGINS naming "steerfast" (vLLM loads endpoint plugins only wh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 
@@ -88,10 +89,8 @@ class VllmPlans:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(RPC_TIMEOUT_S)
 
     def _rpc_quiet(self, method: str, *args) -> None:
-        try:
+        with contextlib.suppress(Exception):  # a worker that never had the plan has nothing to forget
             self._rpc(method, *args)
-        except Exception:  # a worker that never had the plan has nothing to forget
-            pass
 
 
 class _LazyStore:

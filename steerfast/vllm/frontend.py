@@ -47,7 +47,7 @@ def steer_request(vllm_config, req):
     if state is None:
         raise NotConfigured(
             "this request asks for steering, but the steerfast plugin is not configured on this "
-            "engine: start vLLM with additional_config={\"steerfast\": {\"plans\": {...}}}"
+            'engine: start vLLM with additional_config={"steerfast": {"plans": {...}}}'
         )
     spec = state.canonical(raw)
     rest = {k: v for k, v in sp.extra_args.items() if k != KEY}
@@ -55,6 +55,8 @@ def steer_request(vllm_config, req):
         sp.extra_args = rest or None
         return req
     sp.extra_args = {**rest, KEY: spec}
+    if spec["whole_prompt"]:  # a cached prefix would never pass the gate's read hook
+        sp.skip_reading_prefix_cache = True
     req.cache_salt = cache_salt(spec, len(req.prompt_token_ids or ()), req.cache_salt)
     return req
 

@@ -35,9 +35,7 @@ class Layout:
                 raise SteeringError(f"configured site layer {layer} out of range ({n_layers} layers)")
         self.sites = sites
         self.lanes = cfg.lanes
-        self.entries = cfg.entries or max(
-            [iv.entries for p in start_plans for iv in p.interventions] or [1]
-        )
+        self.entries = cfg.entries or max([iv.entries for p in start_plans for iv in p.interventions] or [1])
         self.width = {ls: self.adapter.site_dim(skel, *ls) for ls in sites}
         self.hidden = int(skel.config.hidden_size)
         reads = {c.layer for p in start_plans if p.condition is not None for c in p.condition.conditions}

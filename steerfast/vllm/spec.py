@@ -40,7 +40,9 @@ def parse(raw) -> list[dict]:
             raise SteeringError(f"{where} has unknown fields {sorted(extra)}")
         strength, positions = item.get("strength"), item.get("positions")
         if strength is not None and (
-            isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength)
+            isinstance(strength, bool)
+            or not isinstance(strength, (int, float))
+            or not math.isfinite(strength)
         ):
             raise SteeringError(f"{where}: strength must be a finite number, got {strength!r}")
         if positions is not None:
@@ -55,7 +57,7 @@ def parse(raw) -> list[dict]:
 
 
 def canonical(entries: list[dict], registry) -> dict | None:
-    """{"v", "key", "entries": [... + digest], "positional", "gated"}; None for no steering.
+    """{"v", "key", "entries": [... + digest], "positional", "whole_prompt"}; None for none.
 
     Builds the combined plan once, so a combination that cannot be made is refused here."""
     if not entries:
@@ -66,8 +68,15 @@ def canonical(entries: list[dict], registry) -> dict | None:
         resolved.append({**e, "digest": key})
     plan = combined(resolved, registry)
     positional = any(iv.positions != "all" for iv in plan.interventions)
+    conds = plan.condition.conditions if plan.condition is not None else ()
     key = hashlib.sha256(json.dumps([CANONICAL, resolved], sort_keys=True).encode()).hexdigest()[:32]
-    return {"v": CANONICAL, "key": key, "entries": resolved, "positional": positional}
+    return {
+        "v": CANONICAL,
+        "key": key,
+        "entries": resolved,
+        "positional": positional,
+        "whole_prompt": any(c.aggregate == "mean" for c in conds),  # its gate reads every prompt token
+    }
 
 
 def combined(resolved: list[dict], registry):

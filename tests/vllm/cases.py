@@ -3,11 +3,13 @@ combination, overrides and a conditional plan opening for some prompts and not o
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-import steerfast
 from oracle import combined, compare, hf_greedy
 from plans import conditional, save_all
+
+import steerfast
 
 PROMPTS = [
     "The weather today is",
@@ -24,6 +26,8 @@ LONG = (
     "ran along the harbour wall to see who had caught the most. One day a stranger arrived"
 )
 
+_ORACLE: dict = {}
+
 CASES = [
     None,
     [{"plan": "caa", "strength": 4.0}],
@@ -34,7 +38,7 @@ CASES = [
     [{"plan": "laai"}],
     [{"plan": "ablate"}],
     [{"plan": "actadd"}],
-    [{"plan": "embed", "positions": "prefix:3", "strength": 4.0}],
+    [{"plan": "embed", "positions": "from_prompt_end", "strength": 4.0}],
     [{"plan": "caa", "strength": 3.0}, {"plan": "laai"}],
     [{"plan": "actadd"}, {"plan": "sadi_head", "strength": 4.0}],
     [{"plan": "gate_mean"}],
@@ -81,7 +85,10 @@ def run_and_compare(llm, hf, plan_files, jobs, n: int = 20):
     for (prompt, entries), i, o in zip(jobs, ids, outs):
         got = list(o.outputs[0].token_ids)
         got_lp = [lp[t].logprob for t, lp in zip(got, o.outputs[0].logprobs)]
-        ref, gaps, lps = hf_greedy(model, i, combined(plans, entries), n)
+        key = (tuple(i), json.dumps(entries, sort_keys=True), n, tuple(sorted(plan_files.items())))
+        if key not in _ORACLE:  # the same request's oracle is reused across engines (modes)
+            _ORACLE[key] = hf_greedy(model, i, combined(plans, entries), n)
+        ref, gaps, lps = _ORACLE[key]
         label = f"{[e['plan'] for e in entries] if entries else 'unsteered'} on {prompt[:30]!r}"
         results.append((label, got, got_lp, ref, gaps, lps))
     noise, failures = compare(results)
@@ -90,8 +97,8 @@ def run_and_compare(llm, hf, plan_files, jobs, n: int = 20):
 
 def mixed_jobs() -> list[tuple[str, list | None]]:
     """>= 8 requests: every case on two prompts, the gates on every prompt."""
-    jobs = []
-    for k, case in enumerate(CASES):
+    jobs = [(p, None) for p in PROMPTS]
+    for k, case in enumerate(CASES[1:], 1):
         names = [e["plan"] for e in case] if case else []
         prompts = PROMPTS if any(n.startswith("gate") for n in names) else PROMPTS[k % 3 :: 3][:2]
         jobs += [(p, case) for p in prompts]

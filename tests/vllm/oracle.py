@@ -69,5 +69,7 @@ def compare(results) -> tuple[float, list[str]]:
         t = next((i for i, (a, b) in enumerate(zip(got, ref)) if a != b), min(len(got), len(ref)))
         if t < min(len(got), len(ref)) and gaps[t] <= NOISE_FACTOR * max(noise, 1e-6):
             continue  # a near-tie within the measured noise: the rest may legitimately differ
-        failures.append(f"{label}: parts at token {t} (HF top-2 gap {gaps[t] if t < len(gaps) else 'n/a'}, noise {noise:.2e}): vLLM {got} vs HF {ref}")
+        failures.append(
+            f"{label}: parts at token {t} (HF top-2 gap {gaps[t] if t < len(gaps) else 'n/a'}, noise {noise:.2e}): vLLM {got} vs HF {ref}"
+        )
     return noise, failures

@@ -95,7 +95,9 @@ def stream_scores(model, tok, prompts, layer: int, vector: torch.Tensor, aggrega
     return out
 
 
-def conditional(model, tok, prompts, aggregate: str = "mean", layer: int = 10) -> tuple[SteeringPlan, list[bool]]:
+def conditional(
+    model, tok, prompts, aggregate: str = "mean", layer: int = 10
+) -> tuple[SteeringPlan, list[bool]]:
     """The shipped CAA plan (layer 13) at strength 6, gated by c · h(layer 10) > t, t halfway
     between the middle two prompts' scores: (plan, which prompts open the gate)."""
     from steerfast import Condition

@@ -29,10 +29,17 @@ def test_mixed_batch_equals_the_hook_oracle(llm, hf, plan_files):
     _, results, noise, failures = run_and_compare(llm, hf, plan_files, jobs)
     assert not failures, "\n".join(failures)
     assert noise < 1e-3, noise
-    # the steering is real: most steered requests differ from their prompt's unsteered text
-    plain = {label.split(" on ")[1]: got for label, got, *_ in results if label.startswith("unsteered")}
-    changed = [got != plain.get(label.split(" on ")[1], got) for label, got, *_ in results]
-    assert sum(changed) >= len(results) // 2, sum(changed)
+    # the steering is real: most steered requests differ from their prompt's unsteered text,
+    # and a gate changes exactly the prompts it opens for
+    plain = {p: got for (p, e), (_, got, *_) in zip(jobs, results) if e is None}
+    steered = [(p, e, got) for (p, e), (_, got, *_) in zip(jobs, results) if e is not None]
+    changed = [got != plain[p] for p, _, got in steered]
+    assert sum(changed) >= len(steered) // 2, (sum(changed), len(steered))
+    for name in ("gate_mean", "gate_last"):
+        opens = dict(zip(PROMPTS, gate_opens(hf, plan_files, name)))
+        for p, e, got in steered:
+            if e == [{"plan": name}]:
+                assert (got != plain[p]) == opens[p], (name, p, opens[p])
 
 
 def test_gates_open_for_some_prompts_and_not_others(hf, plan_files):
@@ -52,9 +59,15 @@ def test_unknown_plan_is_refused_naming_it(llm):
 def test_bad_steering_field_is_refused(llm):
     from vllm import SamplingParams
 
-    for bad, msg in (("{not json", "JSON"), ([{"plan": "caa", "strength": "x"}], "strength"), ([{"plan": "caa", "positions": "middle"}], "positions")):
+    for bad, msg in (
+        ("{not json", "JSON"),
+        ([{"plan": "caa", "strength": "x"}], "strength"),
+        ([{"plan": "caa", "positions": "middle"}], "positions"),
+    ):
         with pytest.raises(Exception, match=msg):
-            llm.generate(["Hello"], SamplingParams(max_tokens=4, extra_args={"steering": bad}), use_tqdm=False)
+            llm.generate(
+                ["Hello"], SamplingParams(max_tokens=4, extra_args={"steering": bad}), use_tqdm=False
+            )
 
 
 def test_prefix_cache_shares_only_within_a_configuration(llm, hf, plan_files):

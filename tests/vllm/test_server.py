@@ -98,34 +98,59 @@ def test_server_steers_refuses_and_keeps_uploads(hf, plan_files, server_paths):
         assert xargs.choices[0].text == steered.choices[0].text != plain.choices[0].text
         with pytest.raises(BadRequestError, match="no-such-plan"):
             client.completions.create(
-                model="steerfast", prompt=prompt, max_tokens=4, extra_body={"steering": [{"plan": "no-such-plan"}]}
+                model="steerfast",
+                prompt=prompt,
+                max_tokens=4,
+                extra_body={"steering": [{"plan": "no-such-plan"}]},
             )
         # plan upload: the admin key only; then it steers, is listed, and outlives kill -9
         body = open(plan_files["laai"], "rb").read()
-        user = httpx.post(server.url + "/v1/steering/plans?name=up", content=body, headers={"Authorization": f"Bearer {API}"})
+        user = httpx.post(
+            server.url + "/v1/steering/plans?name=up",
+            content=body,
+            headers={"Authorization": f"Bearer {API}"},
+        )
         assert user.status_code == 403, user.text
-        up = httpx.post(server.url + "/v1/steering/plans?name=up", content=body, headers={"Authorization": f"Bearer {ADMIN}"})
+        up = httpx.post(
+            server.url + "/v1/steering/plans?name=up",
+            content=body,
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
         assert up.status_code == 201, up.text
         laai = steerfast.SteeringPlan.load(plan_files["laai"])
         want = _oracle(hf, laai, PROMPTS[2])
         got = client.completions.create(
-            model="steerfast", prompt=PROMPTS[2], max_tokens=N, temperature=0, extra_body={"steering": [{"plan": "up"}]}
+            model="steerfast",
+            prompt=PROMPTS[2],
+            max_tokens=N,
+            temperature=0,
+            extra_body={"steering": [{"plan": "up"}]},
         )
         assert got.choices[0].text == want
     finally:
         server.kill9()
     server = VllmServer(plan_files, plan_dir, log)
     try:
-        listed = httpx.get(server.url + "/v1/steering/plans", headers={"Authorization": f"Bearer {API}"}).json()
+        listed = httpx.get(
+            server.url + "/v1/steering/plans", headers={"Authorization": f"Bearer {API}"}
+        ).json()
         assert "up" in {p["name"] for p in listed["data"]}, listed
         client = OpenAI(base_url=server.url + "/v1", api_key=API)
         got = client.completions.create(
-            model="steerfast", prompt=PROMPTS[2], max_tokens=N, temperature=0, extra_body={"steering": [{"plan": "up"}]}
+            model="steerfast",
+            prompt=PROMPTS[2],
+            max_tokens=N,
+            temperature=0,
+            extra_body={"steering": [{"plan": "up"}]},
         )
         assert got.choices[0].text == want
-        gone = httpx.delete(server.url + "/v1/steering/plans/up", headers={"Authorization": f"Bearer {ADMIN}"})
+        gone = httpx.delete(
+            server.url + "/v1/steering/plans/up", headers={"Authorization": f"Bearer {ADMIN}"}
+        )
         assert gone.status_code == 200, gone.text
         with pytest.raises(BadRequestError, match="up"):
-            client.completions.create(model="steerfast", prompt=PROMPTS[2], max_tokens=4, extra_body={"steering": [{"plan": "up"}]})
+            client.completions.create(
+                model="steerfast", prompt=PROMPTS[2], max_tokens=4, extra_body={"steering": [{"plan": "up"}]}
+            )
     finally:
         server.kill9()
