@@ -21,9 +21,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ...errors import SteeringError
 from ..choices import ChoiceState, logprobs_json
-from ..engine import SteerEntry
 from ..http_errors import HTTPError, as_http, error_body, error_response
 from ..openai_fields import OpenAIRequest, max_new_tokens, parse_chat, parse_completion
+from ..steer_entry import SteerEntry
 from ..streaming import DONE, TokenText, sse
 
 log = logging.getLogger("steerfast.serve")
