@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from serve_proc import Server, plan_file, tiny_model_dir
+from serve_proc import plan_file, tiny_model_dir, tiny_server
 
 KEY = "metrics-key"
 SECRET = "do-not-log-this-prompt-7731"
@@ -17,7 +17,9 @@ SECRET = "do-not-log-this-prompt-7731"
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     d = tmp_path_factory.mktemp("metrics")
-    s = Server(tiny_model_dir(d), d / "server.log", "--plan", f"p={plan_file(d, 'p', 0)}", "--api-key", KEY)
+    s = tiny_server(
+        tiny_model_dir(d), d / "server.log", "--plan", f"p={plan_file(d, 'p', 0)}", "--api-key", KEY
+    )
     yield s
     s.stop()
 
