@@ -83,8 +83,10 @@ def logprobs_json(entries: list[dict], chat: bool, k: int, text_base: int = 0):
         return {"content": content, "refusal": None}
     tops = []
     for e in entries:
-        alts = e["top"] if k > 0 else [e]
-        tops.append({a["token"]: a["logprob"] for a in reversed(alts)})  # best wins a name clash
+        top: dict[str, float] = {}
+        for a in e["top"] if k > 0 else [e]:  # best first; the best wins a name clash
+            top.setdefault(a["token"], a["logprob"])
+        tops.append(top)
     return {
         "tokens": [e["token"] for e in entries],
         "token_logprobs": [e["logprob"] for e in entries],

@@ -241,8 +241,10 @@ class Engine:
             self.bank.load(slot, plan)  # waits for the step in progress
 
     # --- requests ----------------------------------------------------------------------
-    def encode(self, prompt: str) -> list[int]:
-        ids = self.tokenizer(prompt)["input_ids"]
+    def encode(self, prompt: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of a prompt; add_special_tokens=False for text a chat template rendered
+        (it holds the BOS already: adding it again would make two)."""
+        ids = self.tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
         if not ids:
             raise SteeringError("the prompt is empty")
         if len(ids) > self.max_prompt_tokens:

@@ -9,11 +9,14 @@ import logging
 import math
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import SteeringError
 from .exceptions import EngineBusy, EngineOverloaded, EngineUnavailable, GenerationFailed, UnknownPlan
 from .openai_fields import FieldError
+from .security import error_json
 
 log = logging.getLogger("steerfast.serve")
 
@@ -26,10 +29,7 @@ class HTTPError(Exception):
 
 
 def error_body(status: int, message: str, code: str, param: str | None = None) -> dict:
-    kind = {401: "authentication_error", 403: "permission_error", 404: "not_found_error"}.get(
-        status, "invalid_request_error" if status < 500 else "server_error"
-    )
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return error_json(status, message, code, param)
 
 
 def as_http(exc: BaseException) -> HTTPError:
@@ -65,14 +65,49 @@ def error_response(exc: BaseException) -> JSONResponse:
     )
 
 
+ROUTING_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def routing_error(exc: StarletteHTTPException) -> JSONResponse:
+    """Starlette's own answers (no such route, a method the route lacks: its Allow header
+    kept) in the OpenAI shape instead of {"detail": ...}."""
+    code = ROUTING_CODES.get(exc.status_code, "invalid_request")
+    body = error_body(exc.status_code, str(exc.detail), code)
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+def validation_error(exc: RequestValidationError) -> JSONResponse:
+    first = (exc.errors() or [{}])[0]
+    where = [str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body")]
+    param = ".".join(where) or None
+    msg = f"{param or 'the request'}: {first.get('msg', 'invalid')}"
+    return JSONResponse(error_body(400, msg, "invalid_request", param), status_code=400)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Every exception a route lets out, as an OpenAI-shaped JSON answer."""
+    """Every exception a route lets out, and the router's own 404 / 405 / validation errors,
+    as an OpenAI-shaped JSON answer."""
 
     async def handle(request, exc):
         return error_response(exc)
 
+    async def routing(request, exc):
+        return routing_error(exc)
+
+    async def invalid(request, exc):
+        return validation_error(exc)
+
     for kind in (HTTPError, FieldError, SteeringError, Exception):
         app.add_exception_handler(kind, handle)
+    app.add_exception_handler(StarletteHTTPException, routing)
+    app.add_exception_handler(RequestValidationError, invalid)
 
 
-__all__ = ["HTTPError", "error_body", "as_http", "error_response", "install_error_handlers"]
+__all__ = [
+    "HTTPError",
+    "error_body",
+    "as_http",
+    "error_response",
+    "install_error_handlers",
+    "routing_error",
+]

@@ -43,6 +43,7 @@ def install(app: FastAPI, engine, config: OpsConfig | None = None) -> Ops:
     restored = restore(registry, store)
     admission = Admission()
     metrics = ServeMetrics(engine, in_flight=lambda: admission.in_flight)
+    registry.on_remove.append(metrics.forget_plan)
     # add_middleware wraps: the last added is outermost, so the access log sees every refusal
     app.add_middleware(SecurityMiddleware, config=config.security, admission=admission)
     app.add_middleware(ObserveMiddleware, metrics=metrics, log_prompts=config.log_prompts)

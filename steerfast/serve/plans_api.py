@@ -14,17 +14,22 @@ from .plan_budget import check_budget
 MAX_NAME = 64
 
 
+NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.")
+
+
 def check_name(name) -> None:
+    """1-64 ASCII letters, digits, '-', '_', '.', starting with a letter or digit: a name that
+    round-trips through `--plan-dir` as `<name>.safetensors` (a leading '.' would make a hidden
+    file that the store never lists; non-ASCII letters may be renormalised by the filesystem)."""
     if (
         not isinstance(name, str)
-        or not name
-        or len(name) > MAX_NAME
-        or not all(c.isalnum() or c in "-_." for c in name)
-        or name.strip(".") == ""
+        or not 1 <= len(name) <= MAX_NAME
+        or not set(name) <= NAME_CHARS
+        or not name[0].isalnum()
     ):
         raise SteeringError(
-            f"plan name must be 1-{MAX_NAME} characters of letters, digits, '-', '_', '.' "
-            f"(not only dots), got {name!r}"
+            f"plan name must be 1-{MAX_NAME} ASCII letters, digits, '-', '_' or '.', starting "
+            f"with a letter or digit, got {name!r}"
         )
 
 
@@ -50,6 +55,7 @@ class EngineRegistry:
 
     def __init__(self, engine, table_budget: int):
         self.engine, self.table_budget = engine, table_budget
+        self.on_remove: list = []  # called with the name of each plan removed (metrics series)
 
     @property
     def slots(self) -> int:
@@ -68,6 +74,8 @@ class EngineRegistry:
 
     def remove(self, name: str) -> None:
         self.engine.remove_plan(name)
+        for hook in self.on_remove:
+            hook(name)
 
 
 __all__ = ["EngineRegistry", "check_name", "add_checked", "load_plan_file"]

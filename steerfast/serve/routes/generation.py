@@ -10,7 +10,6 @@ engine requests (polled every DISCONNECT_POLL_S while a non-streamed request run
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -22,6 +21,8 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from ...errors import SteeringError
 from ..choices import ChoiceState, logprobs_json
 from ..http_errors import HTTPError, as_http, error_body, error_response
+from ..json_body import parse_body
+from ..log_safe import printable
 from ..openai_fields import OpenAIRequest, max_new_tokens, parse_chat, parse_completion
 from ..steer_entry import SteerEntry
 from ..streaming import DONE, TokenText, sse
@@ -40,13 +41,7 @@ def chat_prompt(tokenizer, messages) -> str:
 
 
 async def read_json(request: Request) -> dict:
-    try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise HTTPError(400, f"malformed JSON body: {exc}", "malformed_json") from exc
-    if not isinstance(body, dict):
-        raise HTTPError(400, "the JSON body must be an object", "malformed_json")
-    return body
+    return parse_body(await request.body())  # 400 for malformed, too deep, lone surrogates
 
 
 def steering_entries(raw) -> list[SteerEntry]:
@@ -132,7 +127,8 @@ class Generation:
                 ) from exc
         else:
             prompt = req.prompt
-        ids = await asyncio.to_thread(self.engine.encode, prompt)  # a long prompt: off the event loop
+        # a long prompt: off the event loop; a rendered chat template has its special tokens
+        ids = await asyncio.to_thread(self.engine.encode, prompt, not chat)
         max_new = max_new_tokens(req.max_tokens, len(ids), self.engine.max_new_tokens, self.context)
         self.engine.resolve(entries)  # unknown plans fail here, before any slot is taken
         return req, prompt, ids, entries, max_new
@@ -142,7 +138,7 @@ class Generation:
         req, prompt, ids, entries, max_new = await self.prepare(body, chat)
         rid = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
         if req.user is not None:
-            log.info("%s user=%s", rid, req.user)
+            log.info("%s user=%s", rid, printable(req.user))  # the client wrote it: one line
         head = {"id": rid, "created": int(time.time()), "model": req.model or self.model_name}
         states = [ChoiceState(i, self.tok, self.token_text, req) for i in range(req.n)]
         gens = [

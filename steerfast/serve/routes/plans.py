@@ -124,6 +124,90 @@ def _add_error(exc: SteeringError) -> JSONResponse:
     return _error(422, str(exc), "plan_over_budget" if isinstance(exc, PlanOverBudget) else "invalid_plan")
 
 
+class PlanRoutes:
+    """What the routes do, over one registry and store."""
+
+    def __init__(self, registry: PlanRegistry, store: PlanStore, authorize):
+        self.registry, self.store, self.authorize = registry, store, authorize
+        self.files = threading.Lock()  # registry + file change together: no delete slips between
+
+    def list(self) -> dict:
+        items = self.registry.list()
+        return {"object": "list", "slots": self.registry.slots, "data": [describe(n, p) for n, p in items]}
+
+    async def upload(self, request: Request, name: str) -> JSONResponse:
+        try:
+            if self.authorize is not None:
+                self.authorize(request)
+            check_name(name)
+        except Refused as exc:
+            return _refusal(exc)
+        except SteeringError as exc:
+            return _error(400, str(exc), "invalid_plan_name", "name")
+        if self.registry.get(name) is not None:  # before reading a byte (add checks again, locked)
+            return _error(
+                409, f"a plan named {name!r} is already loaded; delete it first", "plan_exists", "name"
+            )
+        partial, f = self.store.open_partial(name)
+        try:
+            if await _receive(request, f) == 0:
+                return _error(
+                    400, "empty upload: send the plan's .safetensors bytes as the body", "invalid_plan"
+                )
+            try:
+                plan = await asyncio.to_thread(self._install, partial, name)
+            except SteeringError as exc:
+                return _add_error(exc)
+        finally:
+            self.store.discard(partial)
+        body = {"name": name, "method": plan.method, "interventions": len(plan.interventions)}
+        return JSONResponse(body, status_code=201)
+
+    def _install(self, partial, name: str) -> SteeringPlan:
+        """Load and validate the written file, add it, then make it the plan's file (201 only
+        once it is durable); the registry is rolled back if the file cannot be committed."""
+        plan = load_plan_file(partial)
+        with self.files:
+            self.registry.add(name, plan)
+            try:
+                self.store.commit(partial, name)
+            except BaseException:
+                self.registry.remove(name)
+                raise
+        return plan
+
+    async def delete(self, request: Request, name: str):
+        if self.authorize is not None:
+            try:
+                self.authorize(request)
+            except Refused as exc:
+                return _refusal(exc)
+
+        def remove():
+            with self.files:
+                self.registry.remove(name)
+                self.store.delete(name)
+
+        try:
+            await asyncio.to_thread(remove)
+        except UnknownPlan:
+            return _error(404, f"no plan named {name!r}", "unknown_plan", "name")
+        return {"name": name, "deleted": True}
+
+
+async def _receive(request: Request, f) -> int:
+    """Write the body into `f` chunk by chunk as it streams in, fsync it; the bytes written."""
+    n = 0
+    with f:
+        async for chunk in request.stream():  # steerfast's middleware counts against the limit
+            if chunk:
+                f.write(chunk)
+                n += len(chunk)
+        f.flush()
+        await asyncio.to_thread(os.fsync, f.fileno())
+    return n
+
+
 def plans_router(
     registry: PlanRegistry,
     store: PlanStore | None = None,
@@ -134,85 +218,23 @@ def plans_router(
     before an upload or delete reads anything and raises security.Refused to refuse it
     (security.admin_check(admin_key) builds one); None: no check here (steerfast's own
     server checks keys in its middleware)."""
-    store = store if store is not None else PlanStore(None)
+    routes = PlanRoutes(registry, store if store is not None else PlanStore(None), authorize)
     router = APIRouter()
-    files = threading.Lock()  # registry + file change together: a delete cannot slip between them
 
-    @router.get(PLANS_PATH)
+    @router.api_route(PLANS_PATH, methods=["GET", "HEAD"])
     async def list_plans():
-        items = registry.list()
-        return {"object": "list", "slots": registry.slots, "data": [describe(n, p) for n, p in items]}
+        return routes.list()
 
     @router.post(PLANS_PATH)
     async def upload_plan(request: Request, name: str = ""):
         """Body: the plan's safetensors file (as SteeringPlan.save writes it); ?name=..."""
-        try:
-            if authorize is not None:
-                authorize(request)
-            check_name(name)
-        except Refused as exc:
-            return _refusal(exc)
-        except SteeringError as exc:
-            return _error(400, str(exc), "invalid_plan_name", "name")
-        if registry.get(name) is not None:  # before reading a byte (add checks again, under its lock)
-            return _error(
-                409, f"a plan named {name!r} is already loaded; delete it first", "plan_exists", "name"
-            )
-        partial, f = store.open_partial(name)
-        try:
-            n = 0
-            with f:
-                async for chunk in request.stream():  # the middleware counts against the limit
-                    if chunk:
-                        f.write(chunk)
-                        n += len(chunk)
-                f.flush()
-                await asyncio.to_thread(os.fsync, f.fileno())
-            if n == 0:
-                return _error(
-                    400, "empty upload: send the plan's .safetensors bytes as the body", "invalid_plan"
-                )
-
-            def install():
-                plan = load_plan_file(partial)
-                with files:
-                    registry.add(name, plan)
-                    try:
-                        store.commit(partial, name)
-                    except BaseException:
-                        registry.remove(name)
-                        raise
-                return plan
-
-            try:
-                plan = await asyncio.to_thread(install)
-            except SteeringError as exc:
-                return _add_error(exc)
-        finally:
-            store.discard(partial)
-        body = {"name": name, "method": plan.method, "interventions": len(plan.interventions)}
-        return JSONResponse(body, status_code=201)
+        return await routes.upload(request, name)
 
     @router.delete(PLANS_PATH + "/{name}")
     async def delete_plan(request: Request, name: str):
-        if authorize is not None:
-            try:
-                authorize(request)
-            except Refused as exc:
-                return _refusal(exc)
-
-        def remove():
-            with files:
-                registry.remove(name)
-                store.delete(name)
-
-        try:
-            await asyncio.to_thread(remove)
-        except UnknownPlan:
-            return _error(404, f"no plan named {name!r}", "unknown_plan", "name")
-        return {"name": name, "deleted": True}
+        return await routes.delete(request, name)
 
     return router
 
 
-__all__ = ["plans_router", "PlanRegistry", "DictRegistry", "describe", "restore", "PLANS_PATH"]
+__all__ = ["plans_router", "PlanRoutes", "PlanRegistry", "DictRegistry", "describe", "restore", "PLANS_PATH"]
