@@ -212,6 +212,7 @@ def release_departed_gates(engine) -> None:
         if sch is None:
             gone = set(engine.gates_pending)
         else:
+            # each set() copies in C under the GIL: atomic against the manager thread's changes
             live = set(sch.active_requests) | set(sch.waiting_requests) | set(sch._requests_to_cancel)
             gone = engine.gates_pending - live
         for rid in gone:
