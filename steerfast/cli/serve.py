@@ -50,7 +50,21 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--max-tokens", type=int, default=256, help="largest max_tokens a request may ask")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
 
-    dev = p.add_argument_group("device and caching")
+    _device_args(p.add_argument_group("device and caching"))
+    _security_args(p.add_argument_group("security and limits"))
+    store = p.add_argument_group("plans that survive restarts")
+    store.add_argument(
+        "--plan-dir",
+        default=None,
+        metavar="DIR",
+        help="keep uploaded plans as files in DIR (atomic writes) and load them at start",
+    )
+    _engine_and_log_args(p.add_argument_group("logs and shutdown"))
+    p.set_defaults(func=run)
+    return p
+
+
+def _device_args(dev) -> None:
     dev.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda or cuda:N")
     dev.add_argument(
         "--dtype",
@@ -64,7 +78,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="no KV prefix sharing (on by default, only between requests with the same steering)",
     )
 
-    sec = p.add_argument_group("security and limits")
+
+def _security_args(sec) -> None:
     sec.add_argument(
         "--api-key",
         default=os.environ.get(KEY_ENV),
@@ -115,15 +130,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="bank table memory one plan may need (its sites x entries x --slots, fp32; 422 above)",
     )
 
-    store = p.add_argument_group("plans that survive restarts")
-    store.add_argument(
-        "--plan-dir",
-        default=None,
-        metavar="DIR",
-        help="keep uploaded plans as files in DIR (atomic writes) and load them at start",
-    )
 
-    obs = p.add_argument_group("logs and shutdown")
+def _engine_and_log_args(obs) -> None:
     obs.add_argument(
         "--log-level", default="info", choices=LOG_LEVELS, help="uvicorn's and steerfast's log level"
     )
@@ -149,7 +157,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--step-timeout-s",
         type=float,
         default=120.0,
-        help="a request with no new output for this long fails (500) instead of waiting forever",
+        help="a request that makes no progress (no token of its own, no engine step) for this long "
+        "fails (500) instead of waiting forever",
     )
     obs.add_argument(
         "--drain-s",
@@ -158,8 +167,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="on SIGTERM/SIGINT: refuse new generations (503), let running ones finish this long, "
         "then cancel the rest and exit",
     )
-    p.set_defaults(func=run)
-    return p
 
 
 def ops_config(args):
@@ -189,8 +196,10 @@ def ops_config(args):
 
 def _logging(args) -> None:
     level = "DEBUG" if args.log_level == "trace" else args.log_level.upper()
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    from ..serve.log_safe import SafeFormatter
+
+    handler = logging.StreamHandler()  # every record one line, whatever a request put in it
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("steerfast")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -207,6 +216,7 @@ def run(args) -> int:
     from ..serve.app import create_app
     from ..serve.device import parse_device, parse_dtype
     from ..serve.engine import Engine
+    from ..serve.http_protocol import json_400_protocol
     from ..serve.plans_api import add_checked, check_name, load_plan_file
 
     if args.threads:
@@ -243,6 +253,7 @@ def run(args) -> int:
             log_level=args.log_level,
             access_log=False,  # steerfast.access writes one line per request instead
             timeout_graceful_shutdown=5,
+            http=json_400_protocol(),  # a request uvicorn cannot parse gets a JSON 400 too
         )
         server = draining_server(config, engine, app.state.ops.admission, args.drain_s)
         logging.getLogger("steerfast.serve").info(
