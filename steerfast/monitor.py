@@ -39,7 +39,10 @@ class Monitor:
     def __post_init__(self):
         self.check()
         v = self.vector.detach().reshape(-1).to(torch.float32).cpu()
-        object.__setattr__(self, "vector", (v / v.norm()).contiguous())
+        norm = float(v.double().norm())
+        if abs(norm - 1.0) > 1e-6:  # already unit (a loaded file): kept bit for bit
+            v = v / norm
+        object.__setattr__(self, "vector", v.contiguous())
         object.__setattr__(self, "bias", float(self.bias))
         object.__setattr__(self, "meta", dict(self.meta or {}))
 
