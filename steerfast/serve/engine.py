@@ -39,6 +39,14 @@ from ..positions import parse_policy
 from ..runtime.bank import SteeringBank
 from ..runtime.packed import PackedRows
 from .device import on_compute_stream
+from .exceptions import (  # noqa: F401 (re-exported: callers import them from here)
+    EngineBusy,
+    EngineOverloaded,
+    EngineUnavailable,
+    GenerationFailed,
+    PlanExists,
+    UnknownPlan,
+)
 from .params import Generated, SamplingParams
 from .prefix import PrefixKeys, prepare_manager, reads_whole_prompt
 from .seam import InjectedFault, StepHooks, Tracked, steering_manager  # noqa: F401 (re-exported)
@@ -68,30 +76,6 @@ def cb_config(kv_tokens: int = 16384, max_batch_tokens: int = 1024, prefix_cache
         use_cuda_graph=False,
         use_async_batching=False,
     )
-
-
-class EngineBusy(SteeringError):
-    """Every slot holds a configuration that requests in flight still use."""
-
-
-class UnknownPlan(SteeringError):
-    pass
-
-
-class EngineOverloaded(Exception):
-    """Too many requests waiting (`max_waiting`): the HTTP layer answers 503/429 + Retry-After."""
-
-    def __init__(self, message: str, retry_after_s: float = 1.0):
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class EngineUnavailable(Exception):
-    """The engine is stopped, draining, or its manager loop could not be restarted (-> 503)."""
-
-
-class GenerationFailed(RuntimeError):
-    """The step computing this request raised, or the request timed out (-> 500)."""
 
 
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -288,7 +272,7 @@ class Engine:
         plan.validate(self.model)
         with self._lock:
             if name in self.plans:
-                raise SteeringError(f"a plan named {name!r} is already loaded; delete it first")
+                raise PlanExists(f"a plan named {name!r} is already loaded; delete it first")
             if len(self.plans) >= self.bank.slots:
                 raise EngineBusy(
                     f"the bank is full: {len(self.plans)} plans resident, {self.bank.slots} "

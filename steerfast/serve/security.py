@@ -135,6 +135,33 @@ def _same(token: str | None, key: str | None) -> bool:
     return hmac.compare_digest(token.encode("utf-8", "replace"), key.encode("utf-8"))
 
 
+def check_admin(token: str | None, admin_key: str | None, allow_uploads: bool) -> None:
+    """Plan upload / delete: the admin key when one is set, else only with allow_uploads."""
+    if admin_key is not None:
+        if not _same(token, admin_key):
+            raise Refused(403, "plan upload and delete need the admin key", "admin_key_required")
+    elif not allow_uploads:
+        raise Refused(
+            403,
+            "plan management is off on this server (start it with --admin-key, or "
+            "--allow-plan-uploads for every caller)",
+            "plan_management_disabled",
+        )
+
+
+def admin_check(admin_key: str | None, allow_uploads: bool = False):
+    """`authorize(request)` for routes.plans.plans_router on another server: raises Refused
+    (403) unless the request's `Authorization: Bearer` token is `admin_key` (compared in
+    constant time); with no admin key, every caller passes only if `allow_uploads`."""
+
+    def authorize(request) -> None:
+        raw = request.headers.get("authorization")
+        token = _bearer({b"authorization": raw.encode("latin-1")} if raw is not None else {})
+        check_admin(token, admin_key, allow_uploads)
+
+    return authorize
+
+
 def prompt_chars(path: str, body: dict) -> int:
     """Characters the request asks to tokenise: the prompt, or every message's text."""
     if path == "/v1/completions":
@@ -234,16 +261,7 @@ class SecurityMiddleware:
                 {"WWW-Authenticate": "Bearer"},
             )
         if is_plan_management(method, path):
-            if c.admin_key is not None:
-                if not _same(token, c.admin_key):
-                    raise Refused(403, "plan upload and delete need the admin key", "admin_key_required")
-            elif not c.allow_plan_uploads:
-                raise Refused(
-                    403,
-                    "plan management is off on this server (start it with --admin-key, or "
-                    "--allow-plan-uploads for every caller)",
-                    "plan_management_disabled",
-                )
+            check_admin(token, c.admin_key, c.allow_plan_uploads)
         if method not in ("POST", "PUT", "PATCH"):
             return receive
         upload = path == PLANS_PATH
@@ -366,4 +384,12 @@ def _counted(receive, limit: int, what: str, flag: str):
     return counted
 
 
-__all__ = ["Admission", "SecurityConfig", "SecurityMiddleware", "Refused", "error_json", "is_plan_management"]
+__all__ = [
+    "Admission",
+    "SecurityConfig",
+    "SecurityMiddleware",
+    "Refused",
+    "error_json",
+    "is_plan_management",
+    "admin_check",
+]
