@@ -391,6 +391,7 @@ class Engine:
         entries: Sequence[SteerEntry],
         params: SamplingParams | int,
         stream: bool = False,
+        monitors: Sequence[str] = (),
     ) -> AsyncIterator[Generated]:
         """Yield `Generated` snapshots: after every token when streaming, else once at the end.
 
@@ -426,7 +427,7 @@ class Engine:
                 if slot >= 0:
                     self.rows.slot_of[rid] = slot
             with self.hooks.lock:
-                self.hooks.requests[rid] = tracked = Tracked(params, seed)
+                self.hooks.requests[rid] = tracked = Tracked(params, seed, monitors=list(monitors))
             if self.prefix_keys is not None:
                 # a gate averaged over the prompt must compute all of it (serve/prefix.py)
                 self.prefix_keys.register(rid, key, len(ids), share=not reads_whole_prompt(plan))
@@ -525,6 +526,8 @@ class Engine:
         if done:
             reason = "stop" if toks and toks[-1] in stop_ids else "length"
         g = Generated(token_ids=toks, finished=done, finish_reason=reason, prompt_tokens=n_prompt)
+        if tracked.monitors:  # per generated token, the asked monitors' readings (serve/monitors.py)
+            g.extra["monitor_readings"] = tracked.readings[: len(toks)]
         if params.logprobs is not None:
             choices = tracked.choices[: len(toks)]
             g.logprobs = [c.logprob for c in choices]
