@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { key: "", plans: {}, runs: 0 };
+const state = { key: "", plans: {}, runs: 0, cols: [] };
 
 function headers() {
   const h = { "Content-Type": "application/json" };
@@ -31,6 +31,21 @@ async function apiError(resp) {
   return message;
 }
 
+function fmt(v) {
+  return typeof v === "number" ? Number(v.toPrecision(3)).toString() : JSON.stringify(v);
+}
+
+function tunedLines(t) {
+  // the tune's choice and what it measured (steerfast inspect prints the same)
+  const lines = ["tuned: " + ["family", "layer", "strength", "both_signs", "effect_metric"]
+    .filter((k) => k in t).map((k) => k + "=" + fmt(t[k])).join(", ")];
+  if (t.budget) lines.push("  budget: " + Object.entries(t.budget).map(([k, v]) => k + " <= " + fmt(v)).join(", "));
+  for (const [k, m] of Object.entries(t.measured || {})) {
+    if (m && typeof m === "object" && "mean" in m) lines.push("  " + k + ": " + fmt(m.mean) + " [" + fmt(m.lo) + ", " + fmt(m.hi) + "]");
+  }
+  return lines;
+}
+
 function describePlan(p) {
   const lines = [
     "plan " + p.name + ": " + p.method + ", " + p.interventions + " intervention(s)",
@@ -38,7 +53,7 @@ function describePlan(p) {
     "sites: " + p.sites.join(", "),
     "positions: " + p.positions.join(", "),
   ];
-  if (p.tuned) lines.push("tuned: " + JSON.stringify(p.tuned, null, 1));
+  if (p.tuned) lines.push(...tunedLines(p.tuned));
   if (p.summary) lines.push("", p.summary);
   return lines.join("\n");
 }
@@ -85,10 +100,11 @@ function colour(reading) {
   return t >= 0 ? "rgba(26, 127, 55, " + alpha + ")" : "rgba(207, 34, 46, " + alpha + ")";
 }
 
-function drawPlot(svg, readings) {
+function drawPlot(svg, readings, all) {
+  // one scale for both columns (all: every reading shown), so their curves compare
   svg.innerHTML = "";
   if (!readings.length) return;
-  const lo = Math.min(0, ...readings), hi = Math.max(0, ...readings);
+  const lo = Math.min(0, ...all), hi = Math.max(0, ...all);
   const span = hi - lo || 1;
   const x = (i) => (readings.length === 1 ? 150 : (i * 300) / (readings.length - 1));
   const y = (v) => 76 - ((v - lo) / span) * 72;
@@ -151,7 +167,8 @@ function handleChoice(col, c) {
     addPiece(col, text, r);
   }
   col.readings.push(...readings);
-  drawPlot($("plot-" + col.name), col.readings);
+  const all = state.cols.flatMap((c) => c.readings);
+  for (const c of state.cols) drawPlot($("plot-" + c.name), c.readings, all);
   if (c.finish_reason) $("status-" + col.name).textContent = "finished: " + c.finish_reason;
 }
 
@@ -188,6 +205,7 @@ async function generate() {
   const steered = Object.assign({}, base);
   if (plan) steered.steering = [{ plan: plan, strength: Number($("strength").value) }];
   const cols = ["unsteered", "steered"].map((name) => ({ name, monitor, text: "", readings: [] }));
+  state.cols = cols;
   const results = await Promise.allSettled([runColumn(cols[0], base), runColumn(cols[1], steered)]);
   const failed = results.filter((r) => r.status === "rejected").map((r) => r.reason.message);
   if (failed.length) {
