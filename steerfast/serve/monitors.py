@@ -84,8 +84,9 @@ class ServerMonitors:
             self.reader.enabled = False
             self._step_rows = None
             return
+        n_new = sum(1 for fs in states if fs.has_new_token)  # their logits rows come first
         self.reader.enabled = True
-        self.reader.packed_index = batch_data["logits_indices"].reshape(-1)
+        self.reader.packed_index = batch_data["logits_indices"].reshape(-1)[:n_new]
         self._step_rows = asking
 
     def end(self, new_states, tracked: list) -> None:
