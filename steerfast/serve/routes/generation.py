@@ -21,10 +21,10 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from ...errors import SteeringError
 from ..choices import ChoiceState, logprobs_json
-from ..engine import SteerEntry
 from ..http_errors import HTTPError, as_http, error_body, error_response
 from ..monitors import chunk_readings, request_monitors
 from ..openai_fields import OpenAIRequest, max_new_tokens, parse_chat, parse_completion
+from ..steer_entry import SteerEntry
 from ..streaming import DONE, TokenText, sse
 
 log = logging.getLogger("steerfast.serve")
