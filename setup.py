@@ -23,6 +23,7 @@ setup(
         "steerfast.cli",
         "steerfast.experiments",
         "steerfast.tune",
+        "steerfast.vllm",
     ],
     package_dir={
         "steerfast": "steerfast",
