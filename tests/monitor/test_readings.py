@@ -146,3 +146,20 @@ def test_reader_hooks_are_removed(model_tok):
     before = len(layer._forward_pre_hooks)
     generate(model, tok, ["x"], monitors=[_monitor(model, 1, 1, "m")], return_monitors=True, max_new_tokens=2)
     assert len(layer._forward_pre_hooks) == before
+
+
+def test_num_return_sequences_rows_follow_their_prompt(model_tok):
+    model, tok = model_tok
+    a, b = _monitor(model, 1, 21, "a"), _monitor(model, 2, 22, "b")
+    rows_mon = [[a], [b, a]]
+    oracle = Oracle(model, [1, 2])
+    torch.manual_seed(0)
+    try:
+        texts, readings = generate(
+            model, tok, PROMPTS[:2], monitors=rows_mon, return_monitors=True,
+            max_new_tokens=5, do_sample=True, num_return_sequences=2,
+        )  # fmt: skip
+    finally:
+        oracle.close()
+    assert len(texts) == len(readings) == 4
+    _check(readings, oracle, [[a], [a], [b, a], [b, a]], texts)
