@@ -128,3 +128,12 @@ def test_corrupt_files_are_refused(tmp_path):
     )
     with pytest.raises(PlanError, match="belong to no monitor"):
         load_monitors(tmp_path / "miss.safetensors")
+
+
+def test_stream_refuses_a_bad_monitor(model):
+    from steerfast.steered_generation import stream
+
+    with pytest.raises(PlanError, match="out of range"):
+        list(stream(model, tiny_tokenizer(), "a", monitors=[Monitor(7, _vec(), "far")], max_new_tokens=2))
+    with pytest.raises(steerfast.SteeringError, match="streamer"):
+        list(stream(model, tiny_tokenizer(), "a", streamer=object(), max_new_tokens=2))
