@@ -11,7 +11,6 @@ for a row that reads none).
 from __future__ import annotations
 
 import queue
-from collections.abc import Sequence
 
 import torch
 from transformers.generation.streamers import BaseStreamer
@@ -152,7 +151,3 @@ class MonitorStreamer(BaseStreamer):
                 return
             yield item
 
-
-def stream_kwargs_check(names: Sequence[str], gen_kwargs: dict) -> None:
-    if "streamer" in gen_kwargs:
-        raise SteeringError("stream() makes its own streamer; do not pass streamer=")

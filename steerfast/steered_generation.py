@@ -294,7 +294,7 @@ def generate(
 
 def stream(
     model, tokenizer, prompt: str, steer: SteerSpec = None, monitors=None, **gen_kwargs
-) -> Iterator[str]:
+) -> Iterator:
     """Yield the steered completion of one prompt piece by piece (HF TextIteratorStreamer).
 
     With monitors (a list of Monitors), each item is (text piece, {name: [reading per token

@@ -38,9 +38,9 @@ class _Point:
 
 class MonitorReader:
     """Installs the read points of `monitors` on `model` (a context manager; close() removes
-    exactly what it installed). `positions`: None reads every row's last position (HF
-    generate); set `packed_index` to a (R,) LongTensor of flat token indices per forward for
-    packed (1, N) steps."""
+    exactly what it installed). It reads every row's last position (HF generate), or, when
+    `packed_index` is set (a (R,) LongTensor of flat token indices), those tokens of a packed
+    (1, N) step. `enabled = False` makes the hooks return at once."""
 
     def __init__(self, model: nn.Module, monitors: Sequence[Monitor]):
         monitors = list(monitors)
