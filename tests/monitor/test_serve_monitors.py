@@ -208,3 +208,24 @@ def test_playground_info_is_behind_the_key(server):
     assert sorted(m["name"] for m in info["monitors"]) == ["m1", "m2"]
     page = httpx.get(server.base + "/playground", timeout=30)  # the static shell: no data in it
     assert page.status_code == 200 and "steerfast playground" in page.text and "caa" not in page.text
+
+
+def test_chunked_prefill_reads_at_the_prompts_last_token(start_server, tiny_model_path, tmp_path_factory):
+    """Prompts longer than a step (--max-batch-tokens 8): the first reading is taken in the
+    step holding the prompt's last token, the others at each generated token."""
+    folder = tmp_path_factory.mktemp("chunked")
+    save_monitors(folder / "mons.safetensors", _monitors())
+    srv = start_server(
+        "--model", str(tiny_model_path), "--max-tokens", "32", "--api-key", KEY,
+        "--max-batch-tokens", "8", "--no-prefix-cache", "--monitor", str(folder / "mons.safetensors"),
+    )  # fmt: skip
+    client = _client(srv)
+    long_prompts = ["the quick brown fox jumps over", "a much longer prompt than eight"]
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda p: _request(client, p, ["m1", "m2"], False), long_prompts))
+    for prompt, r in zip(long_prompts, results):
+        extra = r.choices[0].model_extra
+        want_ids, want = _oracle(_encode(prompt), len(extra["token_ids"]), False, ["m1", "m2"])
+        assert extra["token_ids"] == want_ids
+        for n in ("m1", "m2"):
+            _close(extra["monitors"][n], want[n])
