@@ -150,4 +150,3 @@ class MonitorStreamer(BaseStreamer):
             if item is None:
                 return
             yield item
-

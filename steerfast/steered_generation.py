@@ -292,9 +292,7 @@ def generate(
     return result if len(result) > 1 else texts
 
 
-def stream(
-    model, tokenizer, prompt: str, steer: SteerSpec = None, monitors=None, **gen_kwargs
-) -> Iterator:
+def stream(model, tokenizer, prompt: str, steer: SteerSpec = None, monitors=None, **gen_kwargs) -> Iterator:
     """Yield the steered completion of one prompt piece by piece (HF TextIteratorStreamer).
 
     With monitors (a list of Monitors), each item is (text piece, {name: [reading per token
