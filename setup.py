@@ -13,6 +13,7 @@ setup(
         "steerfast.ops",
         "steerfast.runtime",
         "steerfast.serve",
+        "steerfast.serve.routes",
         "steerfast.recipes",
         "steerfast.evaluate",
         "steerfast.bench",
