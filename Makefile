@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.steerfast-installed
 TESTSTAMP := $(VENV)/.steerfast-test-extras
 
-.PHONY: setup demo test lint format bench bench-quick clean vllm-setup test-vllm
+.PHONY: setup demo test lint format bench bench-quick clean vllm-setup test-vllm browser
 
 setup: $(STAMP)
 
@@ -33,6 +33,14 @@ $(TESTSTAMP): $(STAMP)
 	$(PY) -m pip install -q scikit-learn
 	$(PY) -m pip install -q --no-deps steering-vectors==0.12.2
 	touch $(TESTSTAMP)
+
+# The playground's browser test (tests/monitor/test_playground_browser.py): Debian's chromium and
+# Playwright for Python pointed at it (never `playwright install`). A failed install stops here,
+# and the test, which imports playwright and launches /usr/bin/chromium, fails rather than skips.
+browser: $(STAMP)
+	apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
+	test -x /usr/bin/chromium
+	$(PY) -m pip install -q playwright
 
 test: $(STAMP) $(TESTSTAMP) lint
 	$(PY) -m pytest tests -q

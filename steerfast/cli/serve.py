@@ -46,6 +46,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
         metavar="NAME=PATH",
         help="load a plan (.safetensors) at start; repeatable (not written to --plan-dir)",
     )
+    p.add_argument(
+        "--monitor",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="load the monitors of a monitor or plan file (or a shipped monitor's name, e.g. sentiment); "
+        "repeatable; monitors carried by --plan files are loaded too (docs/monitors.md)",
+    )
     p.add_argument("--max-prompt-tokens", type=int, default=1024, help="longest prompt, in tokens")
     p.add_argument("--max-tokens", type=int, default=256, help="largest max_tokens a request may ask")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
@@ -245,6 +253,7 @@ def run(args) -> int:
                 raise SystemExit(f"--plan takes NAME=PATH, got {spec!r}")
             check_name(name)
             add_checked(engine, name, load_plan_file(path), ops.max_plan_table_bytes)
+        _monitors(engine, args)
         app = create_app(engine, args.model, ops, served_names=tuple(args.served_model_name))
         config = uvicorn.Config(
             app,
@@ -270,6 +279,16 @@ def run(args) -> int:
     finally:
         engine.close()
     return 0
+
+
+def _monitors(engine, args) -> None:
+    from ..serve.monitors import attach, load_monitor_files, resolve_monitor_path
+
+    paths = [resolve_monitor_path(p) for p in args.monitor]
+    paths += [spec.partition("=")[2] for spec in args.plan]
+    monitors = load_monitor_files(paths)
+    if monitors:
+        attach(engine, monitors)
 
 
 def draining_server(config, engine, admission, drain_s: float):

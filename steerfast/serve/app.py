@@ -10,6 +10,7 @@ from .http_errors import install_error_handlers
 from .ops import install
 from .routes.generation import chat_prompt, generation_router
 from .routes.plans import plans_router
+from .routes.playground import playground_router
 from .routes.status import status_router
 
 
@@ -22,6 +23,9 @@ def create_app(engine, model_name: str = "steerfast", ops=None, served_names=())
     app.include_router(status_router(engine, model_name, served_names, done.metrics))
     app.include_router(plans_router(done.registry, done.store))  # keys: the security middleware
     app.include_router(generation_router(engine, model_name, served_names))
+    app.include_router(playground_router(engine, model_name))  # + monitor metrics (serve/monitors.py)
+    if getattr(engine, "monitors", None) is not None:
+        engine.monitors.bind_metrics(done.metrics.registry)
     return app
 
 

@@ -268,6 +268,7 @@ class Engine:
         entries: Sequence[SteerEntry],
         params: SamplingParams | int,
         stream: bool = False,
+        monitors: Sequence[str] = (),
     ) -> AsyncIterator[Generated]:
         """Yield `Generated` snapshots: after every token when streaming, else once at the end.
 
@@ -285,6 +286,7 @@ class Engine:
         key, plan = self.resolve(entries)
         self._ensure_running()
         ctx = RequestContext(self, key, plan, params, len(ids))
+        ctx.tracked.monitors = list(monitors)  # names whose readings it gets (serve/monitors.py)
         try:
             ctx.slot = await self._acquire(key, plan)
             ctx.open()

@@ -199,6 +199,8 @@ class RequestContext:
             g.logprobs = [c.logprob for c in choices]
             if self.params.logprobs > 0:
                 g.top_logprobs = [c.top for c in choices]
+        if self.tracked.monitors:  # per generated token, the asked monitors' readings (serve/monitors.py)
+            g.extra["monitor_readings"] = self.tracked.readings[: len(toks)]
         return g
 
 

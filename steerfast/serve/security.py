@@ -19,7 +19,9 @@ from .openai_fields import FieldError
 
 GENERATION_PATHS = ("/v1/completions", "/v1/chat/completions")
 PLANS_PATH = "/v1/steering/plans"
-OPEN_PATHS = ("/health",)  # answered without a key (liveness probes)
+# answered without a key: liveness probes, and the playground page's static files (no data,
+# no secret: the page sends the typed key with its API calls; serve/routes/playground.py)
+OPEN_PATHS = ("/health", "/playground", "/playground/playground.js", "/playground/playground.css")
 
 
 @dataclass

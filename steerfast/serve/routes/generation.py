@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -23,6 +23,7 @@ from ..choices import ChoiceState, logprobs_json
 from ..http_errors import HTTPError, as_http, error_body, error_response
 from ..json_body import parse_body
 from ..log_safe import printable
+from ..monitors import chunk_readings, request_monitors
 from ..openai_fields import OpenAIRequest, max_new_tokens, parse_chat, parse_completion
 from ..steer_entry import SteerEntry
 from ..streaming import DONE, TokenText, sse
@@ -78,6 +79,7 @@ class Job:
     head: dict
     states: list[ChoiceState]
     gens: list
+    monitors: list[str] = field(default_factory=list)  # names this request asked for
 
     @property
     def obj(self) -> str:
@@ -131,6 +133,7 @@ class Generation:
         ids = await asyncio.to_thread(self.engine.encode, prompt, not chat)
         max_new = max_new_tokens(req.max_tokens, len(ids), self.engine.max_new_tokens, self.context)
         self.engine.resolve(entries)  # unknown plans fail here, before any slot is taken
+        req.monitors = request_monitors(self.engine, req.monitors)
         return req, prompt, ids, entries, max_new
 
     async def run(self, request: Request, chat: bool):
@@ -142,10 +145,10 @@ class Generation:
         head = {"id": rid, "created": int(time.time()), "model": req.model or self.model_name}
         states = [ChoiceState(i, self.tok, self.token_text, req) for i in range(req.n)]
         gens = [
-            self.engine.generate(ids, entries, req.params(max_new, i), stream=req.stream)
+            self.engine.generate(ids, entries, req.params(max_new, i), stream=req.stream, **_asked(req))
             for i in range(req.n)
         ]
-        job = Job(req, prompt, ids, head, states, gens)
+        job = Job(req, prompt, ids, head, states, gens, req.monitors)
         if req.stream:
             return await self.stream(job)
         return await self.complete(request, job)
@@ -176,6 +179,8 @@ class Generation:
             else:
                 c["text"] = (job.prompt if req.echo else "") + s.text
             c["logprobs"] = lp
+            if job.monitors:
+                c["monitors"] = chunk_readings(s.snapshot, job.monitors, 0, s.n_tokens)
             choices.append(c)
         return JSONResponse({**job.head, "object": job.obj, "choices": choices, "usage": job.usage()})
 
@@ -190,10 +195,15 @@ class Generation:
         return StreamingResponse(_events(job, firsts), media_type="text/event-stream")
 
 
+def _asked(req) -> dict:
+    return {"monitors": req.monitors} if req.monitors else {}
+
+
 async def _collect(state: ChoiceState, gen) -> None:
     try:
         async for g in gen:
             state.update(g)
+            state.snapshot = g  # the last one: its monitor readings (serve/monitors.py)
             if state.done:
                 break
     finally:
@@ -212,9 +222,11 @@ async def _pump(queue: asyncio.Queue, i: int, gen, first) -> None:
         await gen.aclose()
 
 
-def _chunk(job: Job, state: ChoiceState, text, ids_, entries, reason) -> bytes:
+def _chunk(job: Job, state: ChoiceState, text, ids_, entries, reason, readings=None) -> bytes:
     req = job.req
     c = {"index": state.index, "finish_reason": reason, "token_ids": ids_}
+    if readings is not None:
+        c["monitors"] = readings
     lp = logprobs_json(entries, req.chat, req.logprobs) if req.logprobs is not None and entries else None
     if req.chat:
         c["delta"] = {"content": text} if text or reason is None else {}
@@ -261,9 +273,11 @@ async def _events(job: Job, firsts):
                 yield sse(error_body(e.status, e.message, e.code, e.param))
                 yield DONE
                 return
+            start = s.n_tokens
             text, ids_, entries = s.update(item)
+            readings = chunk_readings(item, job.monitors, start, s.n_tokens) if job.monitors else None
             if text or ids_ or s.done:
-                yield _chunk(job, s, text, ids_, entries, s.finish_reason if s.done else None)
+                yield _chunk(job, s, text, ids_, entries, s.finish_reason if s.done else None, readings)
             if s.done:
                 left -= 1
                 tasks[i].cancel()  # stopped by a stop string: cancel the engine request
