@@ -68,8 +68,25 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="keep uploaded plans as files in DIR (atomic writes) and load them at start",
     )
     _engine_and_log_args(p.add_argument_group("logs and shutdown"))
+    _vllm_args(p.add_argument_group("engine (docs/vllm.md)"))
     p.set_defaults(func=run)
     return p
+
+
+def _vllm_args(g) -> None:
+    g.add_argument(
+        "--engine",
+        choices=("transformers", "vllm"),
+        default="transformers",
+        help="transformers' continuous batching (default, no vLLM needed) or vLLM with the steerfast plugin",
+    )
+    g.add_argument("--vllm-max-num-seqs", type=int, default=32, help="vLLM: most requests in one batch")
+    g.add_argument(
+        "--vllm-sites",
+        default="plans",
+        help="vLLM: sites hooked at start: 'plans' (those of --plan / --plan-dir files) or 'all'",
+    )
+    g.add_argument("--vllm-eager", action="store_true", help="vLLM: eager mode (no compile; faster start)")
 
 
 def _device_args(dev) -> None:
@@ -217,6 +234,10 @@ def _logging(args) -> None:
 
 
 def run(args) -> int:
+    if args.engine == "vllm":
+        from .serve_vllm import run_vllm
+
+        return run_vllm(args)
     import torch
     import uvicorn
 
