@@ -20,7 +20,8 @@ def llm(hf_dir, plan_files):
         max_num_seqs=16,
         max_num_batched_tokens=STEP_TOKENS,
         enable_chunked_prefill=True,
-        kv_cache_memory_bytes=12 << 20,  # ~250 tokens of KV for a batch needing far more
+        block_size=32,
+        kv_cache_memory_bytes=16 << 20,  # ~350 tokens (11 blocks) of KV for a batch needing far more
         additional_config={"steerfast": {"plans": plan_files}},
     )
     yield engine
