@@ -23,7 +23,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from ..timing import interleaved
-from .matrix import DECODE_PROMPT
+from .inputs import DECODE_PROMPT, prompt_ids
 from .plans import site_count
 from .variants import PlanCache, build_variant, select_backend
 
@@ -61,9 +61,7 @@ def breakdown(model, steps: int = 8, rounds: int = 3, variants=VARIANTS) -> dict
 
     plans = PlanCache(model)
     built = [build_variant(model, name, plans, 1) for name in variants]
-    from .runner import _ids
-
-    prompt = _ids(model, 1, DECODE_PROMPT, seed=2)
+    prompt = prompt_ids(model, 1, DECODE_PROMPT, seed=2)
     states, runs = {}, {}
     with torch.no_grad():
         for v in built:

@@ -22,7 +22,8 @@ from .. import ops
 from ..hooks import apply_hooks
 from ..timing import interleaved, interleaved_steps, quantile
 from .compiled import check_against_hooks, compile_prefill, compiled_decode
-from .matrix import BIG_LLAMA, DECODE_PROMPT, MODELS, NOT_IN_MATRIX, Group
+from .inputs import DECODE_PROMPT, prompt_ids
+from .matrix import BIG_LLAMA, MODELS, NOT_IN_MATRIX, Group
 from .peers import PEERS, peer_status
 from .variants import PlanCache, Variant, build_variant, clone_sharing_weights, fused_reason, select_backend
 
@@ -58,13 +59,6 @@ def get_model(name: str):
     return _MODELS[name]
 
 
-def _ids(model, batch: int, length: int, seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    vocab = model.config.vocab_size
-    lo = min(100, vocab // 4)  # clear of the special tokens at the start of real vocabs
-    return torch.randint(lo, vocab - lo, (batch, length), generator=gen)
-
-
 # --- equivalence ----------------------------------------------------------------------
 def _logits(model, ids) -> torch.Tensor:
     with torch.no_grad():
@@ -79,7 +73,7 @@ def equivalence(base, variants: list[Variant], plans: PlanCache, batch: int) -> 
     """
     import steerfast
 
-    probe = _ids(base, batch, PROBE_LEN, seed=7)
+    probe = prompt_ids(base, batch, PROBE_LEN, seed=7)
     oracle: dict = {None: _logits(base, probe)}
     fused: dict = {}
     for v in variants:
@@ -146,7 +140,7 @@ def run_group(group: Group, threads: int, clock: str = "cpu") -> dict:
     samples: dict = {}
     with torch.no_grad():
         if group.phase == "prefill":
-            ids = _ids(base, group.batch, group.length, seed=1)
+            ids = prompt_ids(base, group.batch, group.length, seed=1)
             calls = {}
             for v in built:
                 if not v.ok:
@@ -162,7 +156,7 @@ def run_group(group: Group, threads: int, clock: str = "cpu") -> dict:
         else:
             from transformers import DynamicCache
 
-            prompt = _ids(base, group.batch, DECODE_PROMPT, seed=2)
+            prompt = prompt_ids(base, group.batch, DECODE_PROMPT, seed=2)
             steps = {}
             for v in built:
                 if not v.ok:
