@@ -25,7 +25,7 @@ from torch.nn.modules import module as mm
 
 from .. import ops
 from ..errors import SteeringError
-from .decode import Dense
+from .dense import Dense
 from .shard import shard_columns
 
 
