@@ -47,7 +47,7 @@ def markdown(doc: dict) -> str:
         f"Written by `{doc.get('command') or 'steerfast laai-eval'}` in {doc.get('seconds', 0) / 60:.1f} min: "
         f"{what}; {'first ' + str(doc['test_limit']) if doc['test_limit'] else 'all'} test items per task. "
         "Accuracy % with its Wilson 95% interval. Differences are paired on the same items: "
-        "points [paired-bootstrap 95% interval], McNemar exact p. LAAI: recipes/laai_config.py LaaiConfig() "
+        "points [paired-bootstrap 95% interval], McNemar exact p. LAAI: recipes/laai.py DEFAULTS "
         "(proximal Adam), " + ", ".join(f"{k}={v}" for k, v in doc["laai_defaults"].items()) + ".",
         "",
         f"| task | n | seed | {'none' if mc else 'zero-shot'} | {'ICL (5 demos)' if mc else '5-shot ICL'} | LAAI | heads kept | LAAI − {'none' if mc else 'zero-shot'} | LAAI − ICL |",
