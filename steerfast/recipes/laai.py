@@ -39,14 +39,12 @@ The training is in recipes/laai_train.py; this module is the entry point and re-
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Sequence
 
 from torch import nn
 
-from ..errors import PlanError
 from ..plan import SteeringPlan
-from .laai_config import LaaiConfig, Layers, resolve_config
+from .laai_config import LaaiConfig, Layers, check_seed, resolve_config
 from .laai_fold import fold
 from .laai_select import select
 from .laai_train import (
@@ -90,8 +88,7 @@ def laai(
     when none does, `NoGainError` is raised and no plan is made. The choice is in
     plan.meta["selection"].
     """
-    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
-        raise PlanError(f"seed must be an int, got {seed!r}")
+    check_seed(seed)
     cfg = resolve_config(config, overrides)
     if dev is not None:
         return select(model, tokenizer, demos, dev, cfg, seed, progress, candidates, alpha)

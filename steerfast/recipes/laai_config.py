@@ -10,6 +10,7 @@ training.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,6 +67,12 @@ class LaaiConfig:
         return {k: v for k, v in self.as_dict().items() if k != "layers"}
 
 
+def check_seed(seed) -> int:
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool):
+        raise PlanError(f"seed must be an int, got {seed!r}")
+    return int(seed)
+
+
 def resolve_config(config: LaaiConfig | None, overrides: dict) -> LaaiConfig:
     """`config` (default LaaiConfig()) with keyword overrides applied."""
     if config is None:
@@ -75,4 +82,4 @@ def resolve_config(config: LaaiConfig | None, overrides: dict) -> LaaiConfig:
     return config.replace(**overrides) if overrides else config
 
 
-__all__ = ["LaaiConfig", "Layers", "resolve_config"]
+__all__ = ["LaaiConfig", "Layers", "check_seed", "resolve_config"]

@@ -18,7 +18,7 @@ from ..errors import PlanError
 from ..plan import SteeringPlan, model_hint
 from ..tokens import left_padded
 from .checks import check_pairs
-from .laai_config import LaaiConfig, Layers, resolve_config
+from .laai_config import LaaiConfig, Layers, check_seed, resolve_config
 from .laai_fold import fold
 from .laai_prox import adam_prox_
 
@@ -233,6 +233,7 @@ def survivors(deltas: dict[int, Tensor], heads: int, survive: float = LaaiConfig
 def train_plan(model: nn.Module, tokenizer, demos, config: LaaiConfig, seed: int = 0, progress: bool = True):
     """Train Δ's under `config` and fold them into a plan; the layers whose Δ the penalty zeroed
     are left out (they add nothing), and a plan with none left is refused."""
+    check_seed(seed)
     deltas, record = train_deltas(model, tokenizer, demos, config=config, seed=seed, progress=progress)
     heads, _ = head_layout(model)
     surv = survivors(deltas, heads, config.survive)
