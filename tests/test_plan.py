@@ -97,7 +97,9 @@ def test_with_strength_of_one_intervention_and_patch_handle_set_strength_agree()
     assert [iv.strength for iv in one.interventions] == [
         2.5 if i == 1 else iv.strength for i, iv in enumerate(plan.interventions)
     ]
-    assert all(a.tensor is b.tensor for a, b in zip(one.interventions, plan.interventions))
+    assert all(
+        a.tensor.data_ptr() == b.tensor.data_ptr() for a, b in zip(one.interventions, plan.interventions)
+    )
     assert [iv.strength for iv in plan.with_strength(-1.0).interventions] == [-1.0] * len(plan.interventions)
     for bad in (len(plan.interventions), -1, 1.0, True):
         with pytest.raises(steerfast.PlanError, match="index must be an int"):
