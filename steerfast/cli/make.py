@@ -1,4 +1,4 @@
-"""`steerfast make {actadd,caa,sadi,laai,ablation,condition} DATA -o PLAN`: a plan from a JSONL/CSV
+"""`steerfast make {actadd,caa,sadi,laai,ablation,condition,monitor} DATA -o PLAN`: a plan from a JSONL/CSV
 file with the recipes in steerfast/recipes. PLAN ending in .gguf is written as a control vector
 (an ablation or a conditional plan cannot be one: refused)."""
 
@@ -13,7 +13,7 @@ from .common import add_model_arg, load_model, say
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "make",
-        help="make a plan (actadd, caa, sadi, laai, ablation, condition) from a JSONL or CSV file",
+        help="make a plan (actadd, caa, sadi, laai, ablation, condition) or a monitor from a JSONL or CSV file",
         description=__doc__,
     )
     recipes = p.add_subparsers(dest="recipe", required=True, metavar="RECIPE")
@@ -69,6 +69,13 @@ def add_parser(sub) -> None:
     g.add_argument("--aggregate", choices=("mean", "last", "both"), default="both")
     g.add_argument("--seed", type=int, default=0)
 
+    m = _recipe(recipes, "monitor", "a per-token concept monitor from (positive, negative) pairs")
+    m.add_argument("--name", default="concept", help="the monitor's name (default 'concept')")
+    m.add_argument(
+        "--layers", type=_layers, default="all", help="candidate layers (default all; best dev accuracy wins)"
+    )
+    m.add_argument("--seed", type=int, default=0, help="seed of the train/dev/test split")
+
 
 def _recipe(recipes, name, help_):
     p = recipes.add_parser(name, help=help_)
@@ -96,6 +103,10 @@ def run(args) -> int:
             f"--out {args.out}: a conditional plan cannot be a llama.cpp control vector (llama.cpp "
             "steers every request unconditionally); write a .safetensors plan"
         )
+    if args.recipe == "monitor":
+        from .make_monitor import run_monitor
+
+        return run_monitor(args, _read(args))
     data = _read(args)  # bad files fail before the model loads
     model, tok = load_model(args.model)
     say(f"running {args.recipe} on {len(data)} row(s) ...")
@@ -115,7 +126,7 @@ def _read(args):
 
             raise DataFileError(f"{args.data}: --row {args.row} out of range (0..{len(rows) - 1})")
         return [rows[args.row]]
-    if args.recipe in ("caa", "ablation"):
+    if args.recipe in ("caa", "ablation", "monitor"):
         return inputs.pairs(args.data, limit)
     if args.recipe == "sadi":
         return inputs.contrastive(args.data, limit)

@@ -46,11 +46,50 @@ def add_parser(sub) -> argparse.ArgumentParser:
         metavar="NAME=PATH",
         help="load a plan (.safetensors) at start; repeatable (not written to --plan-dir)",
     )
+    p.add_argument(
+        "--monitor",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="load the monitors of a monitor or plan file (or a shipped monitor's name, e.g. sentiment); "
+        "repeatable; monitors carried by --plan files are loaded too (docs/monitors.md)",
+    )
     p.add_argument("--max-prompt-tokens", type=int, default=1024, help="longest prompt, in tokens")
     p.add_argument("--max-tokens", type=int, default=256, help="largest max_tokens a request may ask")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
 
-    dev = p.add_argument_group("device and caching")
+    _device_args(p.add_argument_group("device and caching"))
+    _security_args(p.add_argument_group("security and limits"))
+    store = p.add_argument_group("plans that survive restarts")
+    store.add_argument(
+        "--plan-dir",
+        default=None,
+        metavar="DIR",
+        help="keep uploaded plans as files in DIR (atomic writes) and load them at start",
+    )
+    _engine_and_log_args(p.add_argument_group("logs and shutdown"))
+    _vllm_args(p.add_argument_group("engine (docs/vllm.md)"))
+    p.set_defaults(func=run)
+    return p
+
+
+def _vllm_args(g) -> None:
+    g.add_argument(
+        "--engine",
+        choices=("transformers", "vllm"),
+        default="transformers",
+        help="transformers' continuous batching (default, no vLLM needed) or vLLM with the steerfast plugin",
+    )
+    g.add_argument("--vllm-max-num-seqs", type=int, default=32, help="vLLM: most requests in one batch")
+    g.add_argument(
+        "--vllm-sites",
+        default="plans",
+        help="vLLM: sites hooked at start: 'plans' (those of --plan / --plan-dir files) or 'all'",
+    )
+    g.add_argument("--vllm-eager", action="store_true", help="vLLM: eager mode (no compile; faster start)")
+
+
+def _device_args(dev) -> None:
     dev.add_argument("--device", default="cpu", help="where the model runs: cpu, cuda or cuda:N")
     dev.add_argument(
         "--dtype",
@@ -64,7 +103,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="no KV prefix sharing (on by default, only between requests with the same steering)",
     )
 
-    sec = p.add_argument_group("security and limits")
+
+def _security_args(sec) -> None:
     sec.add_argument(
         "--api-key",
         default=os.environ.get(KEY_ENV),
@@ -115,15 +155,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="bank table memory one plan may need (its sites x entries x --slots, fp32; 422 above)",
     )
 
-    store = p.add_argument_group("plans that survive restarts")
-    store.add_argument(
-        "--plan-dir",
-        default=None,
-        metavar="DIR",
-        help="keep uploaded plans as files in DIR (atomic writes) and load them at start",
-    )
 
-    obs = p.add_argument_group("logs and shutdown")
+def _engine_and_log_args(obs) -> None:
     obs.add_argument(
         "--log-level", default="info", choices=LOG_LEVELS, help="uvicorn's and steerfast's log level"
     )
@@ -149,7 +182,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         "--step-timeout-s",
         type=float,
         default=120.0,
-        help="a request with no new output for this long fails (500) instead of waiting forever",
+        help="a request that makes no progress (no token of its own, no engine step) for this long "
+        "fails (500) instead of waiting forever",
     )
     obs.add_argument(
         "--drain-s",
@@ -158,8 +192,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="on SIGTERM/SIGINT: refuse new generations (503), let running ones finish this long, "
         "then cancel the rest and exit",
     )
-    p.set_defaults(func=run)
-    return p
 
 
 def ops_config(args):
@@ -189,8 +221,10 @@ def ops_config(args):
 
 def _logging(args) -> None:
     level = "DEBUG" if args.log_level == "trace" else args.log_level.upper()
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    from ..serve.log_safe import SafeFormatter
+
+    handler = logging.StreamHandler()  # every record one line, whatever a request put in it
+    handler.setFormatter(SafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger("steerfast")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -200,6 +234,10 @@ def _logging(args) -> None:
 
 
 def run(args) -> int:
+    if args.engine == "vllm":
+        from .serve_vllm import run_vllm
+
+        return run_vllm(args)
     import torch
     import uvicorn
 
@@ -207,6 +245,7 @@ def run(args) -> int:
     from ..serve.app import create_app
     from ..serve.device import parse_device, parse_dtype
     from ..serve.engine import Engine
+    from ..serve.http_protocol import json_400_protocol
     from ..serve.plans_api import add_checked, check_name, load_plan_file
 
     if args.threads:
@@ -235,6 +274,7 @@ def run(args) -> int:
                 raise SystemExit(f"--plan takes NAME=PATH, got {spec!r}")
             check_name(name)
             add_checked(engine, name, load_plan_file(path), ops.max_plan_table_bytes)
+        _monitors(engine, args)
         app = create_app(engine, args.model, ops, served_names=tuple(args.served_model_name))
         config = uvicorn.Config(
             app,
@@ -243,6 +283,7 @@ def run(args) -> int:
             log_level=args.log_level,
             access_log=False,  # steerfast.access writes one line per request instead
             timeout_graceful_shutdown=5,
+            http=json_400_protocol(),  # a request uvicorn cannot parse gets a JSON 400 too
         )
         server = draining_server(config, engine, app.state.ops.admission, args.drain_s)
         logging.getLogger("steerfast.serve").info(
@@ -259,6 +300,16 @@ def run(args) -> int:
     finally:
         engine.close()
     return 0
+
+
+def _monitors(engine, args) -> None:
+    from ..serve.monitors import attach, load_monitor_files, resolve_monitor_path
+
+    paths = [resolve_monitor_path(p) for p in args.monitor]
+    paths += [spec.partition("=")[2] for spec in args.plan]
+    monitors = load_monitor_files(paths)
+    if monitors:
+        attach(engine, monitors)
 
 
 def draining_server(config, engine, admission, drain_s: float):

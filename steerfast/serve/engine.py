@@ -3,8 +3,8 @@
 One SteeringBank of S slots patches the model once. A *configuration* (the list of
 {plan, strength, positions} a request names, resolved to one plan) occupies a slot while
 requests using it are in flight; identical configurations share it. Named plans are only
-held in memory (at most S of them) until a request needs one. Loading a slot goes through
-`bank.load`, which waits for the forward in progress (the bank's lock), so a step never
+held in memory (at most S of them) until a request needs one (serve/slots.py: which slot
+holds which configuration). Loading a slot goes through `bank.load`, which waits for the forward in progress (the bank's lock), so a step never
 sees half-written tables; requests join and leave at step boundaries (the engine's own
 scheduling) and nothing is re-patched.
 
@@ -12,9 +12,13 @@ Requests (`generate(ids, entries, params: SamplingParams, stream)` -> `Generated
 go through serve/seam.py: the step's requests are handed to the bank's row maps explicitly,
 each request's next token is chosen by serve/sampling.py (greedy or seeded sampling, raw
 logprobs), a failing step fails only its own requests, and the manager is restarted if its
-loop ever dies. Every wait is bounded (`step_timeout_s` between two outputs of a request).
+loop ever dies. Every wait is bounded: a request fails once neither it nor the engine made
+progress for `step_timeout_s`. A request's registrations in the engine's tables belong to its
+RequestContext (serve/request_context.py), which releases them all in one place;
+`registrations()` counts what every table holds.
 
-Metrics: `metrics()` returns counts plus `histograms` (see `LatencyStats`): time to first
+Metrics: `metrics()` returns counts (`tokens_generated` counts tokens as they are sampled,
+also those of requests later cancelled) plus `histograms` (see `LatencyStats`): time to first
 token (`ttft_seconds`) and inter-token gaps (`inter_token_seconds`), each
 {"buckets": [(upper bound, cumulative count)], "sum", "count"}; `stats_listener`, if set, is
 called as listener(kind, seconds) with kind "ttft" or "itl" for every observation.
@@ -23,125 +27,33 @@ called as listener(kind, seconds) with kind "ttft" or "itl" for every observatio
 from __future__ import annotations
 
 import asyncio
-import bisect
 import itertools
-import math
-import secrets
 import threading
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 
 from ..errors import SteeringError
 from ..plan import SteeringPlan
-from ..positions import parse_policy
 from ..runtime.bank import SteeringBank
 from ..runtime.packed import PackedRows
 from .device import on_compute_stream
+from .engine_config import PAGE, cb_config, max_request_tokens, model_eos_ids  # noqa: F401 (re-exported)
+from .exceptions import (  # noqa: F401 (re-exported: callers import them from here)
+    EngineBusy,
+    EngineOverloaded,
+    EngineUnavailable,
+    GenerationFailed,
+    PlanExists,
+    UnknownPlan,
+)
+from .latency import LatencyStats
 from .params import Generated, SamplingParams
-from .prefix import PrefixKeys, prepare_manager, reads_whole_prompt
-from .seam import InjectedFault, StepHooks, Tracked, steering_manager  # noqa: F401 (re-exported)
-
-PAGE = 64
-
-
-def cb_config(kv_tokens: int = 16384, max_batch_tokens: int = 1024, prefix_cache: bool = False):
-    """A bounded paged cache (left alone, the engine sizes it from free memory: ~15 GB on CPU).
-
-    Prefix block sharing (`prefix_cache`) may be on only where the cache is keyed by steering
-    configuration (serve/prefix.py, as the Engine does): unkeyed, a shared block would carry
-    one request's steered KV into another's prompt, so it is off by default.
-
-    CUDA graphs are off explicitly: a captured graph replays the row maps and table pointers
-    of its capture, while the bank rebuilds the maps on the host every step and reallocates
-    its tables when a plan with a new layout loads. Async double-buffering (on by default
-    only with graphs) is off with them.
-    """
-    from transformers import ContinuousBatchingConfig
-
-    return ContinuousBatchingConfig(
-        allow_block_sharing=prefix_cache,
-        page_size=PAGE,
-        num_blocks=max(8, kv_tokens // PAGE),
-        max_batch_tokens=max_batch_tokens,
-        use_cuda_graph=False,
-        use_async_batching=False,
-    )
-
-
-class EngineBusy(SteeringError):
-    """Every slot holds a configuration that requests in flight still use."""
-
-
-class UnknownPlan(SteeringError):
-    pass
-
-
-class EngineOverloaded(Exception):
-    """Too many requests waiting (`max_waiting`): the HTTP layer answers 503/429 + Retry-After."""
-
-    def __init__(self, message: str, retry_after_s: float = 1.0):
-        super().__init__(message)
-        self.retry_after_s = retry_after_s
-
-
-class EngineUnavailable(Exception):
-    """The engine is stopped, draining, or its manager loop could not be restarted (-> 503)."""
-
-
-class GenerationFailed(RuntimeError):
-    """The step computing this request raised, or the request timed out (-> 500)."""
-
-
-BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-
-
-class LatencyStats:
-    """Time to first token and inter-token gaps, as cumulative histograms (seconds).
-
-    `snapshot()` -> {"ttft_seconds": h, "inter_token_seconds": h}, h = {"buckets":
-    [(upper bound, cumulative count), ..., (inf, count)], "sum": float, "count": int}.
-    """
-
-    def __init__(self, buckets=BUCKETS_S):
-        self.bounds = tuple(buckets) + (math.inf,)
-        self._lock = threading.Lock()
-        self._h = {name: ([0] * len(self.bounds), [0.0]) for name in ("ttft_seconds", "inter_token_seconds")}
-        self.listener = None
-
-    def observe(self, name: str, seconds: float) -> None:
-        counts, total = self._h[name]
-        with self._lock:
-            counts[bisect.bisect_left(self.bounds, seconds)] += 1
-            total[0] += seconds
-        if self.listener is not None:
-            self.listener("ttft" if name == "ttft_seconds" else "itl", seconds)
-
-    def snapshot(self) -> dict:
-        with self._lock:
-            out = {}
-            for name, (counts, total) in self._h.items():
-                cum = list(itertools.accumulate(counts))
-                out[name] = {"buckets": list(zip(self.bounds, cum)), "sum": total[0], "count": cum[-1]}
-            return out
-
-
-@dataclass(frozen=True)
-class SteerEntry:
-    plan: str
-    strength: float | None = None
-    positions: str | None = None
-
-    def check(self) -> None:
-        if self.strength is not None and (
-            isinstance(self.strength, bool)
-            or not isinstance(self.strength, (int, float))
-            or not math.isfinite(self.strength)
-        ):
-            raise SteeringError(f"steering strength must be a finite number, got {self.strength!r}")
-        if self.positions is not None:
-            parse_policy(self.positions)
+from .plans_api import check_name
+from .prefix import PrefixKeys, prepare_manager
+from .request_context import RequestContext, registrations
+from .seam import InjectedFault, StepHooks, steering_manager  # noqa: F401 (re-exported)
+from .slots import SlotTable
+from .steer_entry import SteerEntry
 
 
 class Engine:
@@ -171,15 +83,10 @@ class Engine:
         self.plans: dict[str, tuple[int, SteeringPlan]] = {}  # name -> (version, plan)
         self._versions = itertools.count(1)
         self._lock = threading.Lock()
-        self._slot_key: list[tuple | None] = [None] * slots
-        self._slot_refs = [0] * slots
-        self._slot_used = [0.0] * slots
-        self._ready = [threading.Event() for _ in range(slots)]
         self.stats = {
             "requests_total": 0,
             "requests_failed": 0,
             "requests_cancelled": 0,
-            "tokens_generated": 0,
             "prompt_tokens": 0,
             "manager_restarts": 0,
         }
@@ -187,8 +94,12 @@ class Engine:
         self.active = 0
         self.started = time.time()
         self.max_waiting, self.step_timeout_s = max_waiting, step_timeout_s
+        self.slots = SlotTable(slots, self._load, step_timeout_s)
         self.accepting, self._closed = True, False
-        self._inflight: dict[str, asyncio.Event] = {}  # request id -> set to cancel it (drain)
+        self._inflight: dict[str, tuple] = {}  # request id -> (loop, event set to cancel it: drain)
+        self.tokens_done = 0  # tokens sampled for requests that ended (RequestContext.close)
+        self.gates_pending: set[str] = set()  # cancelled requests whose gate row to release again
+        self.gates_lock = threading.Lock()
         self._restart_lock = threading.Lock()
         self.hooks = StepHooks(self.rows)
         self.eos_ids = model_eos_ids(model, tokenizer)
@@ -276,19 +187,11 @@ class Engine:
     # --- named plans -------------------------------------------------------------------
     def add_plan(self, name: str, plan: SteeringPlan) -> None:
         """Validate against the model, then keep it under `name`. Nothing changes on error."""
-        if (
-            not isinstance(name, str)
-            or not name
-            or len(name) > 64
-            or not all(c.isalnum() or c in "-_." for c in name)
-        ):
-            raise SteeringError(
-                f"plan name must be 1-64 characters of letters, digits, '-', '_', '.', got {name!r}"
-            )
+        check_name(name)
         plan.validate(self.model)
         with self._lock:
             if name in self.plans:
-                raise SteeringError(f"a plan named {name!r} is already loaded; delete it first")
+                raise PlanExists(f"a plan named {name!r} is already loaded; delete it first")
             if len(self.plans) >= self.bank.slots:
                 raise EngineBusy(
                     f"the bank is full: {len(self.plans)} plans resident, {self.bank.slots} "
@@ -328,55 +231,20 @@ class Engine:
 
         Concurrent requests with the same configuration share one slot; they wait for its load.
         """
-        if key is None:
-            return -1
-        with self._lock:
-            if key in self._slot_key:
-                slot = self._slot_key.index(key)
-                self._slot_refs[slot] += 1
-                ready, loading = self._ready[slot], False
-            else:
-                free = [s for s in range(self.bank.slots) if self._slot_refs[s] == 0]
-                if not free:
-                    raise EngineBusy(
-                        f"all {self.bank.slots} steering slots hold configurations of requests "
-                        f"in flight; retry when one finishes"
-                    )
-                slot = min(free, key=lambda s: self._slot_used[s])
-                self._slot_key[slot], self._slot_refs[slot] = key, 1
-                ready = self._ready[slot] = threading.Event()
-                loading = True
-        if loading:
-            try:
-                with on_compute_stream(self.manager):  # ordered with the steps' kernels (CUDA)
-                    self.bank.load(slot, plan)  # waits for the step in progress
-            except BaseException:
-                with self._lock:
-                    self._slot_key[slot] = None
-                    self._slot_refs[slot] -= 1
-                ready.set()
-                raise
-            ready.set()
-        else:
-            if not ready.wait(timeout=self.step_timeout_s):
-                self.release(slot)
-                raise GenerationFailed(
-                    f"loading this steering configuration took over {self.step_timeout_s:.0f} s"
-                )
-            if self._slot_key[slot] != key:
-                self.release(slot)
-                raise SteeringError("loading this steering configuration failed")
-        return slot
+        return self.slots.acquire(key, plan)
 
-    def release(self, slot: int) -> None:
-        if slot >= 0:
-            with self._lock:
-                self._slot_refs[slot] -= 1
-                self._slot_used[slot] = time.monotonic()
+    def release(self, slot: int | None) -> None:
+        self.slots.release(slot)
+
+    def _load(self, slot: int, plan: SteeringPlan) -> None:
+        with on_compute_stream(self.manager):  # ordered with the steps' kernels (CUDA)
+            self.bank.load(slot, plan)  # waits for the step in progress
 
     # --- requests ----------------------------------------------------------------------
-    def encode(self, prompt: str) -> list[int]:
-        ids = self.tokenizer(prompt)["input_ids"]
+    def encode(self, prompt: str, add_special_tokens: bool = True) -> list[int]:
+        """Token ids of a prompt; add_special_tokens=False for text a chat template rendered
+        (it holds the BOS already: adding it again would make two)."""
+        ids = self.tokenizer(prompt, add_special_tokens=add_special_tokens)["input_ids"]
         if not ids:
             raise SteeringError("the prompt is empty")
         if len(ids) > self.max_prompt_tokens:
@@ -384,13 +252,6 @@ class Engine:
                 f"the prompt has {len(ids)} tokens; this server's limit is {self.max_prompt_tokens}"
             )
         return ids
-
-    def check_max_tokens(self, n) -> int:
-        if n is None:
-            return 16
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= self.max_new_tokens:
-            raise SteeringError(f"max_tokens must be an int in 1..{self.max_new_tokens}, got {n!r}")
-        return n
 
     def check_fits(self, n_prompt: int, max_new_tokens: int) -> None:
         """A request that could never be scheduled (even on an empty cache) is a SteeringError."""
@@ -407,99 +268,55 @@ class Engine:
         entries: Sequence[SteerEntry],
         params: SamplingParams | int,
         stream: bool = False,
+        monitors: Sequence[str] = (),
     ) -> AsyncIterator[Generated]:
         """Yield `Generated` snapshots: after every token when streaming, else once at the end.
 
         Raises SteeringError (bad steering, a request that can never fit), EngineOverloaded
         (more than `max_waiting` requests in flight), EngineUnavailable (draining, closed,
-        cancelled by drain), GenerationFailed (its step raised, or no output for
-        `step_timeout_s`). Closing the iterator early (a client that went away) cancels the
-        request: its KV blocks, slot and result handler are freed.
+        cancelled by drain), GenerationFailed (its step raised, or neither it nor the engine
+        made progress for `step_timeout_s`). Closing the iterator early (a client that went
+        away) cancels the request. Whatever ends it, its RequestContext releases everything
+        it held (KV blocks, slot, result handler, every table entry) in one place.
         `params` may be a plain int (max new tokens, greedy: the old call form).
         """
         if not isinstance(params, SamplingParams):
             params = SamplingParams(max_new_tokens=int(params))
+        self._admit(len(ids), params.max_new_tokens)
+        key, plan = self.resolve(entries)
+        self._ensure_running()
+        ctx = RequestContext(self, key, plan, params, len(ids))
+        ctx.tracked.monitors = list(monitors)  # names whose readings it gets (serve/monitors.py)
+        try:
+            ctx.slot = await self._acquire(key, plan)
+            ctx.open()
+            self._submit(ctx, ids, stream)
+            async for snap in ctx.snapshots():
+                yield snap
+        finally:
+            ctx.close()
+
+    def _admit(self, n_prompt: int, max_new_tokens: int) -> None:
         if not self.accepting or self._closed:
             raise EngineUnavailable("the engine is not accepting requests (draining or closed)")
         if len(self._inflight) >= self.max_waiting:
             raise EngineOverloaded(
                 f"{len(self._inflight)} requests in flight; this engine's limit is {self.max_waiting}"
             )
-        self.check_fits(len(ids), params.max_new_tokens)
-        key, plan = self.resolve(entries)
-        self._ensure_running()
-        slot = await self._acquire(key, plan)
-        rid = f"sf-{uuid.uuid4().hex[:16]}"
-        loop = asyncio.get_running_loop()
-        outputs: asyncio.Queue = asyncio.Queue()
-        cancel = asyncio.Event()
-        stop_ids = set(self.eos_ids) | set(params.stop_token_ids)
-        seed = params.seed if params.seed is not None else secrets.randbits(63)
-        finished = False
-        self._inflight[rid] = (loop, cancel)
-        try:
-            with self.rows.lock:
-                if slot >= 0:
-                    self.rows.slot_of[rid] = slot
-            with self.hooks.lock:
-                self.hooks.requests[rid] = tracked = Tracked(params, seed)
-            if self.prefix_keys is not None:
-                # a gate averaged over the prompt must compute all of it (serve/prefix.py)
-                self.prefix_keys.register(rid, key, len(ids), share=not reads_whole_prompt(plan))
-            self.manager.register_result_handler(rid, outputs.put_nowait)
-            self.stats["requests_total"] += 1
-            self.stats["prompt_tokens"] += len(ids)
-            self.active += 1
-            added = self.manager.add_request(
-                ids,
-                request_id=rid,
-                max_new_tokens=params.max_new_tokens,
-                streaming=stream,
-                eos_token_id=sorted(stop_ids) or -1,
-            )
-            if added is None:
-                raise EngineUnavailable("the engine's manager refused the request (stopping)")
-            t0 = last = time.monotonic()
-            seen = 0
-            while True:
-                out = await self._next(outputs, cancel, rid)
-                now = time.monotonic()
-                n = len(out.generated_tokens)
-                if n > seen:
-                    self.latency.observe(
-                        "ttft_seconds" if seen == 0 else "inter_token_seconds",
-                        now - (t0 if seen == 0 else last),
-                    )
-                    # gaps of tokens delivered together (non-streaming) are not observed one by one
-                    seen, last = n, now
-                if out.is_finished() and out.error is not None:
-                    finished = True
-                    self.stats["requests_failed"] += 1
-                    raise GenerationFailed(f"generation failed: {out.error}")
-                snap = self._snapshot(out, tracked, params, stop_ids, len(ids))
-                if snap.finished:
-                    finished = True
-                    self.stats["tokens_generated"] += n
-                    yield snap
-                    return
-                yield snap
-        finally:
-            self.active -= 1
-            self._inflight.pop(rid, None)
-            if not finished:
-                self.stats["requests_cancelled"] += 1
-                self.manager.cancel_request(rid)
-            router = self.manager.output_router
-            with router._lock:
-                router.result_handlers.pop(rid, None)
-            with self.hooks.lock:
-                self.hooks.requests.pop(rid, None)
-            with self.rows.lock:
-                self.rows.slot_of.pop(rid, None)
-            self.bank.gates.release(rid)  # a conditional plan's per-request gate (runtime/gates.py)
-            if self.prefix_keys is not None:
-                self.prefix_keys.forget(rid)
-            self.release(slot)
+        self.check_fits(n_prompt, max_new_tokens)
+
+    def _submit(self, ctx: RequestContext, ids: list[int], stream: bool) -> None:
+        self.stats["requests_total"] += 1
+        self.stats["prompt_tokens"] += len(ids)
+        added = self.manager.add_request(
+            ids,
+            request_id=ctx.rid,
+            max_new_tokens=ctx.params.max_new_tokens,
+            streaming=stream,
+            eos_token_id=sorted(ctx.stop_ids) or -1,
+        )
+        if added is None:
+            raise EngineUnavailable("the engine's manager refused the request (stopping)")
 
     async def _acquire(self, key, plan) -> int:
         """acquire() off the event loop; a caller cancelled meanwhile releases the slot it got."""
@@ -515,56 +332,36 @@ class Engine:
             fut.add_done_callback(_release)
             raise
 
-    async def _next(self, outputs: asyncio.Queue, cancel: asyncio.Event, rid: str):
-        """The request's next output; bounded by step_timeout_s, a dead manager, or drain."""
-        deadline = time.monotonic() + self.step_timeout_s
-        while True:
-            if cancel.is_set():
-                raise EngineUnavailable("the server is shutting down; the request was cancelled")
-            try:
-                return await asyncio.wait_for(outputs.get(), timeout=0.25)
-            except asyncio.TimeoutError:
-                pass
-            if not self.manager.is_running() and outputs.empty():
-                self.stats["requests_failed"] += 1
-                err = self.manager.background_thread_status.fatal_error
-                raise GenerationFailed(f"the engine's manager loop stopped ({err or 'stopped'})")
-            if time.monotonic() > deadline:
-                self.stats["requests_failed"] += 1
-                raise GenerationFailed(f"no output for {self.step_timeout_s:.0f} s (request {rid})")
+    def tokens_generated(self) -> int:
+        """Tokens sampled so far: ended requests plus those still running (also ones that are
+        later cancelled), counted as the seam samples them, not when a request finishes."""
+        with self.hooks.lock:
+            return self.tokens_done + sum(len(t.choices) for t in self.hooks.requests.values())
 
-    @staticmethod
-    def _snapshot(out, tracked, params: SamplingParams, stop_ids: set, n_prompt: int) -> Generated:
-        toks = list(out.generated_tokens)
-        done = out.is_finished()
-        reason = None
-        if done:
-            reason = "stop" if toks and toks[-1] in stop_ids else "length"
-        g = Generated(token_ids=toks, finished=done, finish_reason=reason, prompt_tokens=n_prompt)
-        if params.logprobs is not None:
-            choices = tracked.choices[: len(toks)]
-            g.logprobs = [c.logprob for c in choices]
-            if params.logprobs > 0:
-                g.top_logprobs = [c.top for c in choices]
-        return g
+    def registrations(self) -> dict[str, int]:
+        """Entries each per-request table holds; all 0 when no request is in flight."""
+        return registrations(self)
 
     def metrics(self) -> dict:
         up = max(time.time() - self.started, 1e-9)
         with self._lock:
-            busy = sum(1 for r in self._slot_refs if r > 0)
             plans = sorted(self.plans)
+        busy = self.slots.busy()
+        tokens = self.tokens_generated()
         return {
             **self.stats,
+            "tokens_generated": tokens,
             "histograms": self.latency.snapshot(),
             "failed_steps": self.hooks.failed_steps,
             "steps": self.hooks.steps,
             "requests_active": self.active,
             "queue_depth": self.manager.input_queue.qsize() + self._waiting(),
-            "tokens_per_second": self.stats["tokens_generated"] / up,
+            "tokens_per_second": tokens / up,
             "uptime_s": up,
             "resident_plans": plans,
             "slots": self.bank.slots,
             "slots_busy": busy,
+            "registrations": self.registrations(),
         }
 
     def _waiting(self) -> int:
@@ -576,21 +373,3 @@ class Engine:
         if self.manager._generation_thread is not None:
             self.manager.stop(block=True, timeout=10)
         self.bank.revert()
-
-
-def model_eos_ids(model, tokenizer) -> list[int]:
-    """Every end id: the model's generation_config (int or list), its config, the tokenizer's."""
-    ids: list[int] = []
-    for src in (getattr(model, "generation_config", None), getattr(model, "config", None), tokenizer):
-        v = getattr(src, "eos_token_id", None) if src is not None else None
-        for i in v if isinstance(v, (list, tuple)) else [v]:
-            if isinstance(i, int) and i >= 0 and i not in ids:
-                ids.append(i)
-    return ids
-
-
-def max_request_tokens(manager) -> int:
-    """The most tokens (prompt + generated) one request can hold on an empty cache."""
-    from transformers.generation.continuous_batching.model_runner import infer_max_single_request_tokens
-
-    return int(infer_max_single_request_tokens(manager.batch_processor.cache))

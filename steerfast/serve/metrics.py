@@ -1,8 +1,9 @@
 """`GET /metrics` in the Prometheus text format (prometheus_client), one registry per app.
 
 Counted per request by `ObserveMiddleware` (steerfast/serve/observe.py): requests by endpoint
-and status, request duration, tokens in / out (from each response's `usage`, or its
-`token_ids` when a stream has no usage chunk), requests per steering plan, and, for streamed
+and status, request duration, tokens in / out (a non-streamed response's `usage`; a stream's
+`token_ids` as each chunk goes out), requests per resident steering plan (a plan's series
+is removed when the plan is deleted; names that are not plans get none), and, for streamed
 responses, time to first token and inter-token latency as the client sees them (first
 content chunk after the request arrived; gap between content chunks). The engine's own
 figures (requests active, queue depth, slots busy, KV cache use, its counters and its TTFT /
@@ -10,6 +11,8 @@ inter-token histograms over every request) are read when Prometheus scrapes.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -69,7 +72,11 @@ class ServeMetrics:
         self.prompt_tokens = Counter(
             "steerfast_prompt_tokens", "Prompt tokens of finished requests", registry=r
         )
-        self.generation_tokens = Counter("steerfast_generation_tokens", "Tokens generated", registry=r)
+        self.generation_tokens = Counter(
+            "steerfast_generation_tokens",
+            "Completion tokens sent (streamed: as each chunk goes out; else from the response's usage)",
+            registry=r,
+        )
         self.by_plan = Counter(
             "steerfast_plan_requests", "Generation requests naming each steering plan", ["plan"], registry=r
         )
@@ -85,14 +92,30 @@ class ServeMetrics:
         self.duration.labels(ep).observe(rec.seconds)
         if rec.prompt_tokens:
             self.prompt_tokens.inc(rec.prompt_tokens)
-        if rec.completion_tokens:
+        if rec.completion_tokens and not rec.stream:  # a stream's tokens: counted as they went out
             self.generation_tokens.inc(rec.completion_tokens)
         for name in dict.fromkeys(rec.steering):  # once per plan per request
-            self.by_plan.labels(name).inc()
+            if self._resident(name):  # no series for names that are not (or no longer) plans
+                self.by_plan.labels(name).inc()
         if rec.first_token_s is not None:
             self.ttft.observe(rec.first_token_s)
         for gap in rec.token_gaps:
             self.itl.observe(gap)
+
+    def streamed_tokens(self, n: int) -> None:
+        """Tokens of a streamed response, counted as each chunk goes out (a stream the client
+        leaves keeps what it was sent)."""
+        self.generation_tokens.inc(n)
+
+    def forget_plan(self, name: str) -> None:
+        """A deleted plan's series goes with it (one series per resident plan, not per name
+        ever uploaded)."""
+        with contextlib.suppress(KeyError):  # never counted
+            self.by_plan.remove(name)
+
+    def _resident(self, name: str) -> bool:
+        plans = getattr(self.engine, "plans", None)
+        return plans is None or name in plans
 
 
 class _EngineCollector:
@@ -110,7 +133,10 @@ class _EngineCollector:
     COUNTERS = {  # the engine's own counts since start
         "requests_total": ("steerfast_engine_requests", "Requests the engine took"),
         "requests_failed": ("steerfast_engine_requests_failed", "Requests whose generation failed"),
-        "tokens_generated": ("steerfast_engine_tokens_generated", "Tokens the engine generated"),
+        "tokens_generated": (
+            "steerfast_engine_tokens_generated",
+            "Tokens the engine generated, counted as sampled (cancelled requests' too)",
+        ),
         "prompt_tokens": ("steerfast_engine_prompt_tokens", "Prompt tokens the engine took"),
         "requests_cancelled": (
             "steerfast_engine_requests_cancelled",

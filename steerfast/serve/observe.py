@@ -14,6 +14,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from .log_safe import printable
 from .security import GENERATION_PATHS
 
 log = logging.getLogger("steerfast.access")
@@ -56,7 +57,7 @@ class RequestRecord:
             parts.append(f"error={self.error}")
         if with_prompt and self.prompt is not None:
             parts.append("prompt=" + json.dumps(self.prompt, ensure_ascii=False))
-        return " ".join(parts)
+        return printable(" ".join(parts))  # a path's %0A or %00 must not break the line
 
 
 class ObserveMiddleware:
@@ -72,6 +73,8 @@ class ObserveMiddleware:
         info: dict = {}
         scope["steerfast"] = info  # the security middleware fills in steering / prompt
         sniff = _Sniffer(rec, t0, scope["path"] in GENERATION_PATHS)
+        if self.metrics is not None:
+            sniff.on_tokens = self.metrics.streamed_tokens
 
         async def observed_send(message):
             if message["type"] == "http.response.start":
@@ -107,6 +110,7 @@ class _Sniffer:
         self.buf = bytearray()
         self.last_token_t = None
         self.counted = 0
+        self.on_tokens = None  # called with each SSE event's token count as it passes
 
     def start(self, headers: dict) -> None:
         ctype = headers.get(b"content-type", b"").decode("latin-1")
@@ -149,6 +153,8 @@ class _Sniffer:
                 delta = ch.get("delta") or {}
                 content |= bool(ch.get("text") or (isinstance(delta, dict) and delta.get("content")))
             self.counted += n
+            if n and self.on_tokens is not None:
+                self.on_tokens(n)
             if n or content:
                 now = time.perf_counter()
                 if self.last_token_t is None:

@@ -108,6 +108,7 @@ COMMON = {
     "max_tokens",
     "user",
     "steering",
+    "monitors",
     "logprobs",
 }
 COMPLETION_FIELDS = COMMON | {"prompt", "echo"} | set(REFUSED_UNLESS_NOOP) | set(COMPLETION_ONLY)
@@ -138,6 +139,7 @@ class OpenAIRequest:
     include_usage: bool = False
     user: str | None = None
     steering: object = None  # validated by the app (needs the engine's SteerEntry)
+    monitors: object = None  # names, validated by the app (serve/monitors.py)
 
     def params(self, max_new_tokens: int, index: int = 0) -> SamplingParams:
         """The engine's SamplingParams of choice `index` (seed + index: n samples differ)."""
@@ -242,6 +244,7 @@ def _common(body: dict, req: OpenAIRequest, max_n: int) -> None:
         raise FieldError("user", f"user must be a string, got {user!r}")
     req.user = user
     req.steering = body.get("steering")
+    req.monitors = body.get("monitors")
 
 
 def _max_tokens(body: dict, name: str) -> int | None:

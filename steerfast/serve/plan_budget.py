@@ -11,9 +11,9 @@ shares the bank with others needs at least this).
 from __future__ import annotations
 
 from ..adapters import get_adapter
-from ..errors import PlanError
 from ..plan import SteeringPlan
 from ..runtime.lanes import slot_groups
+from .exceptions import PlanOverBudget
 
 FLOAT_BYTES = 4  # the bank's tables are fp32 whatever the model's dtype
 
@@ -32,10 +32,10 @@ def table_bytes(model, plan: SteeringPlan, slots: int) -> int:
 
 
 def check_budget(model, plan: SteeringPlan, slots: int, budget_bytes: int, name: str) -> int:
-    """The plan's table bytes; a PlanError naming the budget when over it."""
+    """The plan's table bytes; a PlanOverBudget (a PlanError) naming the budget when over it."""
     need = table_bytes(model, plan, slots)
     if need > budget_bytes:
-        raise PlanError(
+        raise PlanOverBudget(
             f"plan {name!r} needs {need} bytes of bank tables ({slots} slots x its sites and "
             f"entries); this server's budget (--max-plan-table-bytes) is {budget_bytes}"
         )

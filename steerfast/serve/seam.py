@@ -49,6 +49,8 @@ class Tracked:
     params: SamplingParams
     seed: int
     choices: list[Choice] = field(default_factory=list)
+    monitors: list[str] = field(default_factory=list)  # names asked for (serve/monitors.py)
+    readings: list[list[float]] = field(default_factory=list)  # per generated token, per name
 
 
 class StepHooks:
@@ -64,6 +66,7 @@ class StepHooks:
         self.fault_prompt_tokens = int(env) if env else None
         self.steps = 0
         self.failed_steps = 0
+        self.monitors = None  # serve/monitors.py ServerMonitors, when the server holds monitors
 
     def maybe_fail(self, states) -> None:
         with self.lock:
@@ -86,6 +89,8 @@ class StepHooks:
             for fs in new_states
         ]
         choices = choose(logits, params, seeds, steps)
+        if self.monitors is not None:
+            self.monitors.end(new_states, tracked)
         for t, c in zip(tracked, choices):
             if t is not None:
                 t.choices.append(c)
@@ -168,6 +173,10 @@ def _classes():
             hooks.steps += 1
             hooks.maybe_fail(states)
             io.carry_over_tokens(batch_data["input_ids"], carry_over_ids, prev_output_ids)
+            if hooks.monitors is not None:
+                with hooks.lock:
+                    asked = dict(hooks.requests)
+                hooks.monitors.begin(states, batch_data, asked)
             with hooks.rows.step(states):
                 logits = model(**batch_data).logits
             logits_indices = batch_data["logits_indices"]

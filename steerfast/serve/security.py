@@ -14,9 +14,14 @@ import ipaddress
 import json
 from dataclasses import dataclass
 
+from .json_body import parse_body, prompt_chars, steering_names
+from .openai_fields import FieldError
+
 GENERATION_PATHS = ("/v1/completions", "/v1/chat/completions")
 PLANS_PATH = "/v1/steering/plans"
-OPEN_PATHS = ("/health",)  # answered without a key (liveness probes)
+# answered without a key: liveness probes, and the playground page's static files (no data,
+# no secret: the page sends the typed key with its API calls; serve/routes/playground.py)
+OPEN_PATHS = ("/health", "/playground", "/playground/playground.js", "/playground/playground.css")
 
 
 @dataclass
@@ -62,26 +67,30 @@ class Admission:
 
 
 class Refused(Exception):
-    """A request the middleware answers itself."""
+    """A request the middleware answers itself (`param`: the request field at fault, if one)."""
 
-    def __init__(self, status: int, message: str, code: str, headers: dict | None = None):
+    def __init__(self, status: int, message: str, code: str, headers: dict | None = None, param=None):
         super().__init__(message)
         self.status, self.message, self.code, self.headers = status, message, code, headers or {}
+        self.param = param
 
 
 class _BodyTooLarge(Refused):
     pass
 
 
-def error_json(status: int, message: str, code: str) -> dict:
-    kind = {401: "authentication_error", 403: "permission_error"}.get(
-        status, "invalid_request_error" if status < 500 else "server_error"
-    )
-    return {"error": {"message": message, "type": kind, "code": code}}
+ERROR_TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error"}
+
+
+def error_json(status: int, message: str, code: str, param: str | None = None) -> dict:
+    """OpenAI's error object; `param` (the request field at fault) is always present, null
+    when no one field is."""
+    kind = ERROR_TYPES.get(status, "invalid_request_error" if status < 500 else "server_error")
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
 async def send_error(send, exc: Refused) -> None:
-    body = json.dumps(error_json(exc.status, exc.message, exc.code)).encode()
+    body = json.dumps(error_json(exc.status, exc.message, exc.code, exc.param)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), str(v).encode()) for k, v in exc.headers.items()]
     await send({"type": "http.response.start", "status": exc.status, "headers": headers})
@@ -135,31 +144,31 @@ def _same(token: str | None, key: str | None) -> bool:
     return hmac.compare_digest(token.encode("utf-8", "replace"), key.encode("utf-8"))
 
 
-def prompt_chars(path: str, body: dict) -> int:
-    """Characters the request asks to tokenise: the prompt, or every message's text."""
-    if path == "/v1/completions":
-        p = body.get("prompt")
-        if isinstance(p, str):
-            return len(p)
-        if isinstance(p, list):
-            return sum(len(x) for x in p if isinstance(x, str))
-        return 0
-    messages = body.get("messages")
-    total = 0
-    for m in messages if isinstance(messages, list) else []:
-        content = m.get("content") if isinstance(m, dict) else None
-        if isinstance(content, str):
-            total += len(content)
-        elif isinstance(content, list):  # content parts: [{"type": "text", "text": ...}]
-            total += sum(len(p.get("text") or "") for p in content if isinstance(p, dict))
-    return total
+def check_admin(token: str | None, admin_key: str | None, allow_uploads: bool) -> None:
+    """Plan upload / delete: the admin key when one is set, else only with allow_uploads."""
+    if admin_key is not None:
+        if not _same(token, admin_key):
+            raise Refused(403, "plan upload and delete need the admin key", "admin_key_required")
+    elif not allow_uploads:
+        raise Refused(
+            403,
+            "plan management is off on this server (start it with --admin-key, or "
+            "--allow-plan-uploads for every caller)",
+            "plan_management_disabled",
+        )
 
 
-def steering_names(body: dict) -> list[str]:
-    raw = body.get("steering")
-    if not isinstance(raw, list):
-        return []
-    return [e["plan"] for e in raw if isinstance(e, dict) and isinstance(e.get("plan"), str)]
+def admin_check(admin_key: str | None, allow_uploads: bool = False):
+    """`authorize(request)` for routes.plans.plans_router on another server: raises Refused
+    (403) unless the request's `Authorization: Bearer` token is `admin_key` (compared in
+    constant time); with no admin key, every caller passes only if `allow_uploads`."""
+
+    def authorize(request) -> None:
+        raw = request.headers.get("authorization")
+        token = _bearer({b"authorization": raw.encode("latin-1")} if raw is not None else {})
+        check_admin(token, admin_key, allow_uploads)
+
+    return authorize
 
 
 class SecurityMiddleware:
@@ -234,16 +243,7 @@ class SecurityMiddleware:
                 {"WWW-Authenticate": "Bearer"},
             )
         if is_plan_management(method, path):
-            if c.admin_key is not None:
-                if not _same(token, c.admin_key):
-                    raise Refused(403, "plan upload and delete need the admin key", "admin_key_required")
-            elif not c.allow_plan_uploads:
-                raise Refused(
-                    403,
-                    "plan management is off on this server (start it with --admin-key, or "
-                    "--allow-plan-uploads for every caller)",
-                    "plan_management_disabled",
-                )
+            check_admin(token, c.admin_key, c.allow_plan_uploads)
         if method not in ("POST", "PUT", "PATCH"):
             return receive
         upload = path == PLANS_PATH
@@ -312,9 +312,9 @@ class SecurityMiddleware:
                 break
         data = b"".join(chunks)
         try:
-            body = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
-            body = None  # the app answers malformed JSON itself
+            body = parse_body(data)
+        except FieldError:
+            body = None  # the app answers a malformed body itself (the same 400)
         if isinstance(body, dict):
             n = prompt_chars(path, body)
             if n > c.max_prompt_chars:
@@ -323,6 +323,7 @@ class SecurityMiddleware:
                     f"the prompt has {n} characters; this server's limit (--max-prompt-chars) is "
                     f"{c.max_prompt_chars}",
                     "prompt_too_long",
+                    param="prompt" if path == "/v1/completions" else "messages",
                 )
             steer = body.get("steering")
             if isinstance(steer, list) and len(steer) > c.max_steering_entries:
@@ -331,6 +332,7 @@ class SecurityMiddleware:
                     f"steering has {len(steer)} entries; this server's limit "
                     f"(--max-steering-entries) is {c.max_steering_entries}",
                     "too_many_steering_entries",
+                    param="steering",
                 )
             info = scope.get("steerfast")
             if isinstance(info, dict):
@@ -366,4 +368,12 @@ def _counted(receive, limit: int, what: str, flag: str):
     return counted
 
 
-__all__ = ["Admission", "SecurityConfig", "SecurityMiddleware", "Refused", "error_json", "is_plan_management"]
+__all__ = [
+    "Admission",
+    "SecurityConfig",
+    "SecurityMiddleware",
+    "Refused",
+    "error_json",
+    "is_plan_management",
+    "admin_check",
+]

@@ -1,5 +1,15 @@
-"""A real `steerfast serve` process on a tiny random-init model (saved as a local HF directory),
-for the security, persistence and metrics tests: start, wait for /health, stop or kill -9."""
+"""The one launcher of real `steerfast serve` processes for the server tests (and
+benchmarks/soak_serve.py): no mock server, no in-process app.
+
+    srv = RunningServer(["--model", str(model_dir), "--max-tokens", "32"], log_path)
+    r = srv.client().completions.create(model=srv.model, prompt="Hi", max_tokens=4)
+
+`RunningServer(flags, log_path, env=None, timeout=240)` runs `python -m steerfast serve --port
+<free> --threads 1 *flags`, waits for `/health` to answer 200, and stops with SIGTERM (`stop`)
+or SIGKILL (`kill9`). `tiny_server(model_dir, log_path, *flags)` is one on a tiny model saved by
+`tiny_model_dir` with the small limits the security / persistence / metrics tests use (its
+requests may say model="m"). conftest.py's `start_server` fixture starts them per test module.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +29,8 @@ CHAT_TEMPLATE = (
     "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
     "{% if add_generation_prompt %}assistant: {% endif %}"
 )
+# the template of a model whose tokenizer adds BOS and whose template writes it (Llama 3, Gemma)
+BOS_CHAT_TEMPLATE = "{{ bos_token }}" + CHAT_TEMPLATE
 
 
 def free_port() -> int:
@@ -27,46 +39,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def tiny_model_dir(folder: Path) -> Path:
-    """A tiny llama + the character tokenizer saved where `steerfast serve --model DIR` loads them."""
-    from steerfast.testing import tiny_model, tiny_tokenizer
+class RunningServer:
+    """One `steerfast serve` subprocess: `base` (http://127.0.0.1:PORT), `url` (base + /v1)."""
 
-    path = folder / "tiny-llama"
-    if not path.exists():
-        tiny_model("llama").save_pretrained(path)
-        tok = tiny_tokenizer()
-        tok.chat_template = CHAT_TEMPLATE
-        tok.save_pretrained(path)
-    return path
-
-
-def plan_file(folder: Path, name: str, seed: int) -> Path:
-    """A plan touching every site kind of the tiny llama (its weights differ per seed)."""
-    from steerfast.testing import random_plan, tiny_model
-
-    path = folder / f"{name}.safetensors"
-    random_plan(tiny_model("llama"), seed=seed).save(path)
-    return path
-
-
-class Server:
-    def __init__(self, model_dir: Path, log_path: Path, *args: str, env: dict | None = None):
+    def __init__(
+        self, flags, log_path: Path, env: dict | None = None, timeout: float = 240, model: str | None = None
+    ):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self.model = str(model_dir)  # the served model's name (requests must name it)
-        cmd = [sys.executable, "-m", "steerfast", "serve", "--model", str(model_dir)]
-        cmd += ["--served-model-name", "m"]  # the tests' requests say model="m"
-        cmd += ["--port", str(self.port), "--threads", "1", "--max-prompt-tokens", "48", "--max-tokens", "64"]
-        cmd += list(args)
-        self._log = open(log_path, "a")
+        self.url = self.base + "/v1"
+        self.log_path = Path(log_path)
+        cmd = [sys.executable, "-m", "steerfast", "serve", "--port", str(self.port)]
+        if "--threads" not in flags:
+            cmd += ["--threads", "1"]
+        self.cmd = cmd + list(flags)
+        self._model = model
+        self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            cmd,
+            self.cmd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", **(env or {})},
         )
-        self.wait_ready()
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def model(self) -> str:
+        """The served model's name (from /v1/models; a server with --api-key needs a client)."""
+        if self._model is None:
+            self._model = httpx.get(self.url + "/models", timeout=10).json()["data"][0]["id"]
+        return self._model
 
     def wait_ready(self, timeout: float = 240) -> None:
         deadline = time.time() + timeout
@@ -82,22 +88,102 @@ class Server:
                 raise RuntimeError(f"server did not answer /health in {timeout} s:\n{self.log()[-3000:]}")
             time.sleep(0.2)
 
+    def client(self, api_key: str = "unused", **kw):
+        """The official openai client on this server (no retries: a test sees every error)."""
+        import openai
+
+        kw = {"timeout": 300, "max_retries": 0, **kw}
+        return openai.OpenAI(base_url=self.url, api_key=api_key, **kw)
+
+    def async_client(self, api_key: str = "unused", **kw):
+        import openai
+
+        kw = {"timeout": 300, "max_retries": 0, **kw}
+        return openai.AsyncOpenAI(base_url=self.url, api_key=api_key, **kw)
+
+    def stats(self, **headers) -> dict:
+        return httpx.get(self.base + "/v1/steering/stats", headers=headers, timeout=30).json()
+
+    def settled_registrations(self, timeout: float = 15.0, **headers) -> dict:
+        """The engine's per-request tables once nothing is in flight (all 0), or as they are
+        after `timeout` s (a cancelled request is freed at the engine's next step)."""
+        deadline = time.time() + timeout
+        while True:
+            regs = self.stats(**headers)["registrations"]
+            if not any(regs.values()) or time.time() > deadline:
+                return regs
+            time.sleep(0.05)
+
     def log(self) -> str:
-        self._log.flush()
-        return Path(self.log_path).read_text()
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
 
     def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=30)
+        if self.alive():
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
         self._log.close()
 
-    def stop(self) -> int:
-        if self.proc.poll() is None:
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM (the server drains), SIGKILL if it has not exited after `timeout` s."""
+        if self.alive():
             self.proc.terminate()
             try:
-                self.proc.wait(timeout=60)
+                self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         self._log.close()
         return self.proc.returncode
+
+
+def launch(*flags: str, log_path: Path, env: dict | None = None, timeout: float = 240) -> RunningServer:
+    return RunningServer(list(flags), log_path, env=env, timeout=timeout)
+
+
+def tiny_server(model_dir: Path, log_path: Path, *flags: str, env: dict | None = None) -> RunningServer:
+    """A server on a tiny model dir, prompts <= 48 tokens, max_tokens <= 64 (later flags win)."""
+    base = ["--model", str(model_dir), "--served-model-name", "m"]  # the tests' requests say model="m"
+    base += ["--max-prompt-tokens", "48", "--max-tokens", "64"]
+    return RunningServer(base + list(flags), log_path, env=env, model=str(model_dir))
+
+
+Server = tiny_server  # the name benchmarks/soak_serve.py imports
+
+
+def tiny_model_dir(folder: Path, bos: bool = False, context: int | None = None) -> Path:
+    """A tiny llama + the character tokenizer saved where `steerfast serve --model DIR` loads
+    them. bos=True: the tokenizer adds <bos> to every text and the chat template writes it
+    too (as Llama 3's and Gemma's do), so a rendered chat must be tokenised without it.
+    context: its max_position_embeddings (the tiny default is 128 tokens)."""
+    from steerfast.testing import tiny_model, tiny_tokenizer
+
+    path = folder / ("tiny-llama" + ("-bos" if bos else "") + (f"-ctx{context}" if context else ""))
+    if not path.exists():
+        extra = {"max_position_embeddings": context} if context else {}
+        tiny_model("llama", **extra).save_pretrained(path)
+        tok = tiny_tokenizer()
+        tok.chat_template = CHAT_TEMPLATE
+        if bos:
+            from tokenizers import processors
+
+            tok.chat_template = BOS_CHAT_TEMPLATE
+            bos_id = tok.bos_token_id
+            tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+                single="<bos> $A", pair="<bos> $A $B", special_tokens=[("<bos>", bos_id)]
+            )
+        tok.save_pretrained(path)
+    return path
+
+
+def plan_file(folder: Path, name: str, seed: int) -> Path:
+    """A plan touching every site kind of the tiny llama (its weights differ per seed)."""
+    from steerfast.testing import random_plan, tiny_model
+
+    path = folder / f"{name}.safetensors"
+    random_plan(tiny_model("llama"), seed=seed).save(path)
+    return path

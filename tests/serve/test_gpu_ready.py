@@ -10,7 +10,7 @@ import asyncio
 import httpx
 import pytest
 import torch
-from serve_proc import Server, tiny_model_dir
+from serve_proc import tiny_model_dir, tiny_server
 
 from steerfast.cli import build_parser, main
 from steerfast.errors import SteeringError
@@ -147,7 +147,7 @@ def test_real_server_serves_in_dtype(tmp_path, dtype):
     """A real `steerfast serve --dtype ...` process (tiny llama) answers a greedy completion."""
     import openai
 
-    s = Server(tiny_model_dir(tmp_path), tmp_path / "server.log", "--dtype", dtype, "--device", "cpu")
+    s = tiny_server(tiny_model_dir(tmp_path), tmp_path / "server.log", "--dtype", dtype, "--device", "cpu")
     try:
         client = openai.OpenAI(base_url=s.base + "/v1", api_key="none")
         model = httpx.get(s.base + "/v1/models").json()["data"][0]["id"]

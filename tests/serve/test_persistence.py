@@ -12,7 +12,7 @@ import time
 import httpx
 import openai
 import pytest
-from serve_proc import OCTET, Server, plan_file, tiny_model_dir
+from serve_proc import OCTET, plan_file, tiny_model_dir, tiny_server
 
 PROMPT = "Once upon a time"
 
@@ -24,7 +24,7 @@ def files(tmp_path_factory):
 
 
 def _start(model, d, plan_dir, tag, *extra):
-    return Server(model, d / f"{tag}.log", "--allow-plan-uploads", "--plan-dir", str(plan_dir), *extra)
+    return tiny_server(model, d / f"{tag}.log", "--allow-plan-uploads", "--plan-dir", str(plan_dir), *extra)
 
 
 def _listed(s) -> list[str]:

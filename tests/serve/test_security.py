@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 import torch
-from serve_proc import OCTET, Server, plan_file, tiny_model_dir
+from serve_proc import OCTET, plan_file, tiny_model_dir, tiny_server
 
 KEY, ADMIN = "test-api-key-1", "test-admin-key-2"
 UPLOAD_LIMIT = 20_000  # a random_plan file of the tiny llama is ~3 KB
@@ -30,7 +30,7 @@ def files(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(files):
     d, model, plan = files
-    s = Server(
+    s = tiny_server(
         model,
         d / "server.log",
         "--plan",
@@ -316,7 +316,7 @@ def test_plan_over_the_table_budget_is_422_naming_it(files, tmp_path):
 
     d, model, plan = files
     need = table_bytes(tiny_model("llama"), random_plan(tiny_model("llama"), seed=0), 8)
-    s = Server(
+    s = tiny_server(
         model, tmp_path / "budget.log", "--allow-plan-uploads", "--max-plan-table-bytes", str(need - 1)
     )
     try:
@@ -339,7 +339,7 @@ def test_plan_over_the_table_budget_is_422_naming_it(files, tmp_path):
 
 def test_plan_management_is_off_without_admin_key_or_flag(files, tmp_path):
     d, model, plan = files
-    s = Server(model, tmp_path / "off.log", "--drain-s", "20")
+    s = tiny_server(model, tmp_path / "off.log", "--drain-s", "20")
     try:
         r = httpx.post(
             s.base + "/v1/steering/plans",

@@ -1,0 +1,153 @@
+"""Throughput and TTFT of vLLM with the steerfast plugin, against vLLM without it, side by
+side in one process (two engines on the same exported model), rounds interleaved.
+
+    .venv-vllm/bin/python benchmarks/vllm_plugin.py [--rounds 3] [--requests 32] [--new 64]
+        [--eager] [--out benchmarks/results/vllm-plugin.json]
+
+Cells (each a batch of `requests` prompts, greedy, exactly `new` tokens each, ignore_eos):
+  plain            vLLM, no plugin (the baseline every ratio divides by)
+  plugin-idle      the plugin engine, no request steered (its hooks present)
+  caa-all          every request: CAA at mlp.out of every layer (one configuration)
+  k1 / k8 / k32    K distinct configurations (CAA at every layer, strength per config)
+  sadi-head-all    SADI-Head scales at attn.heads of every layer, prompt_last
+  ablate-all       directional ablation at every residual site
+Throughput = generated tokens / wall seconds of the generate call; TTFT from vLLM's own
+request metrics (first_token_latency), median over requests. Ratios are per-round
+then the median over rounds; the machine's load average is recorded with each round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
+
+CELLS = ("plain", "plugin-idle", "caa-all", "k1", "k8", "k32", "sadi-head-all", "ablate-all")
+
+
+def build_plans(model, directory: Path) -> dict[str, str]:
+    import torch
+
+    from steerfast import Intervention, SteeringPlan
+    from steerfast.plan import model_hint
+
+    hint, d = model_hint(model), model.config.hidden_size
+    layers = range(model.config.num_hidden_layers)
+    g = torch.Generator().manual_seed(0)
+    unit = lambda: (lambda v: v / v.norm())(torch.randn(d, generator=g))  # noqa: E731
+    head = torch.zeros(d)
+    head[64:128] = 1.0
+    plans = {
+        "caa_all": SteeringPlan(
+            [Intervention(l, "mlp.out", "add", unit(), "from_prompt_end", 0.5) for l in layers], "caa", hint
+        ),
+        "sadi_all": SteeringPlan(
+            [Intervention(l, "attn.heads", "scale", head, "prompt_last", 2.0) for l in layers], "sadi", hint
+        ),
+        "ablate_all": SteeringPlan.ablate_everywhere(model, unit()),
+    }
+    out = {}
+    for name, plan in plans.items():
+        out[name] = str(directory / f"{name}.safetensors")
+        plan.save(out[name])
+    return out
+
+
+def cell_requests(cell: str, n: int) -> list:
+    if cell in ("plain", "plugin-idle"):
+        return [None] * n
+    if cell == "caa-all":
+        return [[{"plan": "caa_all"}]] * n
+    if cell.startswith("k"):
+        k = int(cell[1:])
+        return [[{"plan": "caa_all", "strength": 0.25 + 0.01 * (i % k)}] for i in range(n)]
+    if cell == "sadi-head-all":
+        return [[{"plan": "sadi_all"}]] * n
+    return [[{"plan": "ablate_all"}]] * n
+
+
+def run_cell(llm, prompts, steering, new):
+    from vllm import SamplingParams
+
+    sps = [
+        SamplingParams(
+            max_tokens=new, temperature=0, ignore_eos=True, extra_args={"steering": s} if s else None
+        )
+        for s in steering
+    ]
+    t0 = time.perf_counter()
+    outs = llm.generate(prompts, sps, use_tqdm=False)
+    wall = time.perf_counter() - t0
+    tokens = sum(len(o.outputs[0].token_ids) for o in outs)
+    ttft = []
+    for o in outs:
+        m = getattr(o, "metrics", None)
+        if getattr(m, "first_token_latency", 0.0):
+            ttft.append(m.first_token_latency)
+    return {"tok_s": tokens / wall, "wall_s": wall, "ttft_p50_s": statistics.median(ttft) if ttft else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--requests", type=int, default=32)
+    ap.add_argument("--new", type=int, default=64)
+    ap.add_argument("--eager", action="store_true", help="enforce_eager (default: vLLM's compiled mode)")
+    ap.add_argument("--out", default="benchmarks/results/vllm-plugin.json")
+    args = ap.parse_args()
+
+    from vllm import LLM
+
+    from steerfast.models import load
+    from steerfast.vllm.export import export_dir
+
+    model, tok = load()
+    plans = build_plans(model, Path(tempfile.mkdtemp(prefix="sf-vllm-bench-")))
+    del model
+    common = dict(
+        model=str(export_dir()), dtype="float32", enforce_eager=args.eager, max_model_len=512,
+        max_num_seqs=args.requests, kv_cache_memory_bytes=1 << 29,
+    )  # fmt: skip
+    t0 = time.time()
+    plain = LLM(**common)
+    steered = LLM(**common, additional_config={"steerfast": {"plans": plans}})
+    start_s = time.time() - t0
+    prompts = [
+        f"Write a few sentences about topic number {i}: the sea, a city, music." for i in range(args.requests)
+    ]
+    for llm in (plain, steered):  # warm both
+        run_cell(llm, prompts[:4], [None] * 4, 8)
+    rounds = []
+    for r in range(args.rounds):
+        order = CELLS[r % len(CELLS) :] + CELLS[: r % len(CELLS)]
+        row = {"load": os.getloadavg()[0]}
+        for cell in order:
+            llm = plain if cell == "plain" else steered
+            row[cell] = run_cell(llm, prompts, cell_requests(cell, args.requests), args.new)
+        rounds.append(row)
+        print(f"round {r}: " + ", ".join(f"{c} {row[c]['tok_s']:.1f} tok/s" for c in CELLS), flush=True)
+    ratios = {c: statistics.median(row[c]["tok_s"] / row["plain"]["tok_s"] for row in rounds) for c in CELLS}
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{os.cpu_count()} cores, {os.uname().machine}",
+        "mode": "eager" if args.eager else "compiled",
+        "requests": args.requests, "new_tokens": args.new, "startup_s_two_engines": start_s,
+        "throughput_ratio_to_plain": ratios, "rounds": rounds,
+    }  # fmt: skip
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    for c in CELLS:
+        ttft = statistics.median(row[c]["ttft_p50_s"] or 0.0 for row in rounds)
+        print(f"{c:14s} x{ratios[c]:.3f} of plain throughput   TTFT p50 {ttft:.2f} s")
+    plain.llm_engine.engine_core.shutdown()
+    steered.llm_engine.engine_core.shutdown()
+
+
+if __name__ == "__main__":
+    main()

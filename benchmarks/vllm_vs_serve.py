@@ -1,0 +1,138 @@
+"""The same HTTP workload on `steerfast serve` (transformers engine) and on
+`steerfast serve --engine vllm` (vLLM + the plugin): 32 concurrent streamed completions,
+greedy, `new` tokens each, unsteered and with one CAA configuration; interleaved rounds,
+one server up at a time, the official openai client.
+
+    python benchmarks/vllm_vs_serve.py --serve-python .venv/bin/python \\
+        --vllm-python .venv-vllm/bin/python [--rounds 2] [--new 64] [--out benchmarks/results/vllm-vs-serve.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+KEY = "sk-bench"
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(python: str, engine: str, plan: str, log: Path):
+    port = _port()
+    cmd = [python, "-m", "steerfast", "serve", "--port", str(port), "--api-key", KEY, "--plan", f"caa={plan}"]
+    if engine == "vllm":
+        cmd += ["--engine", "vllm", "--vllm-max-num-seqs", "32"]
+    else:
+        cmd += ["--slots", "8", "--threads", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", VLLM_HOST_IP="127.0.0.1")
+    with open(log, "ab") as out:  # the child keeps its own descriptor
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    t0 = time.time()
+    while time.time() - t0 < 900:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{engine} server exited; see {log}")
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                return proc, url, time.time() - t0
+        except httpx.HTTPError:
+            pass
+        time.sleep(2)
+    raise RuntimeError(f"{engine} server did not start; see {log}")
+
+
+async def workload(url: str, prompts, steering, new: int) -> dict:
+    from openai import AsyncOpenAI
+
+    client = AsyncOpenAI(base_url=url + "/v1", api_key=KEY, timeout=1800)
+
+    async def one(p):
+        t0 = time.perf_counter()
+        first, n = None, 0
+        extra = {"steering": steering} if steering else {}
+        stream = await client.completions.create(
+            model="steerfast", prompt=p, max_tokens=new, temperature=0, stream=True, extra_body=extra
+        )
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].text:
+                first = first or time.perf_counter() - t0
+                n += 1
+        return first, n
+
+    t0 = time.perf_counter()
+    res = await asyncio.gather(*(one(p) for p in prompts))
+    wall = time.perf_counter() - t0
+    ttft = [f for f, _ in res if f is not None]
+    return {"wall_s": wall, "chunks": sum(n for _, n in res), "ttft_p50_s": statistics.median(ttft)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--serve-python", required=True)
+    ap.add_argument("--vllm-python", required=True)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--requests", type=int, default=32)
+    ap.add_argument("--new", type=int, default=64)
+    ap.add_argument("--out", default="benchmarks/results/vllm-vs-serve.json")
+    args = ap.parse_args()
+    from importlib.resources import files
+
+    plan = str(files("steerfast.data") / "tuned" / "smollm2_caa_sentiment.safetensors")
+    prompts = [
+        f"Write a few sentences about topic number {i}: the sea, a city, music." for i in range(args.requests)
+    ]
+    tmp = Path(tempfile.mkdtemp(prefix="sf-vs-"))
+    rounds = []
+    for r in range(args.rounds):
+        row = {"load": os.getloadavg()[0]}
+        for engine in ("vllm", "transformers") if r % 2 else ("transformers", "vllm"):
+            python = args.vllm_python if engine == "vllm" else args.serve_python
+            proc, url, start_s = start(python, engine, plan, tmp / f"{engine}.log")
+            try:
+                asyncio.run(workload(url, prompts[:4], None, 4))  # warm
+                row[engine] = {
+                    "start_s": start_s,
+                    "unsteered": asyncio.run(workload(url, prompts, None, args.new)),
+                    "caa": asyncio.run(workload(url, prompts, [{"plan": "caa", "strength": 2.0}], args.new)),
+                }
+            finally:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(60)
+        rounds.append(row)
+        print(json.dumps(row), flush=True)
+    summary = {}
+    for engine in ("transformers", "vllm"):
+        for cell in ("unsteered", "caa"):
+            summary[f"{engine}/{cell}/tok_s"] = statistics.median(
+                row[engine][cell]["chunks"] / row[engine][cell]["wall_s"] for row in rounds
+            )
+            summary[f"{engine}/{cell}/ttft_p50_s"] = statistics.median(
+                row[engine][cell]["ttft_p50_s"] for row in rounds
+            )
+    result = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{os.cpu_count()} cores",
+        "requests": args.requests, "new_tokens": args.new, "summary": summary, "rounds": rounds,
+    }  # fmt: skip
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    for k, v in summary.items():
+        print(f"{k:32s} {v:.2f}")
+
+
+if __name__ == "__main__":
+    main()

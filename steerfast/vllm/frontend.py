@@ -1,0 +1,100 @@
+"""Frontend side: every request's `steering` is checked against the plans and the engine's
+layout before it is queued (a bad one raises, which the OpenAI server answers with 400),
+made canonical, and its KV cache is salted with its configuration.
+
+Sources of a request's steering: `SamplingParams.extra_args["steering"]` (offline), the same
+as a JSON string via `vllm_xargs`, or the top-level `steering` field `steerfast serve` takes
+(moved into extra_args by the patched `to_sampling_params`)."""
+
+from __future__ import annotations
+
+import functools
+import json
+import threading
+
+from ..errors import SteeringError
+from .config import plugin_config
+from .spec import KEY, cache_salt
+from .state import EngineState
+
+_STATES: dict[tuple, EngineState | None] = {}
+_LOCK = threading.Lock()
+
+
+class NotConfigured(SteeringError):
+    pass
+
+
+def engine_state(vllm_config) -> EngineState | None:
+    """This process's EngineState for `vllm_config` (None: steerfast is not configured); one
+    per model and configuration, shared by the request path and the plan routes."""
+    key = (vllm_config.model_config.model, json.dumps(vllm_config.additional_config or {}, sort_keys=True))
+    with _LOCK:
+        if key not in _STATES:
+            cfg = plugin_config(vllm_config.additional_config)
+            tp = vllm_config.parallel_config.tensor_parallel_size
+            _STATES[key] = None if cfg is None else EngineState(cfg, vllm_config.model_config.hf_config, tp)
+        return _STATES[key]
+
+
+def steer_request(vllm_config, req):
+    """The EngineCoreRequest with its steering canonical and its cache salted (or refused)."""
+    sp = req.sampling_params
+    raw = (getattr(sp, "extra_args", None) or {}).get(KEY) if sp is not None else None
+    if raw is None:
+        return req
+    state = engine_state(vllm_config)
+    if state is None:
+        raise NotConfigured(
+            "this request asks for steering, but the steerfast plugin is not configured on this "
+            'engine: start vLLM with additional_config={"steerfast": {"plans": {...}}}'
+        )
+    spec = state.canonical(raw)
+    rest = {k: v for k, v in sp.extra_args.items() if k != KEY}
+    if spec is None:
+        sp.extra_args = rest or None
+        return req
+    sp.extra_args = {**rest, KEY: spec}
+    if spec["whole_prompt"]:  # a cached prefix would never pass the gate's read hook
+        sp.skip_reading_prefix_cache = True
+    req.cache_salt = cache_salt(spec, len(req.prompt_token_ids or ()), req.cache_salt)
+    return req
+
+
+def _wrap_process_inputs(orig):
+    @functools.wraps(orig)
+    def process_inputs(self, *args, **kwargs):
+        return steer_request(self.vllm_config, orig(self, *args, **kwargs))
+
+    process_inputs._steerfast_patched = True
+    return process_inputs
+
+
+def _wrap_to_sampling_params(orig):
+    @functools.wraps(orig)
+    def to_sampling_params(self, *args, **kwargs):
+        sp = orig(self, *args, **kwargs)
+        extra = getattr(self, "model_extra", None) or {}
+        if KEY in extra and extra[KEY] is not None:
+            if sp.extra_args and KEY in sp.extra_args:
+                raise SteeringError("steering is given both as a field and in vllm_xargs; give it once")
+            sp.extra_args = {**(sp.extra_args or {}), KEY: extra[KEY]}
+        return sp
+
+    to_sampling_params._steerfast_patched = True
+    return to_sampling_params
+
+
+def install() -> None:
+    from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
+    from vllm.entrypoints.openai.completion.protocol import CompletionRequest
+    from vllm.v1.engine.input_processor import InputProcessor
+
+    for cls, name, wrapper in (
+        (InputProcessor, "process_inputs", _wrap_process_inputs),
+        (CompletionRequest, "to_sampling_params", _wrap_to_sampling_params),
+        (ChatCompletionRequest, "to_sampling_params", _wrap_to_sampling_params),
+    ):
+        current = getattr(cls, name)
+        if not getattr(current, "_steerfast_patched", False):
+            setattr(cls, name, wrapper(current))

@@ -1,0 +1,147 @@
+"""Worker side: the bank is built right after the model loads (before vLLM's first compile),
+requests take and give back slots as the scheduler adds and finishes them, and every step's
+row maps are written after vLLM prepares its inputs (V1 model runner; the CPU runner is one)."""
+
+from __future__ import annotations
+
+import functools
+
+from ..errors import SteeringError
+from .bank import VllmBank
+from .config import plugin_config
+from .internals import UnsupportedVllm, check_runner
+from .rows import fill_rows
+from .spec import CANONICAL, KEY
+from .state import EngineState
+
+
+class WorkerSteering:
+    def __init__(self, runner, cfg):
+        check_runner(runner)
+        tp = runner.vllm_config.parallel_config.tensor_parallel_size
+        self.state = EngineState(cfg, runner.model_config.hf_config, tp)
+        sched = runner.scheduler_config
+        max_tokens = max(sched.max_num_batched_tokens, getattr(runner, "max_num_tokens", 0)) + 16
+        self.bank = VllmBank(runner.get_model(), self.state.layout, sched.max_num_seqs, max_tokens)
+
+    def admit(self, request_id: str, spec, prompt_len: int) -> None:
+        if request_id in self.bank.slot_of:  # resumed after preemption: keeps its slot
+            return
+        if not (isinstance(spec, dict) and spec.get("v") == CANONICAL):
+            raise SteeringError("a steered request reached the worker without the plugin's frontend")
+        self.bank.acquire(request_id, spec["key"], lambda: self.state.plan_of(spec), prompt_len)
+
+
+def _steering_of(new_req):
+    sp = getattr(new_req, "sampling_params", None)
+    return (getattr(sp, "extra_args", None) or {}).get(KEY) if sp is not None else None
+
+
+def _wrap_load_model(orig):
+    @functools.wraps(orig)
+    def load_model(self, *args, **kwargs):
+        out = orig(self, *args, **kwargs)
+        cfg = plugin_config(self.vllm_config.additional_config)
+        if cfg is not None and getattr(self, "_steerfast", None) is None:
+            self._steerfast = WorkerSteering(self, cfg)
+        return out
+
+    load_model._steerfast_patched = True
+    return load_model
+
+
+def _wrap_update_states(orig):
+    @functools.wraps(orig)
+    def _update_states(self, scheduler_output):
+        st = getattr(self, "_steerfast", None)
+        if st is not None:
+            for rid in scheduler_output.finished_req_ids:
+                st.bank.release(rid)
+        out = orig(self, scheduler_output)
+        if st is not None:
+            for new in scheduler_output.scheduled_new_reqs:
+                spec = _steering_of(new)
+                if spec is not None:
+                    st.admit(new.req_id, spec, len(new.prompt_token_ids or ()))
+        return out
+
+    _update_states._steerfast_patched = True
+    return _update_states
+
+
+def _wrap_prepare_inputs(orig):
+    @functools.wraps(orig)
+    def _prepare_inputs(self, *args, **kwargs):
+        out = orig(self, *args, **kwargs)
+        st = getattr(self, "_steerfast", None)
+        if st is not None:
+            fill_rows(st.bank, self)
+        return out
+
+    _prepare_inputs._steerfast_patched = True
+    return _prepare_inputs
+
+
+# --- collective_rpc methods (the server's plan uploads reach every worker through them) ----
+def steerfast_add_plan(self, name: str, data: bytes) -> bool:
+    self.model_runner._steerfast.state.add_plan(name, data)
+    return True
+
+
+def steerfast_remove_plan(self, name: str) -> bool:
+    self.model_runner._steerfast.state.registry.remove(name)
+    return True
+
+
+def steerfast_stats(self) -> dict:
+    st = getattr(self.model_runner, "_steerfast", None)
+    if st is None:
+        return {"active": False}
+    bank = st.bank
+    return {
+        "active": True,
+        "sites": [f"{layer}:{site}" for layer, site in st.state.layout.sites],
+        "slots": bank.slots,
+        "slots_held": sum(r > 0 for r in bank.refs),
+        "requests": len(bank.slot_of),
+        "recomputed": bank.recomputed,
+    }
+
+
+def _refuse_v2(orig):
+    @functools.wraps(orig)
+    def load_model(self, *args, **kwargs):
+        if plugin_config(self.vllm_config.additional_config) is not None:
+            raise UnsupportedVllm(
+                "steerfast's vLLM plugin steers through the V1 model runner (the one vLLM 0.32 "
+                "picks on CPU); this engine uses the V2 runner: set VLLM_USE_V2_MODEL_RUNNER=0"
+            )
+        return orig(self, *args, **kwargs)
+
+    load_model._steerfast_patched = True
+    return load_model
+
+
+def _patch(cls, name, wrapper) -> None:
+    current = getattr(cls, name)
+    if not getattr(current, "_steerfast_patched", False):
+        setattr(cls, name, wrapper(current))
+
+
+def install() -> None:
+    from vllm.v1.worker.cpu_model_runner import CPUModelRunner
+    from vllm.v1.worker.gpu_model_runner import GPUModelRunner
+    from vllm.v1.worker.gpu_worker import Worker
+
+    _patch(CPUModelRunner, "load_model", _wrap_load_model)
+    _patch(GPUModelRunner, "load_model", _wrap_load_model)
+    _patch(GPUModelRunner, "_update_states", _wrap_update_states)
+    _patch(GPUModelRunner, "_prepare_inputs", _wrap_prepare_inputs)
+    try:
+        from vllm.v1.worker.gpu.model_runner import GPUModelRunner as V2Runner
+    except ImportError:
+        V2Runner = None
+    if V2Runner is not None:
+        _patch(V2Runner, "load_model", _refuse_v2)
+    for fn in (steerfast_add_plan, steerfast_remove_plan, steerfast_stats):
+        setattr(Worker, fn.__name__, fn)

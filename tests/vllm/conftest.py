@@ -1,0 +1,32 @@
+"""The vLLM plugin's tests run in .venv-vllm (vLLM's CPU build; `make test` builds it and
+runs them there). In an environment without vLLM this folder holds nothing to collect."""
+
+import importlib.util
+import os
+
+os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")  # only loopback is reachable here
+# tests/conftest.py sets Triton's interpreter for the kernel tests; vLLM must see the CPU as it is
+os.environ.pop("TRITON_INTERPRET", None)
+
+if importlib.util.find_spec("vllm") is None:
+    collect_ignore_glob = ["test_*.py"]
+else:
+    import pytest
+
+    @pytest.fixture(scope="session")
+    def hf():
+        from steerfast.models import load
+
+        return load()
+
+    @pytest.fixture(scope="session")
+    def hf_dir():
+        from steerfast.vllm.export import export_dir
+
+        return str(export_dir())
+
+    @pytest.fixture(scope="session")
+    def plan_files(hf, tmp_path_factory):
+        from cases import plan_files
+
+        return plan_files(hf, tmp_path_factory.mktemp("plans"))

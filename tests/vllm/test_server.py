@@ -1,0 +1,156 @@
+"""`steerfast serve --engine vllm` as users run it, with the official openai client: the
+`steering` field (and its vllm_xargs form) honoured exactly, an unknown plan a 400, plan
+upload with the admin key only, and an uploaded plan that survives kill -9 + restart."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from cases import PROMPTS
+from oracle import hf_greedy
+
+import steerfast
+
+API, ADMIN = "sk-user", "sk-admin"
+N = 16
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class VllmServer:
+    def __init__(self, plan_files, plan_dir, log):
+        self.port = _port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        cmd = [
+            sys.executable, "-m", "steerfast", "serve", "--engine", "vllm", "--vllm-eager",
+            "--port", str(self.port), "--api-key", API, "--admin-key", ADMIN,
+            "--plan", f"caa={plan_files['caa']}", "--plan", f"sadi_head={plan_files['sadi_head']}",
+            "--plan-dir", str(plan_dir), "--vllm-sites", "all",
+        ]  # fmt: skip
+        self.log = open(log, "ab")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 900
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited {self.proc.returncode}; see {log}")
+            try:
+                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(2)
+        raise RuntimeError(f"server did not start in time; see {log}")
+
+    def kill9(self):
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def server_paths(tmp_path_factory):
+    d = tmp_path_factory.mktemp("vllm-server")
+    return d / "plan-dir", d / "server.log"
+
+
+def _client(key=API):
+    from openai import OpenAI
+
+    return OpenAI(base_url=None, api_key=key)
+
+
+def _oracle(hf, plan, prompt):
+    model, tok = hf
+    ref, _, _ = hf_greedy(model, tok(prompt)["input_ids"], plan, N)
+    return tok.decode(ref, skip_special_tokens=True)
+
+
+def test_server_steers_refuses_and_keeps_uploads(hf, plan_files, server_paths):
+    from openai import BadRequestError, OpenAI
+
+    plan_dir, log = server_paths
+    caa = steerfast.SteeringPlan.load(plan_files["caa"])
+    server = VllmServer(plan_files, plan_dir, log)
+    try:
+        client = OpenAI(base_url=server.url + "/v1", api_key=API)
+        prompt = PROMPTS[0]
+        plain = client.completions.create(model="steerfast", prompt=prompt, max_tokens=N, temperature=0)
+        steered = client.completions.create(
+            model="steerfast", prompt=prompt, max_tokens=N, temperature=0,
+            extra_body={"steering": [{"plan": "caa", "strength": 4.0}]},
+        )  # fmt: skip
+        xargs = client.completions.create(
+            model="steerfast", prompt=prompt, max_tokens=N, temperature=0,
+            extra_body={"vllm_xargs": {"steering": json.dumps([{"plan": "caa", "strength": 4.0}])}},
+        )  # fmt: skip
+        assert plain.choices[0].text == _oracle(hf, None, prompt)
+        assert steered.choices[0].text == _oracle(hf, caa.with_strength(4.0), prompt)
+        assert xargs.choices[0].text == steered.choices[0].text != plain.choices[0].text
+        with pytest.raises(BadRequestError, match="no-such-plan"):
+            client.completions.create(
+                model="steerfast",
+                prompt=prompt,
+                max_tokens=4,
+                extra_body={"steering": [{"plan": "no-such-plan"}]},
+            )
+        # plan upload: the admin key only; then it steers, is listed, and outlives kill -9
+        body = open(plan_files["laai"], "rb").read()
+        user = httpx.post(
+            server.url + "/v1/steering/plans?name=up",
+            content=body,
+            headers={"Authorization": f"Bearer {API}"},
+        )
+        assert user.status_code == 403, user.text
+        up = httpx.post(
+            server.url + "/v1/steering/plans?name=up",
+            content=body,
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
+        assert up.status_code == 201, up.text
+        laai = steerfast.SteeringPlan.load(plan_files["laai"])
+        want = _oracle(hf, laai, PROMPTS[2])
+        got = client.completions.create(
+            model="steerfast",
+            prompt=PROMPTS[2],
+            max_tokens=N,
+            temperature=0,
+            extra_body={"steering": [{"plan": "up"}]},
+        )
+        assert got.choices[0].text == want
+    finally:
+        server.kill9()
+    server = VllmServer(plan_files, plan_dir, log)
+    try:
+        listed = httpx.get(
+            server.url + "/v1/steering/plans", headers={"Authorization": f"Bearer {API}"}
+        ).json()
+        assert "up" in {p["name"] for p in listed["data"]}, listed
+        client = OpenAI(base_url=server.url + "/v1", api_key=API)
+        got = client.completions.create(
+            model="steerfast",
+            prompt=PROMPTS[2],
+            max_tokens=N,
+            temperature=0,
+            extra_body={"steering": [{"plan": "up"}]},
+        )
+        assert got.choices[0].text == want
+        gone = httpx.delete(
+            server.url + "/v1/steering/plans/up", headers={"Authorization": f"Bearer {ADMIN}"}
+        )
+        assert gone.status_code == 200, gone.text
+        with pytest.raises(BadRequestError, match="up"):
+            client.completions.create(
+                model="steerfast", prompt=PROMPTS[2], max_tokens=4, extra_body={"steering": [{"plan": "up"}]}
+            )
+    finally:
+        server.kill9()
