@@ -21,7 +21,8 @@ import torch
 from transformers import DynamicCache
 
 import steerfast
-from steerfast.bench.runner import _ids, get_model
+from steerfast.bench.inputs import prompt_ids
+from steerfast.bench.runner import get_model
 from steerfast.bench.variants import PlanCache, clone_sharing_weights
 from steerfast.runtime import steered
 
@@ -48,7 +49,7 @@ def main() -> None:
 
     lanes = steered._decode_linear
     general = steered._dense_linear  # what the forward reached before the lanes
-    prompt = _ids(base, args.batch, 16, seed=2)
+    prompt = prompt_ids(base, args.batch, 16, seed=2)
     state: dict = {}
 
     def reset(case):

@@ -1,6 +1,9 @@
 """Soak test of `steerfast serve`: a real server process under mixed traffic for minutes.
 
-    python benchmarks/soak_serve.py [--minutes 5] [--requests 1000] [--workers 8] [--out FILE]
+    python -m benchmarks.soak_serve [--minutes 5] [--requests 1000] [--workers 8] [--out FILE]
+
+(from the repo root: the server launcher is the tests' own, imported as the package
+tests.serve.serve_proc, never by editing sys.path).
 
 Traffic, drawn per request from a seeded generator: 12 prompts x 4 steering configurations
 (none, two uploaded plans, one at another strength), greedy or sampled (temperature 0.8 with
@@ -31,8 +34,7 @@ from pathlib import Path
 
 import httpx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "serve"))
-from serve_proc import OCTET, Server, plan_file, tiny_model_dir  # noqa: E402
+from tests.serve.serve_proc import OCTET, Server, plan_file, tiny_model_dir
 
 PROMPTS = [f"prompt {i}: " + "abcdefghij"[: 3 + i % 7] for i in range(12)]
 CONFIGS = [
@@ -190,7 +192,7 @@ def main(argv=None) -> int:
             )
         finally:
             server.stop()
-    res["command"] = "python benchmarks/soak_serve.py " + " ".join(sys.argv[1:])
+    res["command"] = "python -m benchmarks.soak_serve " + " ".join(sys.argv[1:])
     res["date"] = time.strftime("%Y-%m-%d %H:%M %Z")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")

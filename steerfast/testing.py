@@ -1,14 +1,15 @@
 """Test fixtures users can build on too: tiny random-init models with each supported
 architecture's real module names, a character tokenizer that fits them, and a random plan
-touching every site kind (re-exported from steerfast.bench.plans, the one plan factory of
-tests and benchmarks)."""
+touching every site kind (`random_plan`: the tests' workhorse; steerfast.bench.plans re-exports
+it, so tests and benchmarks reach it downward)."""
 
 from __future__ import annotations
 
 import torch
 
-from .bench.plans import random_plan
+from .adapters import get_adapter
 from .errors import ModelNotFoundError
+from .plan import Intervention, SteeringPlan
 
 # --- tiny random-init models --------------------------------------------------
 _TINY = dict(
@@ -87,6 +88,37 @@ def tiny_tokenizer():
     return PreTrainedTokenizerFast(
         tokenizer_object=core, pad_token="<pad>", eos_token="<eos>", bos_token="<bos>"
     )
+
+
+def random_plan(model, seed=0, policies=("prefix:3", "from_prompt_end", "prompt_last", "all", "last")):
+    """A plan touching every site kind of a model, with the given position policies."""
+    g = torch.Generator().manual_seed(seed)
+    adapter = get_adapter(model)
+    h = adapter.site_dim(model, 0, "mlp.out")
+    heads_dim = adapter.site_dim(model, 0, "attn.heads")
+    L = adapter.num_layers(model)
+    p = list(policies) * 3
+
+    def rows(policy, dim):
+        n = int(policy.split(":")[1]) if policy.startswith("prefix") else 1
+        return torch.randn(n, dim, generator=g)
+
+    def mask(policy, dim):
+        return (rows(policy, dim) > 0.3).float()
+
+    ivs = [
+        Intervention(0, "embed.out", "add", rows(p[0], h), p[0], 2.0),
+        Intervention(0, "mlp.out", "add", rows(p[1], h), p[1], 3.0),
+        Intervention(L - 1, "attn.heads", "scale", mask(p[2], heads_dim), p[2], 4.0),
+        Intervention(
+            1, "mlp.neurons", "scale", mask(p[3], adapter.site_dim(model, 1, "mlp.neurons")), p[3], -0.7
+        )
+        if adapter.mlp_neurons is not None
+        else Intervention(1, "mlp.out", "scale", mask(p[3], h), p[3], -0.7),
+        Intervention(1, "attn.out", "add", rows(p[4], h), p[4], 1.5),
+        Intervention(L - 1, "mlp.out", "scale", mask(p[0], h), p[0], 0.5),
+    ]
+    return SteeringPlan(ivs, "test")
 
 
 __all__ = ["tiny_model", "tiny_tokenizer", "TINY_ARCHS", "random_plan"]

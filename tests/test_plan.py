@@ -88,3 +88,30 @@ def test_recipe_bad_inputs():
     plan = actadd(model, tok, "love it", "hate", layer=1)  # right-padded to equal length
     assert plan.interventions[0].tensor.shape == (7, model.config.hidden_size)
     assert plan.interventions[0].positions == "prefix:7"
+
+
+def test_with_strength_of_one_intervention_and_patch_handle_set_strength_agree():
+    model = tiny_model("llama", seed=2)
+    plan = random_plan(model, seed=2)
+    one = plan.with_strength(2.5, index=1)
+    assert [iv.strength for iv in one.interventions] == [
+        2.5 if i == 1 else iv.strength for i, iv in enumerate(plan.interventions)
+    ]
+    assert all(
+        a.tensor.data_ptr() == b.tensor.data_ptr() for a, b in zip(one.interventions, plan.interventions)
+    )
+    assert [iv.strength for iv in plan.with_strength(-1.0).interventions] == [-1.0] * len(plan.interventions)
+    for bad in (len(plan.interventions), -1, 1.0, True):
+        with pytest.raises(steerfast.PlanError, match="index must be an int"):
+            plan.with_strength(2.0, index=bad)
+    ids = torch.tensor([[5, 6, 7, 8, 9]])
+    with torch.no_grad():
+        with steerfast.patch(model, plan) as handle:
+            handle.set_strength(2.5, index=1)
+            assert [iv.strength for iv in handle.plan.interventions] == [
+                iv.strength for iv in one.interventions
+            ]
+            live = model(input_ids=ids).logits
+        with steerfast.patch(model, one):
+            fresh = model(input_ids=ids).logits
+    assert torch.equal(live, fresh)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .inputs import DECODE_PROMPT
 from .peers import PEERS
 from .plans import SITE_CONFIGS
 
@@ -44,7 +45,6 @@ MODELS = {
         "mlp.out realised on the post-norm outputs: the wrapped path), vocab 262k"
     ),
 }
-DECODE_PROMPT = 32  # tokens prefilled (untimed) before the timed decode steps
 
 
 @dataclass

@@ -12,10 +12,17 @@
                the worst case of the design's four sites, every layer)
     all-ablate  one random unit direction ablated (alpha 1) at every residual site: embed.out,
               attn.out and mlp.out of every layer, every position (SteeringPlan.ablate_everywhere)
+    cond-add  (one group only) one additive vector on mlp.out of every layer (as all-add, but from
+              the prompt's end on: a gated intervention may not steer prompt tokens before the
+              gate is known), gated by a condition on the residual stream entering layer 0 (the
+              prompt's last token), whose threshold is the median score of the benchmark's
+              decode prompt (inputs.prompt_ids(seed=2)): at batch 8, 4 rows are gated in, 4 out.
+              The bank's slot s uses seed s: a different condition (vector and threshold) per slot.
 
 `mixed_plans(model, n)` gives n distinct per-request configurations (the bank and serving
-benchmarks); `random_plan(model)` one plan touching every site kind under chosen position
-policies (the tests' workhorse). This module is the one plan factory of benchmarks and tests.
+benchmarks). This module is the one plan factory of benchmarks; `random_plan(model)` (one plan
+touching every site kind under chosen position policies, the tests' workhorse) lives in
+steerfast/testing.py, below both, and is re-exported here.
 
 Vectors are random (seeded, small norm): values do not change the cost, and the same
 vectors go to every variant, so the logits can be compared between them.
@@ -26,10 +33,14 @@ from __future__ import annotations
 import torch
 
 from ..adapters import get_adapter, head_layout
+from ..conditions import Condition
 from ..plan import Intervention, SteeringPlan, model_hint
+from ..recipes.capture import residual_input
+from ..testing import random_plan
+from .inputs import DECODE_PROMPT, prompt_ids
 
 SITE_CONFIGS = ("1layer", "all-add", "all-sadi", "all-ablate")
-EXTRA_CONFIGS = ("cond-add",)  # cells of one group only (bench/conditional.py)
+EXTRA_CONFIGS = ("cond-add",)  # cells of one group only (conditional_plan)
 SADI_HEADS = 2
 SADI_NEURONS = 32
 SADI_DELTA = 2.0
@@ -56,10 +67,29 @@ def additive_vectors(model, sites: str, seed: int = 0) -> dict[int, torch.Tensor
     return {layer: _vec(gen, d) for layer in additive_layers(model, sites)}
 
 
-def build_plan(model, sites: str, seed: int = 0) -> SteeringPlan:
-    if sites == "cond-add":  # the conditional cell (bench/conditional.py)
-        from .conditional import conditional_plan
+COND_BATCH = 8  # the decode batch whose prompts set cond-add's threshold
 
+
+def conditional_plan(model, seed: int = 0) -> SteeringPlan:
+    """The cond-add config (module docstring): all-add from the prompt's end, gated per row."""
+    ivs = [
+        Intervention(layer, "mlp.out", "add", v, "from_prompt_end", 1.0)
+        for layer, v in additive_vectors(model, "all-add", seed).items()
+    ]
+    gen = torch.Generator().manual_seed(1000 + seed)
+    c = torch.randn(model.config.hidden_size, generator=gen)
+    c = c / c.norm()
+    ids = prompt_ids(model, COND_BATCH, DECODE_PROMPT, seed=2)
+    with torch.no_grad(), residual_input(model, 0) as seen:
+        model(input_ids=ids, use_cache=False)
+    scores = (seen[0][:, -1].float() @ c).sort().values
+    threshold = float((scores[COND_BATCH // 2 - 1] + scores[COND_BATCH // 2]) / 2)
+    cond = Condition(0, c, threshold, ">", "last")
+    return SteeringPlan(ivs, "bench-cond-add", model_hint(model)).when(cond)
+
+
+def build_plan(model, sites: str, seed: int = 0) -> SteeringPlan:
+    if sites == "cond-add":
         return conditional_plan(model, seed)
     if sites not in SITE_CONFIGS:
         raise ValueError(f"unknown site config {sites!r}; expected one of {SITE_CONFIGS}")
@@ -140,41 +170,11 @@ def mixed_plans(model, n: int, seed: int = 0) -> list[SteeringPlan]:
     return plans
 
 
-def random_plan(model, seed=0, policies=("prefix:3", "from_prompt_end", "prompt_last", "all", "last")):
-    """A plan touching every site kind of a model, with the given position policies."""
-    g = torch.Generator().manual_seed(seed)
-    adapter = get_adapter(model)
-    h = adapter.site_dim(model, 0, "mlp.out")
-    heads_dim = adapter.site_dim(model, 0, "attn.heads")
-    L = adapter.num_layers(model)
-    p = list(policies) * 3
-
-    def rows(policy, dim):
-        n = int(policy.split(":")[1]) if policy.startswith("prefix") else 1
-        return torch.randn(n, dim, generator=g)
-
-    def mask(policy, dim):
-        return (rows(policy, dim) > 0.3).float()
-
-    ivs = [
-        Intervention(0, "embed.out", "add", rows(p[0], h), p[0], 2.0),
-        Intervention(0, "mlp.out", "add", rows(p[1], h), p[1], 3.0),
-        Intervention(L - 1, "attn.heads", "scale", mask(p[2], heads_dim), p[2], 4.0),
-        Intervention(
-            1, "mlp.neurons", "scale", mask(p[3], adapter.site_dim(model, 1, "mlp.neurons")), p[3], -0.7
-        )
-        if adapter.mlp_neurons is not None
-        else Intervention(1, "mlp.out", "scale", mask(p[3], h), p[3], -0.7),
-        Intervention(1, "attn.out", "add", rows(p[4], h), p[4], 1.5),
-        Intervention(L - 1, "mlp.out", "scale", mask(p[0], h), p[0], 0.5),
-    ]
-    return SteeringPlan(ivs, "test")
-
-
 __all__ = [
     "SITE_CONFIGS",
     "EXTRA_CONFIGS",
     "build_plan",
+    "conditional_plan",
     "mixed_plans",
     "random_plan",
     "additive_vectors",

@@ -23,7 +23,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from ..timing import interleaved
-from .matrix import DECODE_PROMPT
+from .inputs import DECODE_PROMPT, prompt_ids
 from .plans import site_count
 from .variants import PlanCache, build_variant, select_backend
 
@@ -56,15 +56,15 @@ def _profile_steps(model, state, steps: int) -> tuple[Counter, Counter]:
     return counts, self_us
 
 
-def breakdown(model, steps: int = 8, rounds: int = 3, variants=VARIANTS) -> dict:
+def _profiled_runs(model, built: list, steps: int, rounds: int) -> dict:
+    """{variant: [(op counts, op self µs) per round]}: each variant decodes `steps` tokens under
+    the profiler per round, after an untimed prefill of the decode prompt, rounds interleaved."""
     from transformers import DynamicCache
 
-    plans = PlanCache(model)
-    built = [build_variant(model, name, plans, 1) for name in variants]
-    from .runner import _ids
+    from .. import ops
 
-    prompt = _ids(model, 1, DECODE_PROMPT, seed=2)
-    states, runs = {}, {}
+    prompt = prompt_ids(model, 1, DECODE_PROMPT, seed=2)
+    states = {}
     with torch.no_grad():
         for v in built:
             if not v.ok:
@@ -90,61 +90,69 @@ def breakdown(model, steps: int = 8, rounds: int = 3, variants=VARIANTS) -> dict
             before=lambda n: select_backend(by_name[n]),
             rotate=True,
         )
-    from .. import ops
-
     ops.set_backend("auto")
+    return per
 
-    out: dict = {"steps": steps, "rounds": rounds, "batch": 1, "prompt": DECODE_PROMPT, "variants": {}}
 
-    def med_us(runs, name=None):
+def _row(runs: list, base: list | None, steps: int, sites: int) -> dict:
+    """One variant's per-token op counts and self times, and what it adds to `base` (unsteered)."""
+
+    def med_us(name=None):
         vals = [sum(r[1].values()) if name is None else r[1].get(name, 0.0) for r in runs]
         return statistics.median(vals) / steps
 
-    base = per.get("unsteered")
-    base_counts = base[0][0] if base else Counter()
+    counts = runs[0][0]
+    ops_tok = sum(counts.values()) / steps
+    row = {"ops_per_token": ops_tok, "self_us_per_token": med_us(), "sites": sites}
+    steer = [k for k in counts if k.startswith("steerfast::")]
+    if steer:
+        calls = sum(counts[k] for k in steer) / steps
+        us = sum(med_us(k) for k in steer)
+        row.update(
+            {
+                "steer_op_calls_per_token": calls,
+                "steer_op_us_per_token": us,
+                "steer_op_us_per_call": us / calls if calls else None,
+            }
+        )
+    if base is None:
+        return row
+    base_counts = base[0][0]
+    delta = Counter({k: (counts[k] - base_counts.get(k, 0)) / steps for k in set(counts) | set(base_counts)})
+    added = [k for k, n in delta.items() if n > 0]
+    # time of the ops steering adds: for each op kind whose count grows, the added calls times
+    # that kind's mean self time per call in this variant (differences of totals would drown in
+    # the noise of the model's own ops)
+    d_us = sum(delta[k] * med_us(k) * steps / counts[k] for k in added if counts[k])
+    row["added_us_by_op"] = {
+        k: round(delta[k] * med_us(k) * steps / counts[k], 1)
+        for k in sorted(added, key=lambda k: -delta[k])[:12]
+        if counts[k]
+    }
+    d_ops = ops_tok - sum(base_counts.values()) / steps
+    row.update(
+        {
+            "added_ops_per_token": d_ops,
+            "added_us_per_token": d_us,
+            "added_ops_per_site": d_ops / sites if sites else None,
+            "added_us_per_site": d_us / sites if sites else None,
+        }
+    )
+    row["top_added_ops"] = {k: n for k, n in delta.most_common(8) if n > 0}
+    return row
+
+
+def breakdown(model, steps: int = 8, rounds: int = 3, variants=VARIANTS) -> dict:
+    plans = PlanCache(model)
+    built = [build_variant(model, name, plans, 1) for name in variants]
+    per = _profiled_runs(model, built, steps, rounds)
+    out: dict = {"steps": steps, "rounds": rounds, "batch": 1, "prompt": DECODE_PROMPT, "variants": {}}
+    base = per.get("unsteered") or None
     for v in built:
         row = {"status": v.status, "reason": v.reason}
         if v.ok and per.get(v.name):
-            runs = per[v.name]
-            counts = runs[0][0]
-            ops_tok = sum(counts.values()) / steps
             sites = site_count(plans.plan(v.sites)) if v.sites else 0
-            row.update({"ops_per_token": ops_tok, "self_us_per_token": med_us(runs), "sites": sites})
-            steer = [k for k in counts if k.startswith("steerfast::")]
-            if steer:
-                calls = sum(counts[k] for k in steer) / steps
-                us = sum(med_us(runs, k) for k in steer)
-                row.update(
-                    {
-                        "steer_op_calls_per_token": calls,
-                        "steer_op_us_per_token": us,
-                        "steer_op_us_per_call": us / calls if calls else None,
-                    }
-                )
-            if base and v.name != "unsteered":
-                delta = Counter(
-                    {k: (counts[k] - base_counts.get(k, 0)) / steps for k in set(counts) | set(base_counts)}
-                )
-                added = [k for k, n in delta.items() if n > 0]
-                # time of the ops steering adds: for each op kind whose count grows, the added
-                # calls times that kind's mean self time per call in this variant (differences
-                # of totals would drown in the noise of the model's own ops)
-                d_us = sum(delta[k] * med_us(runs, k) * steps / counts[k] for k in added if counts[k])
-                row["added_us_by_op"] = {
-                    k: round(delta[k] * med_us(runs, k) * steps / counts[k], 1)
-                    for k in sorted(added, key=lambda k: -delta[k])[:12]
-                    if counts[k]
-                }
-                d_ops = ops_tok - sum(base_counts.values()) / steps
-                row.update(
-                    {
-                        "added_ops_per_token": d_ops,
-                        "added_us_per_token": d_us,
-                        "added_ops_per_site": d_ops / sites if sites else None,
-                        "added_us_per_site": d_us / sites if sites else None,
-                    }
-                )
-                row["top_added_ops"] = {k: n for k, n in delta.most_common(8) if n > 0}
+            row.update(_row(per[v.name], base if v.name != "unsteered" else None, steps, sites))
         out["variants"][v.name] = row
         v.close()
     return out

@@ -22,7 +22,8 @@ from .. import ops
 from ..hooks import apply_hooks
 from ..timing import interleaved, interleaved_steps, quantile
 from .compiled import check_against_hooks, compile_prefill, compiled_decode
-from .matrix import BIG_LLAMA, DECODE_PROMPT, MODELS, NOT_IN_MATRIX, Group
+from .inputs import DECODE_PROMPT, prompt_ids
+from .matrix import BIG_LLAMA, MODELS, NOT_IN_MATRIX, Group
 from .peers import PEERS, peer_status
 from .variants import PlanCache, Variant, build_variant, clone_sharing_weights, fused_reason, select_backend
 
@@ -58,13 +59,6 @@ def get_model(name: str):
     return _MODELS[name]
 
 
-def _ids(model, batch: int, length: int, seed: int) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    vocab = model.config.vocab_size
-    lo = min(100, vocab // 4)  # clear of the special tokens at the start of real vocabs
-    return torch.randint(lo, vocab - lo, (batch, length), generator=gen)
-
-
 # --- equivalence ----------------------------------------------------------------------
 def _logits(model, ids) -> torch.Tensor:
     with torch.no_grad():
@@ -79,7 +73,7 @@ def equivalence(base, variants: list[Variant], plans: PlanCache, batch: int) -> 
     """
     import steerfast
 
-    probe = _ids(base, batch, PROBE_LEN, seed=7)
+    probe = prompt_ids(base, batch, PROBE_LEN, seed=7)
     oracle: dict = {None: _logits(base, probe)}
     fused: dict = {}
     for v in variants:
@@ -130,6 +124,89 @@ def _noise(results: dict) -> float:
     return max(abs(statistics.median(r) - 1.0), quantile(r, 0.75) - quantile(r, 0.25))
 
 
+def _prefill_samples(group: Group, base, built: list[Variant], before, clock: str) -> dict:
+    """One timed forward of (batch, length) prompt tokens per variant per round, interleaved."""
+    ids = prompt_ids(base, group.batch, group.length, seed=1)
+    calls = {}
+    for v in built:
+        if not v.ok:
+            continue
+        calls[v.name] = lambda v=v: v.model(input_ids=ids, use_cache=False, logits_to_keep=1)
+        if group.engine == "compile":
+            compile_prefill(v, calls[v.name])
+            if not v.ok:
+                del calls[v.name]
+    return interleaved(
+        calls, rounds=group.rounds, warmup=group.warmup, before=before, rotate=True, clock=clock
+    )
+
+
+def _decode_step(base, v: Variant, prompt):
+    """v's decode step after an untimed prefill of `prompt` into its own cache (None: it failed)."""
+    from transformers import DynamicCache
+
+    try:
+        select_backend(v)
+        state = {"cache": DynamicCache(config=base.config)}
+        out = v.model(input_ids=prompt, past_key_values=state["cache"], use_cache=True, logits_to_keep=1)
+        state["next"] = out.logits[:, -1:].argmax(-1)
+    except Exception as exc:
+        v.status, v.reason = "failed", f"prefill: {type(exc).__name__}: {exc}"
+        return None
+
+    def step():
+        o = v.model(input_ids=state["next"], past_key_values=state["cache"], use_cache=True)
+        state["next"] = o.logits[:, -1:].argmax(-1)
+
+    return step
+
+
+def _decode_samples(group: Group, base, built: list[Variant], before, clock: str) -> dict:
+    """Round i times greedy decode step i of every variant, after the same DECODE_PROMPT prefill."""
+    prompt = prompt_ids(base, group.batch, DECODE_PROMPT, seed=2)
+    steps = {}
+    for v in built:
+        if not v.ok:
+            continue
+        if group.engine == "compile":
+            compiled_decode(v, prompt, group.length + group.warmup, steps)
+            continue
+        step = _decode_step(base, v, prompt)
+        if step is not None:
+            steps[v.name] = step
+    if group.engine == "compile":
+        check_against_hooks(built, steps)
+    return interleaved_steps(steps, steps=group.length, warmup=group.warmup, before=before, clock=clock)
+
+
+def _variant_row(v: Variant, samples: dict) -> dict:
+    """One variant's result: its timings and its ratios to the unsteered case and to hooks."""
+    row = {"kind": v.kind, "sites": v.sites, "status": v.status, "reason": v.reason, **v.info}
+    s = samples.get(v.name)
+    if not (v.ok and s):
+        return row
+    row.update({k: s[k] for k in ("median", "min", "max", "p25", "p75")})
+    row["n"] = len(s["samples"])
+    row["samples"] = [round(x, 7) for x in s["samples"]]
+    # ratios are medians of per-round paired ratios (each round times every variant
+    # side by side, so load that hits a round hits all its variants alike)
+    base_median = samples.get("unsteered", {}).get("median")
+    if base_median:
+        r = paired(s["samples"], samples["unsteered"]["samples"])
+        row["ratio"] = statistics.median(r)
+        row["ratio_min"], row["ratio_max"] = min(r), max(r)
+        row["ratio_of_medians"] = s["median"] / base_median
+    hooks = samples.get(f"hooks[{v.sites}]") if v.sites else None
+    if hooks and v.kind != "hooks":
+        row["ratio_vs_hooks"] = statistics.median(paired(s["samples"], hooks["samples"]))
+    for c in ("wall", "cpu"):  # both clocks, whichever is primary
+        sc, bc = s[c], samples.get("unsteered", {}).get(c)
+        row[c] = {k: sc[k] for k in ("median", "min", "max")}
+        if bc:
+            row[c]["ratio"] = statistics.median(paired(sc["samples"], bc["samples"]))
+    return row
+
+
 def run_group(group: Group, threads: int, clock: str = "cpu") -> dict:
     t_start = time.perf_counter()
     base = get_model(group.model)
@@ -143,81 +220,14 @@ def run_group(group: Group, threads: int, clock: str = "cpu") -> dict:
     def before(name: str) -> None:
         select_backend(by_name[name])
 
-    samples: dict = {}
     with torch.no_grad():
-        if group.phase == "prefill":
-            ids = _ids(base, group.batch, group.length, seed=1)
-            calls = {}
-            for v in built:
-                if not v.ok:
-                    continue
-                calls[v.name] = lambda v=v: v.model(input_ids=ids, use_cache=False, logits_to_keep=1)
-                if group.engine == "compile":
-                    compile_prefill(v, calls[v.name])
-                    if not v.ok:
-                        del calls[v.name]
-            samples = interleaved(
-                calls, rounds=group.rounds, warmup=group.warmup, before=before, rotate=True, clock=clock
-            )
-        else:
-            from transformers import DynamicCache
-
-            prompt = _ids(base, group.batch, DECODE_PROMPT, seed=2)
-            steps = {}
-            for v in built:
-                if not v.ok:
-                    continue
-                if group.engine == "compile":
-                    compiled_decode(v, prompt, group.length + group.warmup, steps)
-                    continue
-                try:
-                    select_backend(v)
-                    state = {"cache": DynamicCache(config=base.config)}
-                    out = v.model(
-                        input_ids=prompt, past_key_values=state["cache"], use_cache=True, logits_to_keep=1
-                    )
-                    state["next"] = out.logits[:, -1:].argmax(-1)
-                except Exception as exc:
-                    v.status, v.reason = "failed", f"prefill: {type(exc).__name__}: {exc}"
-                    continue
-
-                def step(v=v, state=state):
-                    o = v.model(input_ids=state["next"], past_key_values=state["cache"], use_cache=True)
-                    state["next"] = o.logits[:, -1:].argmax(-1)
-
-                steps[v.name] = step
-            if group.engine == "compile":
-                check_against_hooks(built, steps)
-            samples = interleaved_steps(
-                steps, steps=group.length, warmup=group.warmup, before=before, clock=clock
-            )
+        timed = _prefill_samples if group.phase == "prefill" else _decode_samples
+        samples = timed(group, base, built, before, clock)
     ops.set_backend("auto")
 
-    base_median = samples.get("unsteered", {}).get("median")
     out_variants = {}
     for v in built:
-        row = {"kind": v.kind, "sites": v.sites, "status": v.status, "reason": v.reason, **v.info}
-        s = samples.get(v.name)
-        if v.ok and s:
-            row.update({k: s[k] for k in ("median", "min", "max", "p25", "p75")})
-            row["n"] = len(s["samples"])
-            row["samples"] = [round(x, 7) for x in s["samples"]]
-            # ratios are medians of per-round paired ratios (each round times every variant
-            # side by side, so load that hits a round hits all its variants alike)
-            if base_median:
-                r = paired(s["samples"], samples["unsteered"]["samples"])
-                row["ratio"] = statistics.median(r)
-                row["ratio_min"], row["ratio_max"] = min(r), max(r)
-                row["ratio_of_medians"] = s["median"] / base_median
-            hooks = samples.get(f"hooks[{v.sites}]") if v.sites else None
-            if hooks and v.kind != "hooks":
-                row["ratio_vs_hooks"] = statistics.median(paired(s["samples"], hooks["samples"]))
-            for c in ("wall", "cpu"):  # both clocks, whichever is primary
-                sc, bc = s[c], samples.get("unsteered", {}).get(c)
-                row[c] = {k: sc[k] for k in ("median", "min", "max")}
-                if bc:
-                    row[c]["ratio"] = statistics.median(paired(sc["samples"], bc["samples"]))
-        out_variants[v.name] = row
+        out_variants[v.name] = _variant_row(v, samples)
         v.close()
     by_name.clear()
     del built

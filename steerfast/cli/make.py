@@ -51,8 +51,8 @@ def add_parser(sub) -> None:
 
     l = _recipe(recipes, "laai", "learned attention-output biases from (prompt, target) demonstrations")
     l.add_argument("--layers", type=_layers, default="all", help="'all' or comma-separated layer indices")
-    l.add_argument("--steps", type=int, default=60)
-    l.add_argument("--lr", type=float, default=0.05)
+    l.add_argument("--steps", type=int, default=None, help="training steps (default: LaaiConfig's, 60)")
+    l.add_argument("--lr", type=float, default=None, help="learning rate (default: LaaiConfig's, 0.05)")
     l.add_argument("--seed", type=int, default=0)
 
     g = _recipe(
@@ -157,9 +157,11 @@ def _sadi(model, tok, data, args):
 
 
 def _laai(model, tok, data, args):
-    from ..recipes import laai
+    from ..recipes.laai import LaaiConfig, laai
 
-    return laai(model, tok, data, layers=args.layers, steps=args.steps, lr=args.lr, seed=args.seed)
+    given = {"steps": args.steps, "lr": args.lr}
+    config = LaaiConfig(layers=args.layers).replace(**{k: v for k, v in given.items() if v is not None})
+    return laai(model, tok, data, config, seed=args.seed)
 
 
 def _ablation(model, tok, data, args):

@@ -46,11 +46,14 @@ def greedy_completions(
     batch_size: int = 32,
     desc: str = "generate",
     progress: bool = True,
+    min_new_tokens: int | None = None,
 ) -> list[str]:
-    """The decoded greedy continuation of each prompt (prompt tokens excluded)."""
+    """The decoded greedy continuation of each prompt (prompt tokens excluded): the one greedy
+    loop of the package (tune/completions.py runs it too). `min_new_tokens` keeps a row going
+    past EOS (the tune scores completions of one length)."""
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    rows = tokenize_texts(tokenizer, prompts)
+    rows = tokenize_texts(tokenizer, list(prompts))
     out: list[str] = []
     for chunk in batches(rows, batch_size, desc, progress):
         ids, mask, _ = left_padded(chunk, pad, device)
@@ -58,6 +61,7 @@ def greedy_completions(
             ids,
             attention_mask=mask,
             max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens,
             do_sample=False,
             pad_token_id=pad,
             num_beams=1,

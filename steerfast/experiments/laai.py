@@ -56,16 +56,18 @@ class Runner:
 
 
 def laai_cell(r: Runner, task_name: str, seed: int, n_demos: int, test_limit: int, hyper: dict) -> dict:
-    """One LAAI cell from its stored settings: train on the seed's demos, score the test items."""
+    """One LAAI cell from its stored settings (`hyper`: LaaiConfig fields, as the results JSON
+    records them): train on the seed's demos, score the test items."""
     from ..errors import PlanError
     from ..evaluate.fv_tasks import load_task
-    from ..recipes.laai import laai
+    from ..recipes.laai import LaaiConfig, laai
 
     task = load_task(task_name, n_demos, seed)
     items = _limit(task.test, test_limit)
     t = time.time()
     try:
-        plan = laai(r.model, r.tok, r.train_pairs(task.demos), seed=seed, progress=False, **hyper)
+        config = LaaiConfig(**hyper)
+        plan = laai(r.model, r.tok, r.train_pairs(task.demos), config, seed=seed, progress=False)
     except PlanError as exc:  # e.g. the group lasso zeroed every head: the user gets no plan
         return {"no_plan": str(exc), "seconds": time.time() - t}
     got = r.outcomes([r.fmt.zero_shot(x) for x, _ in items], [y for _, y in items], plan, f"{task_name} LAAI")
@@ -83,11 +85,11 @@ def laai_cell(r: Runner, task_name: str, seed: int, n_demos: int, test_limit: in
 
 def _task(r: Runner, name: str, args) -> dict:
     from ..evaluate.fv_tasks import load_task
-    from ..recipes.laai import DEFAULTS, laai
+    from ..recipes.laai import LaaiConfig, laai
     from ..recipes.laai_select import NoGainError
     from .laai_report import cell_summary
 
-    hyper = {k: v for k, v in DEFAULTS.items()}
+    hyper = LaaiConfig().as_dict()
     base = load_task(name, args.demos, 0)
     items = _limit(base.test, args.test_limit)
     prompts, expected = [r.fmt.zero_shot(x) for x, _ in items], [y for _, y in items]
@@ -136,7 +138,7 @@ def run(args) -> int:
 
     from ..evaluate.fv_tasks import get_format
     from ..models import load
-    from ..recipes.laai import DEFAULTS
+    from ..recipes.laai import LaaiConfig
     from ..recipes.laai_select import CANDIDATES
     from .laai_report import markdown
 
@@ -159,7 +161,7 @@ def run(args) -> int:
         "dev_limit": args.dev_limit,
         "seeds": list(args.seeds),
         "select": bool(args.select),
-        "laai_defaults": dict(DEFAULTS),
+        "laai_defaults": LaaiConfig().as_dict(),
         "candidates": [list(c) for c in CANDIDATES],
         "command": args.command_line,
         "tasks": {},

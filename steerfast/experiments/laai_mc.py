@@ -2,7 +2,7 @@
 
 Per task (knobs per model from experiments/sadi_study.KNOBS, so the unsteered model sits near
 55-80%) and seed: 5 demonstrations = 5 calib items (shuffled by the seed), each (prompt, its
-correct option); LAAI (recipes/laai.py DEFAULTS) trains on them. Conditions, all scored on the
+correct option); LAAI (recipes/laai_config.py LaaiConfig()) trains on them. Conditions, all scored on the
 same test items with the prefix-cached scorer (evaluate/fast.py):
   none      the task's prompt, unsteered (the prompts already hold the task's own shots)
   ICL       the 5 demonstrations written before the prompt, unsteered (first seed only: ~6x
@@ -31,7 +31,7 @@ def run_task(model, tok, model_name: str, name: str, args, log=print) -> dict:
     from ..errors import PlanError
     from ..evaluate.fast import PrefixScorer
     from ..evaluate.tasks import build
-    from ..recipes.laai import DEFAULTS, laai
+    from ..recipes.laai import LaaiConfig, laai
     from ..recipes.laai_select import NoGainError
     from .laai_report import cell_summary
     from .sadi_study import KNOBS
@@ -95,7 +95,7 @@ def run_task(model, tok, model_name: str, name: str, args, log=print) -> dict:
         log(
             f"[{model_name}/{name}] dev choice: {out['selected'].get('refused') or out['selected']['selection']['chosen']}"
         )
-    out["laai_defaults"] = dict(DEFAULTS)
+    out["laai_defaults"] = LaaiConfig().as_dict()
     out["seconds"] = time.time() - t0
     return out
 

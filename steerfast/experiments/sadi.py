@@ -55,6 +55,37 @@ def _acc(a: Accuracy) -> dict:
     return {"correct": a.correct, "total": a.total, "value": a.value, "low": lo, "high": hi}
 
 
+def _sadi_candidates(model, scores, element: str, cfg: SweepConfig) -> list[tuple[dict, SteeringPlan]]:
+    """SADI-`element` at every (K, δ) of the sweep."""
+    cands = []
+    for k in cfg.k[element]:
+        units = top_k(scores.scores[element], k)
+        for d in cfg.delta[element]:
+            params = {"k": k, "delta": d, "units": [list(u) for u in units]}
+            plan = mask_plan(model, element, units, d, cfg.positions, scores.head_dim, f"sadi-{element}")
+            cands.append((params, plan))
+    return cands
+
+
+def _caa_candidates(model, scores, cfg: SweepConfig) -> list[tuple[dict, SteeringPlan]]:
+    """CAA from the same forward passes, at the sweep's layer fractions and coefficients."""
+    L = len(scores.residual)
+    layers = sorted({max(1, min(L - 1, round(f * L))) for f in cfg.caa_layers})
+    return [({"layer": l, "coeff": c}, caa_plan(model, scores, l, c)) for l in layers for c in cfg.caa_coeffs]
+
+
+def _fixed_candidates(model, scores, head: dict, cfg: SweepConfig) -> list[tuple[dict, SteeringPlan]]:
+    """The fixed-vector baseline on SADI-Head's chosen heads, at each coefficient of the sweep."""
+    units = [tuple(u) for u in head["units"]]
+    return [
+        (
+            {"k": head["k"], "coeff": c, "units": head["units"]},
+            fixed_vector_plan(model, scores, "head", units, c, cfg.positions),
+        )
+        for c in cfg.fixed_coeffs
+    ]
+
+
 def run_task(
     model, tokenizer, task: str, cfg: SweepConfig, progress: bool = True, log: Callable[[str], None] = print
 ) -> dict:
@@ -94,43 +125,16 @@ def run_task(
     report("none", {}, None, on(dev, enc_dev, None))
     chosen = {}
     for element in ELEMENTS:
-        cands = []
-        for k in cfg.k[element]:
-            units = top_k(scores.scores[element], k)
-            for d in cfg.delta[element]:
-                params = {"k": k, "delta": d, "units": [list(u) for u in units]}
-                cands.append(
-                    (
-                        params,
-                        mask_plan(
-                            model, element, units, d, cfg.positions, scores.head_dim, f"sadi-{element}"
-                        ),
-                    )
-                )
+        cands = _sadi_candidates(model, scores, element, cfg)
         params, plan, dev_acc = pick(f"sadi-{element}", cands)
         chosen[element] = params
         report(f"sadi-{element}", params, plan, dev_acc)
 
-    L = len(scores.residual)
-    layers = sorted({max(1, min(L - 1, round(f * L))) for f in cfg.caa_layers})
-    params, plan, dev_acc = pick(
-        "caa",
-        [({"layer": l, "coeff": c}, caa_plan(model, scores, l, c)) for l in layers for c in cfg.caa_coeffs],
-    )
+    params, plan, dev_acc = pick("caa", _caa_candidates(model, scores, cfg))
     report("caa", params, plan, dev_acc)
 
     head = chosen["head"]
-    units = [tuple(u) for u in head["units"]]
-    params, plan, dev_acc = pick(
-        "fixed-vector",
-        [
-            (
-                {"k": head["k"], "coeff": c, "units": head["units"]},
-                fixed_vector_plan(model, scores, "head", units, c, cfg.positions),
-            )
-            for c in cfg.fixed_coeffs
-        ],
-    )
+    params, plan, dev_acc = pick("fixed-vector", _fixed_candidates(model, scores, head, cfg))
     report("fixed-vector", params, plan, dev_acc)
 
     plan = random_mask(model, scores, "head", head["k"], head["delta"], cfg.positions, cfg.seed)

@@ -21,9 +21,14 @@ from collections.abc import Callable
 import torch
 
 from ..errors import PlanError
+from ..evaluate.selection import choose
 from ..plan import SteeringPlan
+from ..runtime.patch import patch
+from .checks import check_number
+from .laai_config import LaaiConfig
+from .laai_train import train_plan
 
-# (name, overrides of laai's keyword arguments). λ2 is in gradient units (recipes/laai.py); on
+# (name, overrides of the LaaiConfig settings; "seed" too). λ2 is in gradient units (recipes/laai.py); on
 # SmolLM2-135M, fv_antonym, the heads kept were 270/270, 129/270, 67/270 and 23/270.
 CANDIDATES: tuple[tuple[str, dict], ...] = (
     ("l2=1e-3", {"l2": 1e-3}),
@@ -54,8 +59,6 @@ def dev_scorer(model, tokenizer, dev) -> Callable[[SteeringPlan | None], torch.T
                 )
         return PrefixScorer(model, tokenizer, dev, "full").correct
     if all(isinstance(d, (tuple, list)) and len(d) == 2 and all(isinstance(x, str) for x in d) for d in dev):
-        import steerfast
-
         from ..evaluate.generation import greedy_completions, is_match
 
         prompts, targets = [p for p, _ in dev], [t for _, t in dev]
@@ -68,7 +71,7 @@ def dev_scorer(model, tokenizer, dev) -> Callable[[SteeringPlan | None], torch.T
             if plan is None:
                 completions = run()
             else:
-                with steerfast.patch(model, plan):
+                with patch(model, plan):
                     completions = run()
             return torch.tensor([is_match(c, t) for c, t in zip(completions, targets)])
 
@@ -76,11 +79,18 @@ def dev_scorer(model, tokenizer, dev) -> Callable[[SteeringPlan | None], torch.T
     raise PlanError("dev must be (prompt, target) string pairs or dicts {prompt, options, answer}, not a mix")
 
 
-def select(model, tokenizer, demos, dev, kw: dict, candidates=None, alpha: float = 0.05) -> SteeringPlan:
-    from ..evaluate.selection import choose
-    from .checks import check_number
-    from .laai import laai
-
+def select(
+    model,
+    tokenizer,
+    demos,
+    dev,
+    config: LaaiConfig,
+    seed: int = 0,
+    progress: bool = True,
+    candidates=None,
+    alpha: float = 0.05,
+) -> SteeringPlan:
+    """The best candidate setting (overrides of `config`) that beats no steering on dev, or NoGainError."""
     check_number(alpha, "alpha", minimum=0.0, strict=True)
     candidates = list(CANDIDATES if candidates is None else candidates)
     if not candidates or not all(
@@ -91,10 +101,10 @@ def select(model, tokenizer, demos, dev, kw: dict, candidates=None, alpha: float
     base = score(None)
     scored, plans, failed = [], {}, []
     for name, over in candidates:
+        over = dict(over)
+        cand_seed = over.pop("seed", seed)
         try:
-            plan = laai(model, tokenizer, demos, **dict(kw, **over))
-        except NoGainError:
-            raise
+            plan = train_plan(model, tokenizer, demos, config.replace(**over), cand_seed, progress)
         except PlanError as exc:  # e.g. every head zeroed: nothing to steer with
             failed.append({"setting": name, "error": str(exc)})
             continue

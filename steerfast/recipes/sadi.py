@@ -33,6 +33,7 @@ from ..plan import Intervention, SteeringPlan, model_hint
 from ..positions import parse_policy
 from ..tokens import batches, left_padded
 from .checks import check_batch_size, check_number, check_pairs, check_token_ids
+from .sadi_dev import choose_on_dev
 
 ELEMENTS = ("head", "neuron", "hidden")
 SITE_OF = {"head": "attn.heads", "neuron": "mlp.neurons", "hidden": "mlp.out"}
@@ -303,12 +304,12 @@ def sadi(
         scores = mean_differences(model, tokenizer, pairs, batch_size, progress)
     choice = None
     if dev is not None:
-        from .sadi_dev import choose_on_dev
 
-        def candidate(units, k_, d):
-            return mask_plan(model, element, units, d, positions, scores.head_dim, f"sadi-{element}")
+        def candidate(k_, d):
+            units_ = top_k(scores.scores[element], k_)
+            return mask_plan(model, element, units_, d, positions, scores.head_dim, f"sadi-{element}")
 
-        k, delta, choice = choose_on_dev(model, tokenizer, dev, candidate, scores, element, grid, scoring)
+        k, delta, choice = choose_on_dev(model, tokenizer, dev, candidate, element, grid, scoring)
     units = top_k(scores.scores[element], k)
     plan = mask_plan(
         model,

@@ -47,24 +47,20 @@ def choose_on_dev(
     tokenizer,
     dev: Sequence[dict],
     make_plan,
-    scores,
     element: str,
     grid: tuple | None = None,
     scoring: str = "full",
     alpha: float = 0.05,
 ) -> tuple[int, float, Choice]:
-    """(K, δ, choice): make_plan(units, k, delta) builds a candidate plan."""
-    from .sadi import top_k
-
+    """(K, δ, choice): make_plan(k, delta) builds the candidate plan of the top-k units."""
     dev = check_dev(dev)
     ks, ss = grid or DEV_GRID[element]
     scorer = PrefixScorer(model, tokenizer, dev, scoring)
     base = scorer.correct()
     cands = []
     for k in ks:
-        units = top_k(scores.scores[element], k)
         for s in ss:
-            cands.append(({"k": k, "s": s}, scorer.correct(make_plan(units, k, s - 1.0))))
+            cands.append(({"k": k, "s": s}, scorer.correct(make_plan(k, s - 1.0))))
     choice = choose(cands, base, alpha)
     if choice.params is None:
         raise SadiRefused(

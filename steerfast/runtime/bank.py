@@ -21,20 +21,19 @@ from torch import Tensor, nn
 from ..adapters import execution_device, get_adapter
 from ..errors import SteeringError
 from ..plan import SteeringPlan
-from ..positions import CallTracker, parse_policy
+from ..positions import CallTracker
+from .bank_tables import allocate_tables, fill_tables, table_layout, zero_tables
 from .decode import decode_key, row_affines, slot_affines
 from .gates import BankGates
 from .lanes import slot_groups
-from .rows import POLICY_CODES, row_maps
+from .rows import row_maps
 from .steered import (
     ModuleTables,
-    SideTables,
     SteeringState,
     fast_linear_forward,
     fast_path_ok,
-    wrapped_post_hook,
-    wrapped_pre_hook,
 )
+from .wrapped import wrapped_post_hook, wrapped_pre_hook
 
 _HANDLE_ATTR = "_steerfast_handle"
 
@@ -245,15 +244,7 @@ class SteeringBank:
     @_normal_tensors
     def _rebuild(self) -> None:
         groups = slot_groups(self.adapter, self.model, self.plans)
-        lanes = 1 + max([g[1] for g in groups] or [-1])
-        entries = max([iv.entries for p in self.plans if p is not None for iv in p.interventions] or [1])
-        keys: dict[tuple, list] = {}
-        for _slot, lane, _policy, module, side, aff in groups:
-            dim = next(t for t in (aff.mask, aff.bias, aff.dir) if t is not None).shape[1]
-            flags = keys.setdefault((id(module), side, lane), [module, dim, False, False, False])
-            flags[2] |= aff.mask is not None
-            flags[3] |= aff.bias is not None
-            flags[4] |= aff.dir is not None
+        lanes, entries, keys = table_layout(groups, self.plans)
         signature = (lanes, entries, tuple(sorted((k, *v[1:]) for k, v in keys.items())))
         if signature != self._layout:
             self._allocate(lanes, entries, keys)
@@ -289,23 +280,8 @@ class SteeringBank:
         self.entries = entries
         self.lane_code = torch.full((lanes, self.slots), -1, dtype=torch.long, device=self.device)
         self.lane_n = torch.zeros((lanes, self.slots), dtype=torch.long, device=self.device)
-        rows = self.slots * entries
-
-        def zeros(*shape):
-            return torch.zeros(shape, dtype=torch.float32, device=self.device)
-
-        new_tables: dict[int, ModuleTables] = {}
-        for (mid, side, lane), (module, dim, scale, add, ablate) in keys.items():
-            mt = new_tables.setdefault(mid, ModuleTables([None] * lanes, [None] * lanes))
-            st = SideTables(
-                zeros(rows, dim) if scale else None,
-                zeros(rows) if scale else None,
-                zeros(rows, dim) if add else None,
-                zeros(rows) if add else None,
-                zeros(rows, dim) if ablate else None,  # a zero direction leaves a row as it is
-                zeros(rows) if ablate else None,
-            )
-            (mt.inputs if side == "in" else mt.outputs)[lane] = st
+        new_tables = allocate_tables(keys, lanes, self.slots * entries, self.device)
+        for (mid, _side, _lane), (module, *_flags) in keys.items():
             self._modules[mid] = module
         for mid, mt in new_tables.items():
             if all(t is None for t in mt.inputs):
@@ -340,30 +316,10 @@ class SteeringBank:
     def _zero(self) -> None:
         self.lane_code.fill_(-1)
         self.lane_n.zero_()
-        for mt in self._tables.values():
-            for st in mt.inputs + mt.outputs:
-                for t in (st.mask, st.delta, st.bias, st.coef, st.dir, st.alpha) if st is not None else ():
-                    if t is not None:
-                        t.zero_()
+        zero_tables(self._tables)
 
     def _fill(self, groups) -> None:
-        for slot, lane, policy, module, side, aff in groups:
-            name, n = parse_policy(policy)
-            self.lane_code[lane, slot] = POLICY_CODES[name]
-            self.lane_n[lane, slot] = n
-            mt = self._tables[id(module)]
-            st = (mt.inputs if side == "in" else mt.outputs)[lane]
-            lo = slot * self.entries
-            for dst, src in (
-                (st.mask, aff.mask),
-                (st.delta, aff.delta),
-                (st.bias, aff.bias),
-                (st.coef, aff.coef),
-                (st.dir, aff.dir),
-                (st.alpha, aff.alpha),
-            ):
-                if src is not None:
-                    dst[lo : lo + src.shape[0]].copy_(src)
+        fill_tables(self._tables, groups, self.entries, self.lane_code, self.lane_n)
 
     # --- what each module runs -------------------------------------------------------------
     def describe(self) -> list[dict]:

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..plan import Intervention
+from .dense import Dense
 
 
 @dataclass
@@ -71,7 +72,6 @@ def dense_affine(parts: Sequence[Affine], device):
     Parts fold into one (scale, shift) up to an ablation, which ends that Dense step; what
     follows is the next step of the chain (Dense.then).
     """
-    from .decode import Dense
 
     def one(aff: Affine):
         scale = None if aff.mask is None else 1.0 + aff.delta[0] * aff.mask[0]

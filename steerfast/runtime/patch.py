@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import SteeringError
-from ..plan import Intervention, SteeringPlan
+from ..plan import SteeringPlan
 from .bank import SteeringBank
 
 
@@ -25,26 +25,9 @@ class PatchHandle:
         return self.bank.active
 
     def set_strength(self, value: float, index: int | None = None) -> None:
-        """Every intervention's strength, or only intervention `index`'s; written in place."""
-        n = len(self.plan.interventions)
-        if index is not None and (
-            isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n
-        ):
-            raise SteeringError(
-                f"index must be an int in 0..{n - 1} (the plan's interventions), got {index!r}"
-            )
-        ivs = [
-            Intervention(
-                iv.layer,
-                iv.site,
-                iv.kind,
-                iv.tensor,
-                iv.positions,
-                value if index is None or i == index else iv.strength,
-            )
-            for i, iv in enumerate(self.plan.interventions)
-        ]
-        self.plan = SteeringPlan(ivs, self.plan.method, self.plan.model, self.plan.meta, self.plan.condition)
+        """Every intervention's strength, or only intervention `index`'s (SteeringPlan.with_strength);
+        written in place."""
+        self.plan = self.plan.with_strength(value, index)
         self.bank.load(0, self.plan)
 
     def revert(self) -> None:

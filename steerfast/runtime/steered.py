@@ -1,10 +1,11 @@
-"""The two realisations of a patched module.
+"""The two realisations of a patched module: the fast one here, the wrapped one in
+runtime/wrapped.py (on the row ops and tables defined here).
 
 * fast (`install_fast`): for a plain `nn.Linear` with a plain weight and nothing else
   installed, `forward` is replaced by prologue -> linear -> epilogue with the fused paths
   (the fused small-M linear, the projection's own bias carrying an add, in-place edits of a
   temporary input, whole-tensor decode realisations).
-* wrapped (`install_wrapped`): for anything else (Conv1D, norms, embeddings, MoE blocks, PEFT
+* wrapped (runtime/wrapped.py): for anything else (Conv1D, norms, embeddings, MoE blocks, PEFT
   or bitsandbytes layers, accelerate-offloaded or tensor-parallel modules) a forward pre-hook
   edits the input and a forward hook edits the output, around whatever forward the module has
   now, so its own wrappers (accelerate's weight loading, HF TP's all-reduce) still run and
@@ -25,8 +26,7 @@ from torch.nn.modules import module as mm
 
 from .. import ops
 from ..errors import SteeringError
-from .decode import Dense
-from .shard import shard_columns
+from .dense import Dense
 
 
 @dataclass
@@ -376,86 +376,6 @@ def fast_linear_forward(module: nn.Linear, state: SteeringState, tables: ModuleT
         return y.view(*lead, y.shape[-1])
 
     return forward
-
-
-# --- the wrapped realisation -------------------------------------------------------------------
-def _wrapped_tables(tables: ModuleTables, side: str, rows: Tensor, module: nn.Module) -> list:
-    lanes = tables.inputs if side == "in" else tables.outputs
-    first = next((t for t in lanes if t is not None), None)
-    full = first.any_table().shape[1]
-    columns = shard_columns(module, rows.shape[-1], full) if side == "in" else None
-    if columns is None:
-        return _local(tables, side, rows.device)
-    key = (side, rows.device, columns.start, columns.stop)
-    if key not in tables.cache:
-        tables.cache[key] = [None if t is None else t.derived(rows.device, columns) for t in lanes]
-    return tables.cache[key]
-
-
-def _dense_shard(tables: ModuleTables, dense: Dense, side: str, rows: Tensor, module) -> Dense:
-    full = dense.any_table().shape[-1]
-    columns = shard_columns(module, rows.shape[-1], full) if side == "in" else None
-    if columns is None:
-        return _on_device(tables, dense, side, rows.device)
-    key = ("dense", side, rows.device, columns.start, columns.stop)
-    if key not in tables.cache:
-        if not dense.plain:
-            raise SteeringError(
-                "an ablation cannot run on a tensor-parallel input shard (it needs the whole row)"
-            )
-        cut = lambda t: None if t is None else t[..., columns].to(rows.device).contiguous()  # noqa: E731
-        tables.cache[key] = Dense(cut(dense.scale), cut(dense.shift), dense.rows)
-    return tables.cache[key]
-
-
-def _is_dtensor(t) -> bool:
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:  # a torch built without distributed
-        return False
-    return isinstance(t, DTensor)
-
-
-def _steer_copy(state: SteeringState, tables: ModuleTables, side: str, t: Tensor, module) -> Tensor:
-    if _is_dtensor(t):
-        raise SteeringError(
-            f"{type(module).__name__} {'input' if side == 'in' else 'output'} is a "
-            f"{type(t).__name__}, not a plain tensor: steerfast cannot steer it"
-        )
-    if not state.dense and torch.compiler.is_compiling():
-        rows = _applied(state, t.reshape(-1, t.shape[-1]), _wrapped_tables(tables, side, t, module))
-        return rows.view(t.shape)
-    rows = t.reshape(-1, t.shape[-1]).clone(memory_format=torch.contiguous_format)
-    if state.dense:
-        dense = tables.dense_in if side == "in" else tables.dense_out
-        if dense is not None:
-            _dense_(rows, _dense_shard(tables, dense, side, rows, module))
-    else:
-        _apply(state, rows, _wrapped_tables(tables, side, rows, module))
-    return rows.view(t.shape)
-
-
-def wrapped_pre_hook(state: SteeringState, tables: ModuleTables):
-    def pre(module, args, kwargs):
-        if not tables.live or not tables.inputs:
-            return None
-        if args:
-            return (_steer_copy(state, tables, "in", args[0], module),) + tuple(args[1:]), kwargs
-        name = next(iter(kwargs))
-        return args, {**kwargs, name: _steer_copy(state, tables, "in", kwargs[name], module)}
-
-    return pre
-
-
-def wrapped_post_hook(state: SteeringState, tables: ModuleTables):
-    def post(module, args, out):
-        if not tables.live or not tables.outputs:
-            return None
-        if isinstance(out, tuple):  # e.g. an MoE block returning (hidden, router logits)
-            return (_steer_copy(state, tables, "out", out[0], module),) + out[1:]
-        return _steer_copy(state, tables, "out", out, module)
-
-    return post
 
 
 def fast_path_ok(module: nn.Module) -> bool:
