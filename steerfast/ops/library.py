@@ -10,8 +10,8 @@ On import (cheap: no compiler runs):
    version under ``$STEERFAST_CACHE/build/<torch>/<key>``, removes itself and re-dispatches
    to the compiled kernel. If the build fails (no compiler, no ninja, ``STEERFAST_DISABLE_CPP=1``)
    the reference becomes the CPU kernel and a warning names the reason;
-4. when CUDA is present and Triton imports, the Triton kernels (kernels/, packaged as
-   ``steerfast.kernels``) become the CUDA kernels.
+4. when CUDA is present and Triton imports, the Triton kernels (kernels/, imported as
+   ``steerfast.kernels`` by kernel_modules.py) become the CUDA kernels.
 
 The build is guarded by an flock (released by the kernel if the builder dies, so a killed
 build never blocks later ones; torch's own lock file left by it is removed), and the cached
@@ -22,7 +22,6 @@ library is loaded only if its SHA-256 matches the one recorded after the last go
 from __future__ import annotations
 
 import hashlib
-import importlib
 import importlib.util
 import os
 import shutil
@@ -34,7 +33,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from . import reference
+from . import kernel_modules, reference
 
 ROWS_SCHEMA = (
     "steer_rows_(Tensor(a!) y, Tensor slots, Tensor? mask, Tensor? delta, Tensor? bias, Tensor? coef) -> ()"
@@ -331,47 +330,12 @@ def _register() -> None:
             return None
 
 
-def kernels_dir() -> Path:
-    """The directory of the Triton kernels package, found without importing it."""
-    try:
-        spec = importlib.util.find_spec("steerfast.kernels")
-        if spec is not None and spec.submodule_search_locations:
-            return Path(list(spec.submodule_search_locations)[0])
-    except ImportError:
-        pass
-    return _REPO / "kernels"
-
-
-def import_kernels():
-    """The Triton kernels package: ``steerfast.kernels`` when installed, else <repo>/kernels."""
-    try:
-        return importlib.import_module("steerfast.kernels")
-    except ImportError:
-        pass
-    if "steerfast.kernels" in sys.modules:
-        return sys.modules["steerfast.kernels"]
-    init = kernels_dir() / "__init__.py"
-    spec = importlib.util.spec_from_file_location(
-        "steerfast.kernels", init, submodule_search_locations=[str(init.parent)]
-    )
-    if spec is None or spec.loader is None:
-        raise ImportError(f"steerfast.kernels not found (looked in {init.parent})")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["steerfast.kernels"] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules["steerfast.kernels"]
-        raise
-    return module
-
-
 def _register_triton() -> None:
     global _triton_registered, _triton_reason
     if not torch.cuda.is_available():
         return
     try:
-        kernels = import_kernels()
+        kernels = kernel_modules.load()
         lib = torch.library.Library("steerfast", "IMPL")
         lib.impl("steer_rows_", kernels.steer_rows_, "CUDA")
         lib.impl("steer_linear", kernels.steer_linear, "CUDA")

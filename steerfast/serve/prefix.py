@@ -32,8 +32,9 @@ import threading
 from dataclasses import dataclass, field
 
 from ..errors import SteeringError
+from . import internals
 
-TESTED_TRANSFORMERS = "5.24.0"
+TESTED_TRANSFORMERS = internals.CHECKED_RANGE  # the releases this was checked against
 
 
 def config_salt(key) -> int | None:
@@ -106,58 +107,14 @@ def reads_whole_prompt(plan) -> bool:
 
 
 def check_internals() -> None:
-    """Raise naming the transformers version if what KeyedPrefixCache relies on is gone: the
-    two methods it overrides (same parameters), their callers, and the ledger / allocator
-    members it uses."""
-    import inspect
-
-    import transformers
-
-    problems = []
+    """Raise naming the transformers version if what KeyedPrefixCache relies on is gone
+    (serve/internals.py's PREFIX table: the two methods it overrides with their parameters,
+    their callers, the ledger / allocator members it uses) or the version is outside the
+    range it was checked against."""
     try:
-        from transformers.generation.continuous_batching import cache as cache_mod
-        from transformers.generation.continuous_batching import continuous_api, scheduler
-        from transformers.generation.continuous_batching.cache_allocators import cache_allocator as ca
-    except ImportError as exc:
-        problems.append(f"continuous batching modules moved ({exc})")
-    else:
-
-        def need(obj, name, params=None):
-            fn = getattr(obj, name, None)
-            if fn is None:
-                problems.append(f"{obj.__name__}.{name} is gone")
-            elif params is not None and list(inspect.signature(fn).parameters) != params:
-                problems.append(f"{obj.__name__}.{name}{tuple(inspect.signature(fn).parameters)}")
-
-        def calls(obj, name, callee):
-            fn = getattr(obj, name, None)
-            if fn is None or f".{callee}(" not in inspect.getsource(fn):
-                problems.append(f"{obj.__name__}.{name} no longer calls {callee}")
-
-        cache_cls = getattr(cache_mod, "PagedAttentionCache", None)
-        if cache_cls is None:
-            problems.append("cache.PagedAttentionCache is gone")
-        else:
-            need(cache_cls, "search_prefix_match", ["self", "request_id", "prompt_ids"])
-            need(cache_cls, "mark_complete_blocks", ["self", "state", "complete_blocks"])
-            need(cache_cls, "evict_cached_blocks", ["self"])
-        need(ca, "compute_block_hash", ["parent_hash", "tokens"])
-        need(ca.CacheAllocator, "acquire_prefix_blocks", ["self", "request_id", "prefix_len", "block_ids"])
-        need(ca.CacheAllocator, "mark_complete_blocks", ["self", "request_id", "token_ids", "new_new_blocks"])
-        for attr in ("hash_to_block", "block_to_hash"):
-            if not isinstance(getattr(ca.BlockLedger(), attr, None), dict):
-                problems.append(f"BlockLedger.{attr} is not a dict")
-        need(ca.BlockLedger, "acquire", ["self", "block_id"])
-        need(ca.BlockLedger, "release", ["self", "block_id", "no_cache"])
-        need(ca.BlockLedger, "register_new_hash", ["self", "block_id", "block_hash"])
-        calls(scheduler.Scheduler, "_infer_request_tokens", "search_prefix_match")
-        calls(continuous_api.ContinuousBatchProcessor, "update_batch", "mark_complete_blocks")
-    if problems:
-        raise SteeringError(
-            f"steerfast's steering-keyed prefix cache (serve/prefix.py) was written against "
-            f"transformers {TESTED_TRANSFORMERS}; transformers {transformers.__version__} differs: "
-            f"{'; '.join(problems)}. Serve with --no-prefix-cache, or update serve/prefix.py."
-        )
+        internals.check(internals.PREFIX, "steerfast's steering-keyed prefix cache (serve/prefix.py)")
+    except SteeringError as exc:
+        raise SteeringError(f"{exc}. Serve with --no-prefix-cache, or update serve/prefix.py.") from exc
 
 
 def _chain(salt: int | None, token_ids: list[int], page: int, n_blocks: int):

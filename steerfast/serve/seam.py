@@ -14,13 +14,13 @@ Three subclasses, each overriding methods transformers calls once per step:
 - `SteeringManager._create_batch_processor`: the processor (and its runner) it builds are
   the two classes above.
 
-`check_internals()` verifies every transformers internal used here and fails naming the
-installed transformers version (the seam is written against TESTED_TRANSFORMERS).
+`check_internals()` verifies every transformers internal used here (the table in
+serve/internals.py) and refuses, naming the installed transformers version and what is
+missing, outside the range the seam was checked against (TESTED_TRANSFORMERS).
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import threading
@@ -30,10 +30,11 @@ import torch
 
 from ..errors import SteeringError
 from ..runtime.packed import prompt_length, request_key
+from . import internals
 from .params import SamplingParams
 from .sampling import Choice, choose
 
-TESTED_TRANSFORMERS = "5.24.0"
+TESTED_TRANSFORMERS = internals.CHECKED_RANGE  # the releases the seam was checked against
 FAULT_ENV = "STEERFAST_FAULT_PROMPT_TOKENS"  # tests: a step holding a prompt of this many tokens raises
 log = logging.getLogger("steerfast.serve")
 
@@ -104,60 +105,10 @@ def _cb():
 
 
 def check_internals() -> None:
-    """Every transformers internal the seam relies on, or a SteeringError naming the version."""
-    import transformers
-
-    problems = []
-    try:
-        api, mr, rq = _cb()
-    except ImportError as exc:
-        raise SteeringError(
-            f"transformers {transformers.__version__}: continuous batching modules moved ({exc}); "
-            f"steerfast's serving seam is written against transformers {TESTED_TRANSFORMERS}"
-        ) from exc
-
-    def need(obj, name, params=None):
-        fn = getattr(obj, name, None)
-        if fn is None:
-            problems.append(f"{obj.__name__}.{name} is gone")
-            return
-        if params is not None:
-            got = list(inspect.signature(fn).parameters)
-            if got != params:
-                problems.append(f"{obj.__name__}.{name}{tuple(got)} != {tuple(params)}")
-
-    need(
-        mr.ModelRunner,
-        "_forward_process_and_sample",
-        ["self", "model", "batch_data", "carry_over_ids", "prev_output_ids", "output_ids"],
-    )
-    need(api.ContinuousBatchProcessor, "_generation_step", ["self", "model"])
-    need(api.ContinuousBatchProcessor, "update_batch", ["self"])
-    need(api.ContinuousBatchProcessor, "handle_batch_error", ["self", "error"])
-    need(api.ContinuousBatchingManager, "_create_batch_processor", ["self"])
-    need(api.ContinuousBatchingManager, "_generation_step", ["self"])
-    slots = getattr(rq.FutureRequestState, "__slots__", ())
-    for name in ("state", "has_new_token", "query_length"):
-        if name not in slots:
-            problems.append(f"FutureRequestState.{name} is gone")
-    for name in ("initial_tokens", "generated_tokens", "request_id", "generated_len", "_true_initial_tokens"):
-        if name not in inspect.getsource(rq.RequestState):
-            problems.append(f"RequestState.{name} is gone")
-    src = inspect.getsource(api)
-    for needle in (
-        "requests_in_batch",
-        "result_handlers",
-        "active_requests",
-        "waiting_requests",
-        "model_runner",
-    ):
-        if needle not in src:
-            problems.append(f"continuous_api no longer uses {needle}")
-    if problems:
-        raise SteeringError(
-            f"transformers {transformers.__version__} changed internals steerfast's serving seam "
-            f"relies on (written against {TESTED_TRANSFORMERS}): " + "; ".join(problems)
-        )
+    """Every transformers internal the seam relies on (serve/internals.py's SEAM table: the
+    seam, the engine and the row maps), and a version inside the range it was checked
+    against, or a SteeringError naming the version and each missing name."""
+    internals.check(internals.SEAM, "steerfast's serving seam")
 
 
 def _classes():

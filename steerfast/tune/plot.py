@@ -3,14 +3,13 @@ the damage budget as a line and the chosen cell (the knee under the budget) mark
 
 from __future__ import annotations
 
+from ..optional import pyplot
+
 
 def plot(
     rows: list[dict], path: str, kl_budget: float, chosen: dict | None, title: str, effect_label: str
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("the tuning plot (steerfast tune --plot)")
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for layer in sorted({r["layer"] for r in rows}):

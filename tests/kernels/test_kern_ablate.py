@@ -8,10 +8,8 @@ oracle to a bound derived from fp32 rounding of the terms (below), not bit for b
 zero direction the op is exactly steer_rows_'s affine, in the same order: bit-identical.
 """
 
-import importlib.util
 import itertools
 import os
-import sys
 
 _PREV = os.environ.get("TRITON_INTERPRET")
 os.environ["TRITON_INTERPRET"] = "1"
@@ -21,19 +19,13 @@ import torch  # noqa: E402
 from kern_oracle import DTYPES, make_slots, steer_rows64, ulp  # noqa: E402
 
 from steerfast import ops  # noqa: E402
-from steerfast.ops import library, reference  # noqa: E402
+from steerfast.ops import kernel_modules, library, reference  # noqa: E402
 
 
 def _load_interpreted_kernels():
-    name = "_steerfast_kernels_interpreted"
-    if name in sys.modules:
-        return sys.modules[name]
-    init = library.kernels_dir() / "__init__.py"
-    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(init.parent)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The kernel modules imported afresh under a private package name (not steerfast.kernels,
+    which a compiled copy may already occupy) while TRITON_INTERPRET is set."""
+    return kernel_modules.load("_steerfast_kernels_interpreted")
 
 
 try:

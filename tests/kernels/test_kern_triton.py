@@ -9,10 +9,8 @@ The interpreter rounds fp32 -> bf16 by truncation (GPUs round to nearest even), 
 held to one bf16 ulp here, which truncation also meets.
 """
 
-import importlib.util
 import itertools
 import os
-import sys
 
 _PREV = os.environ.get("TRITON_INTERPRET")
 os.environ["TRITON_INTERPRET"] = "1"
@@ -24,25 +22,19 @@ triton = pytest.importorskip("triton")
 
 from kern_oracle import DTYPES, assert_rows_close, check_linear, linear_case, rows_case, steer_rows64  # noqa: E402
 
-from steerfast.ops import library  # noqa: E402
+from steerfast.ops import kernel_modules  # noqa: E402
 
 
 def _load_interpreted_kernels():
-    name = "_steerfast_kernels_interpreted"
-    if name in sys.modules:
-        return sys.modules[name]
-    init = library.kernels_dir() / "__init__.py"
-    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(init.parent)])
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    """The kernel modules imported afresh under a private package name (not steerfast.kernels,
+    which a compiled copy may already occupy) while TRITON_INTERPRET is set."""
+    return kernel_modules.load("_steerfast_kernels_interpreted")
 
 
 K = _load_interpreted_kernels()
 # the package's `steer_linear` attribute is the wrapper function, so reach modules directly
-ROWS_MOD = sys.modules[K.__name__ + ".steer_rows"]
-LINEAR_MOD = sys.modules[K.__name__ + ".steer_linear"]
+ROWS_MOD = K.modules["steer_rows"]
+LINEAR_MOD = K.modules["steer_linear"]
 
 
 def _restore_env():

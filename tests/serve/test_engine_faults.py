@@ -72,9 +72,9 @@ def settle(eng, timeout=10.0) -> dict:
 
 def test_seam_internals_match_the_installed_transformers():
     seam.check_internals()  # raises, naming the version, if transformers moved what the seam uses
-    assert transformers.__version__ == seam.TESTED_TRANSFORMERS, (
-        f"the serving seam is tested against transformers {seam.TESTED_TRANSFORMERS}; "
-        f"{transformers.__version__} is installed: re-check serve/seam.py and bump TESTED_TRANSFORMERS"
+    assert seam.internals.version_problem(transformers.__version__) is None, (
+        f"the serving seam is checked against transformers {seam.TESTED_TRANSFORMERS}; "
+        f"{transformers.__version__} is installed: re-check serve/seam.py and widen serve/internals.py's range"
     )
 
 
