@@ -10,7 +10,7 @@ import steerfast
 from steerfast.testing import random_plan
 
 
-def _engine(model_dir, plans: dict, tmp):
+def _engine(model_dir, plans: dict, tmp, **kw):
     from vllm import LLM
 
     paths = {}
@@ -19,7 +19,7 @@ def _engine(model_dir, plans: dict, tmp):
         plan.save(paths[name])
     cfg = {"plans": paths, "lanes": 6}
     return LLM(model=str(model_dir), dtype="float32", enforce_eager=True, max_model_len=256,
-               max_num_seqs=16, kv_cache_memory_bytes=1 << 28, additional_config={"steerfast": cfg})  # fmt: skip
+               max_num_seqs=16, kv_cache_memory_bytes=1 << 28, additional_config={"steerfast": cfg}, **kw)  # fmt: skip
 
 
 def _check(llm, model, prompts_ids, plans, n=12):
