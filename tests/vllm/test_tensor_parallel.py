@@ -10,8 +10,15 @@ import steerfast
 from steerfast.testing import random_plan
 
 
-def test_tp2_equals_the_oracle(tmp_path):
+def test_tp2_equals_the_oracle(tmp_path, monkeypatch):
+    import os
+
     from steerfast.testing import tiny_model, tiny_tokenizer
+
+    cores = sorted(os.sched_getaffinity(0))
+    assert len(cores) >= 2, "TP=2 needs two cores"
+    # vLLM binds each CPU worker's threads by NUMA node; one node here: bind one core each
+    monkeypatch.setenv("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}|{cores[1]}")
 
     model = tiny_model("qwen2", seed=7, hidden_size=256, intermediate_size=512, num_attention_heads=4,
                        num_key_value_heads=2, num_hidden_layers=4, max_position_embeddings=256)  # fmt: skip
