@@ -13,6 +13,7 @@ from ..recipes import actadd, caa
 from ..tune.shipped import measured_line, shipped_plan
 from .common import add_model_arg
 from .demo_latency import bank_case, report, sadi_case
+from .demo_stop import StopRule
 
 # untuned fallbacks for models without shipped tuned plans (steerfast/data/tuned/ holds the
 # default model's, chosen by `steerfast tune`: docs/tuning.md)
@@ -42,9 +43,11 @@ def run_demo(
     model_name: str = "smollm2-135m-instruct",
     n_prompts: int = 4,
     max_new_tokens: int = 32,
-    rounds: int = 15,
+    max_rounds: int = 12,
     width: int = 38,
     latency_tokens: int = 8,
+    spread: float = 0.05,
+    min_rounds: int = 5,
 ) -> dict:
     model, tok = load(model_name)
     tok.padding_side = "left"
@@ -73,11 +76,17 @@ def run_demo(
     print(f"  CAA sentiment:    {measured_line(sentiment)}")
 
     # latency where the runtime matters: all-layer SADI, and 8 configurations in one batch
-    sadi = sadi_case(model, tok, prompts[0], latency_tokens, rounds)
-    bank = bank_case(model, tok, neutral_prompts()[:8], latency_tokens, rounds)
+    rule = dict(rel=spread, min_rounds=min_rounds, max_rounds=max_rounds)
+    sadi_rule, bank_rule = StopRule("unsteered", **rule), StopRule("unsteered batch", **rule)
+    sadi = sadi_case(model, tok, prompts[0], latency_tokens, sadi_rule)
+    bank = bank_case(model, tok, neutral_prompts()[:8], latency_tokens, bank_rule)
     print(f"\nops backend {ops.get_backend()}", end="")
-    print("\n".join(report(sadi, bank, latency_tokens, rounds, 8)))
-    return {"columns": columns, "times": {"sadi": sadi["times"], "bank": bank["times"]}}
+    print("\n".join(report(sadi, bank, latency_tokens, sadi_rule.describe(), 8)))
+    return {
+        "columns": columns,
+        "times": {"sadi": sadi["times"], "bank": bank["times"]},
+        "rounds": {"sadi": sadi_rule.rounds, "bank": bank_rule.rounds},
+    }
 
 
 def _plans(model, tok, model_name):
@@ -98,11 +107,35 @@ def add_parser(sub) -> None:
     p.add_argument("--prompts", type=int, default=4)
     p.add_argument("--tokens", type=int, default=32)
     p.add_argument(
-        "--rounds", type=int, default=15, help="interleaved rounds of the latency lines (default 15)"
+        "--max-rounds",
+        type=int,
+        default=12,
+        help="most interleaved rounds of a group of latency lines (default 12)",
     )
+    p.add_argument(
+        "--spread",
+        type=float,
+        default=0.05,
+        help="stop a group once each line's 95%% interval of its median ratio is within ±SPREAD of "
+        "it (default 0.05)",
+    )
+    p.add_argument("--min-rounds", type=int, default=5, help="fewest rounds of a group (default 5)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    run_demo(args.model, args.prompts, args.tokens, args.rounds)
+    from ..errors import PlanError
+
+    try:
+        StopRule("x", args.spread, args.min_rounds, args.max_rounds)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
+    run_demo(
+        args.model,
+        args.prompts,
+        args.tokens,
+        max_rounds=args.max_rounds,
+        spread=args.spread,
+        min_rounds=args.min_rounds,
+    )
     return 0
