@@ -43,26 +43,15 @@ def run_demo(
     model_name: str = "smollm2-135m-instruct",
     n_prompts: int = 4,
     max_new_tokens: int = 32,
-    max_rounds: int = 12,
+    max_rounds: int = 10,
     width: int = 38,
     latency_tokens: int = 8,
     spread: float = 0.05,
     min_rounds: int = 5,
 ) -> dict:
     model, tok = load(model_name)
-    tok.padding_side = "left"
-    love, sentiment = _plans(model, tok, model_name)
-    c_love, c_sent = love.interventions[0].strength, sentiment.interventions[0].strength
-    plans = {
-        f"ActAdd Love-Hate c=+{c_love:g}": love,
-        f"CAA sentiment c=+{c_sent:g}": sentiment,
-        f"CAA sentiment c=-{c_sent:g}": sentiment.with_strength(-c_sent),
-    }
+    columns, (love, sentiment) = demo_columns(model, tok, model_name, n_prompts, max_new_tokens)
     prompts = neutral_prompts()[:n_prompts]
-    columns = {"unsteered": _generate(model, tok, prompts, max_new_tokens)}
-    for name, plan in plans.items():
-        columns[name] = _steered(model, plan, lambda: _generate(model, tok, prompts, max_new_tokens))
-
     for i, prompt in enumerate(prompts):
         print(f"\n=== {prompt!r}")
         cells = [textwrap.wrap(f"[{k}] " + v[i].replace("\n", " "), width) for k, v in columns.items()]
@@ -89,6 +78,24 @@ def run_demo(
     }
 
 
+def demo_columns(model, tok, model_name: str, n_prompts: int = 4, max_new_tokens: int = 32):
+    """({column: completions of the first n neutral prompts}, (ActAdd plan, CAA plan)): unsteered
+    and each demo plan, greedy (tests/cli/test_demo_completions.py checks none loops)."""
+    tok.padding_side = "left"
+    love, sentiment = _plans(model, tok, model_name)
+    c_love, c_sent = love.interventions[0].strength, sentiment.interventions[0].strength
+    plans = {
+        f"ActAdd Love-Hate c=+{c_love:g}": love,
+        f"CAA sentiment c=+{c_sent:g}": sentiment,
+        f"CAA sentiment c=-{c_sent:g}": sentiment.with_strength(-c_sent),
+    }
+    prompts = neutral_prompts()[:n_prompts]
+    columns = {"unsteered": _generate(model, tok, prompts, max_new_tokens)}
+    for name, plan in plans.items():
+        columns[name] = _steered(model, plan, lambda: _generate(model, tok, prompts, max_new_tokens))
+    return columns, (love, sentiment)
+
+
 def _plans(model, tok, model_name):
     """Each shipped tuned plan on the default model, else the recipe at its untuned setting."""
     tuned = model_name == DEFAULT_MODEL
@@ -109,8 +116,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--max-rounds",
         type=int,
-        default=12,
-        help="most interleaved rounds of a group of latency lines (default 12)",
+        default=10,
+        help="most interleaved rounds of a group of latency lines (default 10)",
     )
     p.add_argument(
         "--spread",

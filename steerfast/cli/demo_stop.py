@@ -41,7 +41,7 @@ class StopRule:
     base: str
     rel: float = 0.05
     min_rounds: int = 5
-    max_rounds: int = 12
+    max_rounds: int = 10
     rounds: int = field(default=0, init=False)  # rounds run when the group stopped
     stable: bool = field(default=False, init=False)  # stopped by the spread rule, not the cap
 
