@@ -43,11 +43,11 @@ def run_demo(
     model_name: str = "smollm2-135m-instruct",
     n_prompts: int = 4,
     max_new_tokens: int = 32,
-    max_rounds: int = 10,
+    max_rounds: int = 8,
     width: int = 38,
     latency_tokens: int = 8,
     spread: float = 0.05,
-    min_rounds: int = 5,
+    min_rounds: int = 4,
 ) -> dict:
     model, tok = load(model_name)
     columns, (love, sentiment) = demo_columns(model, tok, model_name, n_prompts, max_new_tokens)
@@ -84,11 +84,9 @@ def demo_columns(model, tok, model_name: str, n_prompts: int = 4, max_new_tokens
     tok.padding_side = "left"
     love, sentiment = _plans(model, tok, model_name)
     c_love, c_sent = love.interventions[0].strength, sentiment.interventions[0].strength
-    plans = {
-        f"ActAdd Love-Hate c=+{c_love:g}": love,
-        f"CAA sentiment c=+{c_sent:g}": sentiment,
-        f"CAA sentiment c=-{c_sent:g}": sentiment.with_strength(-c_sent),
-    }
+    plans = {f"ActAdd Love-Hate c=+{c_love:g}": love, f"CAA sentiment c=+{c_sent:g}": sentiment}
+    if sentiment.meta.get("tuned", {}).get("both_signs", True):  # -c only where the tune vouched for it
+        plans[f"CAA sentiment c=-{c_sent:g}"] = sentiment.with_strength(-c_sent)
     prompts = neutral_prompts()[:n_prompts]
     columns = {"unsteered": _generate(model, tok, prompts, max_new_tokens)}
     for name, plan in plans.items():
@@ -116,8 +114,8 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--max-rounds",
         type=int,
-        default=10,
-        help="most interleaved rounds of a group of latency lines (default 10)",
+        default=8,
+        help="most interleaved rounds of a group of latency lines (default 8)",
     )
     p.add_argument(
         "--spread",
@@ -126,7 +124,7 @@ def add_parser(sub) -> None:
         help="stop a group once each line's 95%% interval of its median ratio is within ±SPREAD of "
         "it (default 0.05)",
     )
-    p.add_argument("--min-rounds", type=int, default=5, help="fewest rounds of a group (default 5)")
+    p.add_argument("--min-rounds", type=int, default=4, help="fewest rounds of a group (default 4)")
     p.set_defaults(func=run)
 
 

@@ -40,8 +40,8 @@ def half_width(values: list[float]) -> float:
 class StopRule:
     base: str
     rel: float = 0.05
-    min_rounds: int = 5
-    max_rounds: int = 10
+    min_rounds: int = 4
+    max_rounds: int = 8
     rounds: int = field(default=0, init=False)  # rounds run when the group stopped
     stable: bool = field(default=False, init=False)  # stopped by the spread rule, not the cap
 

@@ -15,7 +15,8 @@ def test_no_demo_completion_loops(default_model):
     model, tok = default_model
     columns, (love, sentiment) = demo_columns(model, tok, DEFAULT_MODEL)
     assert "tuned" in love.meta and "tuned" in sentiment.meta  # the shipped plans, not the fallbacks
-    assert len(columns) == 4 and all(len(v) == 4 for v in columns.values())
+    signs = 2 if sentiment.meta["tuned"]["both_signs"] else 1
+    assert len(columns) == 2 + signs and all(len(v) == 4 for v in columns.values())
     worst = {
         (name, i): max_ngram_count(text) for name, texts in columns.items() for i, text in enumerate(texts)
     }
