@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -138,9 +141,40 @@ def main(argv=None) -> int:
     for phase in ("prefill", "decode"):
         r = res[phase]
         print(f"{phase:<8} {r['bank / unsteered']:>18.3f} {r['8 x batch 1 / bank']:>18.2f}")
+    res.update(
+        date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        command="python benchmarks/bench_bank.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        machine=_machine(),
+    )
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=2))
     return 0
+
+
+def _machine() -> dict:
+    """What the README's figures name with each result (scripts/readme_figures.py)."""
+    import transformers
+
+    cpu = (
+        next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")
+            ),
+            platform.processor(),
+        )
+        if Path("/proc/cpuinfo").exists()
+        else platform.processor()
+    )
+    return {
+        "cpu": cpu,
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "threads": 1,
+        "loadavg": list(os.getloadavg()),
+    }
 
 
 # --- pytest-benchmark ------------------------------------------------------------------

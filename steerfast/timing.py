@@ -71,6 +71,7 @@ def interleaved(
     before: Callable[[str], None] | None = None,
     rotate: bool = False,
     clock: str = "wall",
+    stop: Callable[[dict[str, list[float]]], bool] | None = None,
 ) -> dict[str, dict]:
     """Time each case once per round, in turn (A B C A B C ...), so drift hits all alike.
 
@@ -82,6 +83,8 @@ def interleaved(
     is all of the forward's compute and excludes the time other processes hold the core).
     The top-level median/min/max/samples are those of `clock`; result["wall"] and
     result["cpu"] hold both summaries.
+    stop(samples), if given, is asked after every round with each case's `clock` samples so far
+    and ends the run early when it returns True (`rounds` is then the most rounds run).
     """
     if clock not in CLOCKS:
         raise ValueError(f"clock must be one of {CLOCKS}, got {clock!r}")
@@ -105,6 +108,8 @@ def interleaved(
             c1 = time.thread_time()
             wall[name].append(t1 - t0)
             cpu[name].append(c1 - c0)
+        if stop is not None and stop(cpu if clock == "cpu" else wall):
+            break
     out = {}
     for k in names:
         both = {"wall": summarize(wall[k]), "cpu": summarize(cpu[k])}

@@ -2,10 +2,13 @@
 
 1. all-layer SADI, batch 1: per generated token, unsteered vs hooks vs patch;
 2. 8 requests with 8 different configurations (CAA, ActAdd, SADI, LAAI shapes): one batch
-   through a SteeringBank vs the same 8 one by one (bank rows reassigned, or hooks installed per
-   request), over the unsteered batch of 8.
+   through a SteeringBank vs the same 8 one by one (hooks installed per request), over the
+   unsteered batch of 8. (The bank one by one, rows reassigned per request, costs what hooks one
+   by one cost, 3.9x vs 4.1x in docs/tuning.md's runs: the demo no longer spends a third of its
+   time showing it.)
 Interleaved rounds, one torch thread, CPU time of that thread; each ratio is the median of the
-per-round ratios and the noise is their spread (min-max over the rounds).
+per-round ratios and the noise is their spread (min-max over the rounds). A group of lines runs
+until its spread is stable (demo_stop.StopRule, stated on screen), not a fixed count of rounds.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from .. import SteeringBank, apply_hooks, patch
 from ..bench.plans import build_plan, mixed_plans
 from ..timing import interleaved
+from .demo_stop import StopRule, ratios
 
 
 def _gen(model, tok, prompts, tokens):
@@ -33,25 +37,21 @@ def _gen(model, tok, prompts, tokens):
 
 def _ratios(times: dict, base: str) -> dict:
     """{case: (median ratio, min, max)} of per-round CPU-time ratios to `base`."""
-    b = times[base]["cpu"]["samples"]
-    out = {}
-    for name, t in times.items():
-        r = [x / y for x, y in zip(t["cpu"]["samples"], b) if y > 0]
-        out[name] = (statistics.median(r), min(r), max(r))
-    return out
+    r = ratios({k: t["cpu"]["samples"] for k, t in times.items()}, base)
+    return {k: (statistics.median(v), min(v), max(v)) for k, v in r.items()}
 
 
-def _timed(cases: dict, rounds: int, before) -> dict:
+def _timed(cases: dict, rule: StopRule, before) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return interleaved(cases, rounds=rounds, before=before, rotate=True, clock="cpu")
+        return interleaved(cases, rounds=rule.max_rounds, before=before, rotate=True, clock="cpu", stop=rule)
     finally:
         before(None)
         torch.set_num_threads(threads)
 
 
-def sadi_case(model, tok, prompt: str, tokens: int, rounds: int) -> dict:
+def sadi_case(model, tok, prompt: str, tokens: int, rule: StopRule) -> dict:
     plan = build_plan(model, "all-sadi")
     live: list = []
 
@@ -64,18 +64,23 @@ def sadi_case(model, tok, prompt: str, tokens: int, rounds: int) -> dict:
             live.append(patch(model, plan))
 
     gen = lambda: _gen(model, tok, [prompt], tokens)  # noqa: E731
-    times = _timed({"unsteered": gen, "hooks": gen, "patch": gen}, rounds, before)
-    return {"times": times, "ratios": _ratios(times, "unsteered"), "sites": len(plan.interventions)}
+    times = _timed({"unsteered": gen, "hooks": gen, "patch": gen}, rule, before)
+    return {
+        "times": times,
+        "ratios": _ratios(times, "unsteered"),
+        "sites": len(plan.interventions),
+        "rounds": rule.outcome(),
+    }
 
 
-def bank_case(model, tok, prompts: list[str], tokens: int, rounds: int) -> dict:
+def bank_case(model, tok, prompts: list[str], tokens: int, rule: StopRule) -> dict:
     plans = mixed_plans(model, len(prompts))
     live: list = []
 
     def before(name):
         while live:
             live.pop().revert()
-        if name in ("bank, one batch", "bank, one by one"):
+        if name == "bank, one batch":
             bank = SteeringBank(model, slots=len(plans))
             bank.load_all(dict(enumerate(plans)))
             live.append(bank)
@@ -83,11 +88,6 @@ def bank_case(model, tok, prompts: list[str], tokens: int, rounds: int) -> dict:
     def one_batch():
         live[0].assign(list(range(len(prompts))))
         _gen(model, tok, prompts, tokens)
-
-    def bank_singles():
-        for i, p in enumerate(prompts):
-            live[0].assign([i])
-            _gen(model, tok, [p], tokens)
 
     def hooks_singles():
         for p, plan in zip(prompts, plans):
@@ -97,14 +97,13 @@ def bank_case(model, tok, prompts: list[str], tokens: int, rounds: int) -> dict:
     cases = {
         "unsteered batch": lambda: _gen(model, tok, prompts, tokens),
         "bank, one batch": one_batch,
-        "bank, one by one": bank_singles,
         "hooks, one by one": hooks_singles,
     }
-    times = _timed(cases, rounds, before)
-    return {"times": times, "ratios": _ratios(times, "unsteered batch")}
+    times = _timed(cases, rule, before)
+    return {"times": times, "ratios": _ratios(times, "unsteered batch"), "rounds": rule.outcome()}
 
 
-def report(sadi: dict, bank: dict, tokens: int, rounds: int, n: int) -> list[str]:
+def report(sadi: dict, bank: dict, tokens: int, rule_text: str, n: int) -> list[str]:
     def line(name, t, r, per):
         return (
             f"  {name:<18} {1000 * t['wall']['median'] / per:8.2f} ms per token wall (prefill included)   "
@@ -112,14 +111,16 @@ def report(sadi: dict, bank: dict, tokens: int, rounds: int, n: int) -> list[str
         )
 
     out = [
-        f"\nlatency, 1 torch thread, CPU time of that thread, median of {rounds} interleaved rounds "
-        "(x = ratio to unsteered; the range is the spread over rounds: the noise of this run)",
+        "\nlatency, 1 torch thread, CPU time of that thread, median of interleaved rounds "
+        "(x = ratio to unsteered; the range is the spread over rounds: the noise of this run);",
+        f"rounds: {rule_text}",
         f"all-layer SADI ({sadi['sites']} sites: 2 heads + 32 neurons scaled at the last token, "
-        f"adds on attn.out and mlp.out, every layer), batch 1, {tokens} tokens:",
+        f"adds on attn.out and mlp.out, every layer), batch 1, {tokens} tokens, {sadi['rounds']}:",
     ]
     out += [line(k, sadi["times"][k], sadi["ratios"][k], tokens) for k in sadi["times"]]
     out.append(
-        f"{n} requests with {n} different configurations (CAA, ActAdd, SADI, LAAI), {tokens} tokens each:"
+        f"{n} requests with {n} different configurations (CAA, ActAdd, SADI, LAAI), {tokens} tokens each, "
+        f"{bank['rounds']}:"
     )
     out += [line(k, bank["times"][k], bank["ratios"][k], tokens * n) for k in bank["times"]]
     return out

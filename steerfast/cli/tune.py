@@ -53,6 +53,12 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--max-rep", type=float, default=b.rep, help=f"repeated-3-gram increase budget (default {b.rep})"
     )
+    p.add_argument(
+        "--max-loops",
+        type=float,
+        default=b.loops,
+        help=f"budget of the increase of the fraction of looping completions (default {b.loops:g})",
+    )
     p.add_argument("--tokens", type=int, default=24, help="greedy completion length (default 24)")
     p.add_argument("-o", "--out", help="write the chosen plan (.safetensors)")
     p.add_argument("--table", metavar="JSON", help="write every cell's measurements")
@@ -117,7 +123,7 @@ def run(args) -> int:
     build = family(args.family)  # bad input fails before the model loads
     layers = _numbers(args.layers, "layers", int)
     strengths = _numbers(args.strengths, "strengths", float)
-    budget = Budget(args.max_kl, args.max_ppl_ratio, args.max_rep)
+    budget = Budget(args.max_kl, args.max_ppl_ratio, args.max_rep, args.max_loops)
     if args.scorer not in ("none", "vader"):
         raise PlanError(f"--scorer must be vader or none, got {args.scorer!r}")
     if args.tokens < 4:
@@ -170,16 +176,20 @@ def _cell(e: dict) -> str:
 
 def render(result) -> str:
     rows = [r for r in result.table if r.get("signs") == "both"] or result.table
-    lines = [f"{'layer':>5} {'strength':>8}  {'effect':<26} {'KL':<26} {'ppl ratio':<26} {'rep 3-gram':<26}"]
+    lines = [
+        f"{'layer':>5} {'strength':>8}  {'effect':<26} {'KL':<26} {'ppl ratio':<26} {'rep 3-gram':<26} "
+        f"{'looping':<26}"
+    ]
     for r in rows:
         mark = "  <- chosen" if (r["layer"], r["strength"]) == (result.layer, result.strength) else ""
         lines.append(
             f"{r['layer']:>5} {r['strength']:>8g}  {_cell(r['effect']):<26} {_cell(r['kl']):<26} "
-            f"{_cell(r['ppl_ratio']):<26} {_cell(r['rep']):<26}{mark}"
+            f"{_cell(r['ppl_ratio']):<26} {_cell(r['rep']):<26} {_cell(r['loops']):<26}{mark}"
         )
     s = result.seconds
     lines.append(
         f"chosen layer {result.layer} strength {result.strength:g} (budget kl <= {result.budget.kl:g}, "
-        f"ppl ratio <= {result.budget.ppl_ratio:g}, rep <= {result.budget.rep:g}); grid took {s['total']:.1f} s"
+        f"ppl ratio <= {result.budget.ppl_ratio:g}, rep <= {result.budget.rep:g}, looping <= "
+        f"{result.budget.loops:g}); grid took {s['total']:.1f} s"
     )
     return "\n".join(lines)

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 from ..errors import PlanError
 
-DAMAGES = ("kl", "ppl_ratio", "rep")
+DAMAGES = ("kl", "ppl_ratio", "rep", "loops")
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,9 @@ class Budget:
     kl: float = 0.25  # nats per token, KL(unsteered || steered) on neutral text
     ppl_ratio: float = 1.3  # steered / unsteered perplexity of neutral text
     rep: float = 0.05  # increase of the repeated word-3-gram rate of greedy completions
+    # increase of the fraction of prompts whose greedy completion loops (repeats a word 3-gram
+    # more than twice): the tail that a mean rate hides; 0 = no more looping than unsteered
+    loops: float = 0.0
 
     def __post_init__(self):
         for name, v in asdict(self).items():
@@ -67,8 +70,9 @@ def choose(rows: list[dict], budget: Budget) -> dict:
         best = min(rows, key=lambda r: r["kl"]["mean"])
         why = (
             f"every cell exceeds the damage budget (kl <= {budget.kl}, ppl_ratio <= {budget.ppl_ratio}, "
-            f"rep <= {budget.rep}); the least damaging, layer {best['layer']} strength {best['strength']:g}, "
-            f"has kl {best['kl']['mean']:.3f}, ppl_ratio {best['ppl_ratio']['mean']:.3f}, rep {best['rep']['mean']:+.3f}"
+            f"rep <= {budget.rep}, loops <= {budget.loops}); the least damaging, layer {best['layer']} "
+            f"strength {best['strength']:g}, has kl {best['kl']['mean']:.3f}, ppl_ratio "
+            f"{best['ppl_ratio']['mean']:.3f}, rep {best['rep']['mean']:+.3f}, loops {best['loops']['mean']:+.3f}"
         )
     else:
         best = max(fits, key=lambda r: r["effect"]["lo"])

@@ -10,11 +10,15 @@
   `NeutralText.measure` runs the unsteered reference pass of each batch of windows ONCE and
   every cell of the grid against it (the loop over cells is inside the loop over windows).
 - degeneration of greedy completions: per completion, the rate of repeated word 3-grams
-  (1 - distinct / total), paired against the unsteered completion of the same prompt.
+  (1 - distinct / total), paired against the unsteered completion of the same prompt; and its
+  tail, per prompt: whether the completion loops (repeats some word 3-gram more than twice),
+  paired the same way, so that one looping completion in 50 counts 1/50 instead of vanishing
+  in a mean rate.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from contextlib import nullcontext
 
@@ -99,7 +103,24 @@ class NeutralText:
         return out
 
 
-def repeated_ngram_rate(text: str, n: int = 3) -> float:
+def _ngrams(text: str, n: int) -> list[tuple[str, ...]]:
     words = text.lower().split()
-    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+
+
+def repeated_ngram_rate(text: str, n: int = 3) -> float:
+    grams = _ngrams(text, n)
     return 1.0 - len(set(grams)) / len(grams) if grams else 0.0
+
+
+def max_ngram_count(text: str, n: int = 3) -> int:
+    """How often the most repeated word n-gram of `text` occurs (0 for fewer than n words)."""
+    grams = _ngrams(text, n)
+    return max(Counter(grams).values()) if grams else 0
+
+
+LOOP_REPEATS = 2  # a completion loops when some word 3-gram occurs more than this many times
+
+
+def loops(text: str, n: int = 3) -> bool:
+    return max_ngram_count(text, n) > LOOP_REPEATS

@@ -15,7 +15,7 @@ import sys
 import time
 
 from .completions import greedy
-from .damage import NeutralText, repeated_ngram_rate
+from .damage import NeutralText, loops, repeated_ngram_rate
 from .effect import LogOddsEffect, scorer_shift
 from .interval import bootstrap_mean
 
@@ -48,9 +48,11 @@ def measure_cells(
     t_lo = time.perf_counter()
     base_text = greedy(model, tokenizer, prompts, None, max_new_tokens)
     base_rep = [repeated_ngram_rate(t) for t in base_text]
+    base_loops = [loops(t) for t in base_text]
     for i, (c, p) in enumerate(plans.items()):
         text = greedy(model, tokenizer, prompts, p, max_new_tokens)
         per[c]["rep"] = [repeated_ngram_rate(t) - b for t, b in zip(text, base_rep)]
+        per[c]["loops"] = [float(loops(t)) - b for t, b in zip(text, base_loops)]
         if scorer is not None:
             per[c]["score"] = scorer_shift(scorer, text, base_text)
         per[c]["samples"] = text[:3]
@@ -68,6 +70,7 @@ def measure_cells(
         row["kl"] = bootstrap_mean(dmg[c]["kl"], n_boot, seed)
         row["ppl_ratio"] = {k: math.exp(v) for k, v in bootstrap_mean(dmg[c]["nll"], n_boot, seed).items()}
         row["rep"] = bootstrap_mean(m["rep"], n_boot, seed)
+        row["loops"] = bootstrap_mean(m["loops"], n_boot, seed)
         row["samples"] = m["samples"]
         rows.append(row)
     seconds = {"log_odds": t_lo - t0, "completions": t_gen - t_lo, "neutral_text": t_dmg - t_gen}

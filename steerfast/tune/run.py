@@ -20,7 +20,8 @@ from .plot import plot as write_plot
 
 HOW = (
     "steerfast.tune: the largest mean effect among the grid's cells whose damages (KL, perplexity "
-    "ratio on neutral text, repeated-3-gram increase of greedy completions) are within the budget "
+    "ratio on neutral text, repeated-3-gram increase of greedy completions, increase of the fraction "
+    "of prompts whose completion repeats a 3-gram more than twice) are within the budget "
     "and whose effect's 95% bootstrap interval over held-out prompts lies above 0"
 )
 

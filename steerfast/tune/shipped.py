@@ -27,8 +27,10 @@ def measured_line(plan: SteeringPlan) -> str:
 
     what = "VADER shift" if t["effect_metric"] == "scorer" else "log-odds shift"
     sign = " (worse of ±c)" if t.get("both_signs") else ""
+    tail = f"looping completions {c(m['loops'])} (budget {b['loops']:g}); " if "loops" in m else ""
     return (
         f"layer {t['layer']}, c={t['strength']:g}: {what}{sign} {c(m['effect'])}; KL {c(m['kl'])} (budget {b['kl']:g}), "
         f"ppl ratio {c(m['ppl_ratio'], '.3f')} (budget {b['ppl_ratio']:g}), "
-        f"repeated 3-grams {c(m['rep'])} (budget {b['rep']:g}); {t['eval_prompts']} tuning prompts (not used to build the vector)"
+        f"repeated 3-grams {c(m['rep'])} (budget {b['rep']:g}); {tail}{t['eval_prompts']} tuning prompts "
+        f"of {t['max_new_tokens']} tokens (not used to build the vector)"
     )

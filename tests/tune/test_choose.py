@@ -11,7 +11,7 @@ def _e(mean, half=0.1):
     return {"mean": mean, "lo": mean - half, "hi": mean + half}
 
 
-def _row(layer, s, effect, kl, ppl=1.0, rep=0.0, half=0.1):
+def _row(layer, s, effect, kl, ppl=1.0, rep=0.0, half=0.1, loops=0.0):
     return {
         "layer": layer,
         "strength": s,
@@ -19,6 +19,7 @@ def _row(layer, s, effect, kl, ppl=1.0, rep=0.0, half=0.1):
         "kl": _e(kl, 0.01),
         "ppl_ratio": _e(ppl, 0.01),
         "rep": _e(rep, 0.01),
+        "loops": _e(loops, 0.02),
     }
 
 
@@ -30,6 +31,7 @@ def test_largest_effect_within_budget_wins():
         _row(8, 8.0, 1.2, 0.10, ppl=1.5),  # perplexity over budget
         _row(8, 12.0, 1.4, 0.10, rep=0.2),  # degeneration over budget
         _row(8, 2.0, 0.95, 0.01, half=1.0),  # larger mean but the interval reaches below 0
+        _row(8, 4.0, 1.1, 0.10, rep=0.01, loops=0.02),  # mean rate fine, one more prompt loops
     ]
     best = choose(rows, Budget(kl=0.25, ppl_ratio=1.3, rep=0.05))
     assert (best["layer"], best["strength"]) == (4, 8.0)
@@ -55,7 +57,16 @@ def test_both_signs_row_is_the_worse_sign():
     assert row["kl"]["mean"] == 0.3 and row["rep"]["mean"] == 0.02
 
 
-@pytest.mark.parametrize("bad", [{"kl": -1}, {"ppl_ratio": "x"}, {"rep": float("nan")}])
+def test_looping_budget_binds_where_the_mean_rate_passes():
+    """The tail measure: a cell whose mean repeated-3-gram increase is within budget but that
+    makes one more of 50 prompts loop is refused at the default budget, allowed at 0.02."""
+    rows = [_row(4, 2.0, 0.9, 0.05, rep=0.01, loops=0.02)]
+    with pytest.raises(TuneRefused, match="loops <= 0.0"):
+        choose(rows, Budget())
+    assert choose(rows, Budget(loops=0.02))["layer"] == 4
+
+
+@pytest.mark.parametrize("bad", [{"kl": -1}, {"ppl_ratio": "x"}, {"rep": float("nan")}, {"loops": -0.1}])
 def test_bad_budget(bad):
     with pytest.raises(PlanError, match="budget"):
         Budget(**bad)

@@ -15,7 +15,7 @@ from steerfast.tune.damage import NeutralText
 PAIRS = [("good day", "bad day"), ("nice cat", "mean cat"), ("happy me", "sad me")]
 EVAL = [{"prompt": f"hello {i} there", "positive": " yes", "negative": " no"} for i in range(6)]
 TEXT = ["the cat sat on the mat and looked at the door", "a man walked to the shop to buy some bread"]
-LOOSE = Budget(kl=100.0, ppl_ratio=1e6, rep=1.0)
+LOOSE = Budget(kl=100.0, ppl_ratio=1e6, rep=1.0, loops=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def test_table_covers_grid_and_choice_is_rule(tiny, tmp_path):
     res = _tune(tiny, plot=str(tmp_path / "p.png"))
     assert {(r["layer"], r["strength"]) for r in res.table} == {(1, 2.0), (1, 8.0), (2, 2.0), (2, 8.0)}
     for r in res.table:
-        for k in ("effect", "kl", "ppl_ratio", "rep"):
+        for k in ("effect", "kl", "ppl_ratio", "rep", "loops"):
             assert r[k]["lo"] <= r[k]["mean"] <= r[k]["hi"]
         assert r["kl"]["mean"] >= 0
     ok = [r for r in res.table if r["effect"]["lo"] > 0]
