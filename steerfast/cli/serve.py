@@ -87,6 +87,12 @@ def _vllm_args(g) -> None:
         help="vLLM: sites hooked at start: 'plans' (those of --plan / --plan-dir files) or 'all'",
     )
     g.add_argument("--vllm-eager", action="store_true", help="vLLM: eager mode (no compile; faster start)")
+    g.add_argument(
+        "--vllm-kv-cache-gib",
+        type=float,
+        default=1.0,
+        help="vLLM: KV cache size (on CPU vLLM otherwise claims 92%% of the machine's memory)",
+    )
 
 
 def _device_args(dev) -> None:

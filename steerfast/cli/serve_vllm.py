@@ -37,6 +37,7 @@ def vllm_command(args, model_dir: str) -> tuple[list[str], dict]:
         "--port", str(args.port),
         "--max-model-len", str(args.max_prompt_tokens + args.max_tokens),
         "--max-num-seqs", str(args.vllm_max_num_seqs),
+        "--kv-cache-memory-bytes", str(int(args.vllm_kv_cache_gib * (1 << 30))),
         "--additional-config", json.dumps({"steerfast": steer}),
     ]  # fmt: skip
     if args.no_prefix_cache:

@@ -61,10 +61,22 @@ def steer_request(vllm_config, req):
     return req
 
 
+def _client_error(exc: SteeringError):
+    """vLLM's own request-validation error: its server answers 400 (a plain ValueError raised
+    in the engine client would be reported as a 500) and LLM.generate raises it."""
+    from vllm.exceptions import VLLMValidationError
+
+    return VLLMValidationError(str(exc), parameter=KEY)
+
+
 def _wrap_process_inputs(orig):
     @functools.wraps(orig)
     def process_inputs(self, *args, **kwargs):
-        return steer_request(self.vllm_config, orig(self, *args, **kwargs))
+        req = orig(self, *args, **kwargs)
+        try:
+            return steer_request(self.vllm_config, req)
+        except SteeringError as exc:
+            raise _client_error(exc) from exc
 
     process_inputs._steerfast_patched = True
     return process_inputs
@@ -77,7 +89,9 @@ def _wrap_to_sampling_params(orig):
         extra = getattr(self, "model_extra", None) or {}
         if KEY in extra and extra[KEY] is not None:
             if sp.extra_args and KEY in sp.extra_args:
-                raise SteeringError("steering is given both as a field and in vllm_xargs; give it once")
+                raise _client_error(
+                    SteeringError("steering is given both as a field and in vllm_xargs; give it once")
+                )
             sp.extra_args = {**(sp.extra_args or {}), KEY: extra[KEY]}
         return sp
 
