@@ -45,7 +45,7 @@ browser: $(STAMP)
 	test -x /usr/bin/chromium
 	$(PY) -m pip install -q playwright
 
-# the main suite in .venv (tests/vllm collects nothing there), then the vLLM plugin's suite in .venv-vllm
+# the main suite in .venv (tests/vllm_plugin collects nothing there), then the vLLM plugin's suite in .venv-vllm
 test: $(STAMP) $(TESTSTAMP) lint test-oldest browser $(VSTAMP)
 	$(PY) -m pytest tests -q
 	$(MAKE) test-vllm
@@ -107,4 +107,4 @@ $(VSTAMP): pyproject.toml setup.py
 
 # the plugin's tests against real vLLM engines (VLLM_HOST_IP: only loopback is reachable)
 test-vllm: $(VSTAMP)
-	VLLM_HOST_IP=127.0.0.1 $(VPY) -m pytest tests/vllm -q
+	VLLM_HOST_IP=127.0.0.1 $(VPY) -m pytest tests/vllm_plugin -q

@@ -6,6 +6,7 @@ side in one process (two engines on the same exported model), rounds interleaved
 
 Cells (each a batch of `requests` prompts, greedy, exactly `new` tokens each, ignore_eos):
   plain            vLLM, no plugin (the baseline every ratio divides by)
+  plain-twin       a second engine without the plugin: the A/A control (engine-instance bias)
   plugin-idle      the plugin engine, no request steered (its hooks present)
   caa-all          every request: CAA at mlp.out of every layer (one configuration)
   k1 / k8 / k32    K distinct configurations (CAA at every layer, strength per config)
@@ -28,7 +29,7 @@ from pathlib import Path
 
 os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
 
-CELLS = ("plain", "plugin-idle", "caa-all", "k1", "k8", "k32", "sadi-head-all", "ablate-all")
+CELLS = ("plain", "plain-twin", "plugin-idle", "caa-all", "k1", "k8", "k32", "sadi-head-all", "ablate-all")
 
 
 def build_plans(model, directory: Path) -> dict[str, str]:
@@ -60,7 +61,7 @@ def build_plans(model, directory: Path) -> dict[str, str]:
 
 
 def cell_requests(cell: str, n: int) -> list:
-    if cell in ("plain", "plugin-idle"):
+    if cell in ("plain", "plain-twin", "plugin-idle"):
         return [None] * n
     if cell == "caa-all":
         return [[{"plan": "caa_all"}]] * n
@@ -112,40 +113,48 @@ def main() -> None:
     del model
     common = dict(
         model=str(export_dir()), dtype="float32", enforce_eager=args.eager, max_model_len=512,
-        max_num_seqs=args.requests, kv_cache_memory_bytes=1 << 29,
+        max_num_seqs=args.requests, kv_cache_memory_bytes=1 << 29, disable_log_stats=False,
     )  # fmt: skip
     t0 = time.time()
     plain = LLM(**common)
+    twin = LLM(**common)
     steered = LLM(**common, additional_config={"steerfast": {"plans": plans}})
     start_s = time.time() - t0
     prompts = [
         f"Write a few sentences about topic number {i}: the sea, a city, music." for i in range(args.requests)
     ]
-    for llm in (plain, steered):  # warm both
+    for llm in (plain, twin, steered):  # warm each
         run_cell(llm, prompts[:4], [None] * 4, 8)
     rounds = []
     for r in range(args.rounds):
         order = CELLS[r % len(CELLS) :] + CELLS[: r % len(CELLS)]
         row = {"load": os.getloadavg()[0]}
         for cell in order:
-            llm = plain if cell == "plain" else steered
+            llm = {"plain": plain, "plain-twin": twin}.get(cell, steered)
             row[cell] = run_cell(llm, prompts, cell_requests(cell, args.requests), args.new)
         rounds.append(row)
         print(f"round {r}: " + ", ".join(f"{c} {row[c]['tok_s']:.1f} tok/s" for c in CELLS), flush=True)
     ratios = {c: statistics.median(row[c]["tok_s"] / row["plain"]["tok_s"] for row in rounds) for c in CELLS}
+    # the steering's own cost: steered cells against the same engine with no request steered
+    vs_idle = {
+        c: statistics.median(row[c]["tok_s"] / row["plugin-idle"]["tok_s"] for row in rounds)
+        for c in CELLS[3:]
+    }
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{os.cpu_count()} cores, {os.uname().machine}",
         "mode": "eager" if args.eager else "compiled",
         "requests": args.requests, "new_tokens": args.new, "startup_s_two_engines": start_s,
-        "throughput_ratio_to_plain": ratios, "rounds": rounds,
+        "throughput_ratio_to_plain": ratios, "throughput_ratio_to_plugin_idle": vs_idle, "rounds": rounds,
     }  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     for c in CELLS:
         ttft = statistics.median(row[c]["ttft_p50_s"] or 0.0 for row in rounds)
-        print(f"{c:14s} x{ratios[c]:.3f} of plain throughput   TTFT p50 {ttft:.2f} s")
+        idle = f"   x{vs_idle[c]:.3f} of plugin-idle" if c in vs_idle else ""
+        print(f"{c:14s} x{ratios[c]:.3f} of plain throughput{idle}   TTFT p50 {ttft:.2f} s")
     plain.llm_engine.engine_core.shutdown()
+    twin.llm_engine.engine_core.shutdown()
     steered.llm_engine.engine_core.shutdown()
 
 

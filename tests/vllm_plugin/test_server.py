@@ -63,10 +63,15 @@ def server_paths(tmp_path_factory):
     return d / "plan-dir", d / "server.log"
 
 
-def _client(key=API):
-    from openai import OpenAI
-
-    return OpenAI(base_url=None, api_key=key)
+def _steered_text(client, prompt, plan: str) -> str:
+    got = client.completions.create(
+        model="steerfast",
+        prompt=prompt,
+        max_tokens=N,
+        temperature=0,
+        extra_body={"steering": [{"plan": plan}]},
+    )
+    return got.choices[0].text
 
 
 def _oracle(hf, plan, prompt):
@@ -119,14 +124,7 @@ def test_server_steers_refuses_and_keeps_uploads(hf, plan_files, server_paths):
         assert up.status_code == 201, up.text
         laai = steerfast.SteeringPlan.load(plan_files["laai"])
         want = _oracle(hf, laai, PROMPTS[2])
-        got = client.completions.create(
-            model="steerfast",
-            prompt=PROMPTS[2],
-            max_tokens=N,
-            temperature=0,
-            extra_body={"steering": [{"plan": "up"}]},
-        )
-        assert got.choices[0].text == want
+        assert _steered_text(client, PROMPTS[2], "up") == want
     finally:
         server.kill9()
     server = VllmServer(plan_files, plan_dir, log)
@@ -136,14 +134,7 @@ def test_server_steers_refuses_and_keeps_uploads(hf, plan_files, server_paths):
         ).json()
         assert "up" in {p["name"] for p in listed["data"]}, listed
         client = OpenAI(base_url=server.url + "/v1", api_key=API)
-        got = client.completions.create(
-            model="steerfast",
-            prompt=PROMPTS[2],
-            max_tokens=N,
-            temperature=0,
-            extra_body={"steering": [{"plan": "up"}]},
-        )
-        assert got.choices[0].text == want
+        assert _steered_text(client, PROMPTS[2], "up") == want
         gone = httpx.delete(
             server.url + "/v1/steering/plans/up", headers={"Authorization": f"Bearer {ADMIN}"}
         )

@@ -71,22 +71,32 @@ def test_gemma3_270m(tmp_path):
         llm.llm_engine.engine_core.shutdown()
 
 
-def test_qwen2_small_random(tmp_path):
+def tiny_qwen2(tmp_path, seed: int):
+    """A Qwen2-shaped random model (4 heads, 2 KV heads) saved in HF format, with a plan
+    touching every site kind and an ablation: (model, tokenizer, plans, model dir)."""
     from steerfast.testing import tiny_model, tiny_tokenizer
 
-    model = tiny_model("qwen2", seed=5, hidden_size=256, intermediate_size=512, num_attention_heads=4,
+    model = tiny_model("qwen2", seed=seed, hidden_size=256, intermediate_size=512, num_attention_heads=4,
                        num_key_value_heads=2, num_hidden_layers=4, max_position_embeddings=256)  # fmt: skip
     tok = tiny_tokenizer()
     model.save_pretrained(tmp_path / "qwen2")
     tok.save_pretrained(tmp_path / "qwen2")
-    u = torch.randn(256, generator=torch.Generator().manual_seed(2))
+    u = torch.randn(256, generator=torch.Generator().manual_seed(seed + 1))
     plans = {
-        "every_site": random_plan(model, seed=4),
+        "every_site": random_plan(model, seed=seed + 2),
         "ablate": steerfast.SteeringPlan.ablate_everywhere(model, u),
     }
-    llm = _engine(tmp_path / "qwen2", plans, tmp_path)
+    return model, tok, plans, tmp_path / "qwen2"
+
+
+def small_prompts(tok) -> list[list[int]]:
+    return [tok(p)["input_ids"] for p in ("hello there, steering", "abc def ghi jkl")]
+
+
+def test_qwen2_small_random(tmp_path):
+    model, tok, plans, model_dir = tiny_qwen2(tmp_path, seed=5)
+    llm = _engine(model_dir, plans, tmp_path)
     try:
-        prompts = [tok(p)["input_ids"] for p in ("hello there, steering", "abc def ghi jkl")]
-        _check(llm, model, prompts, plans)
+        _check(llm, model, small_prompts(tok), plans)
     finally:
         llm.llm_engine.engine_core.shutdown()

@@ -2,21 +2,12 @@
 before the first compile and traced in; every step's variation is tensor data."""
 
 import pytest
-from cases import mixed_jobs, run_and_compare
+from cases import mixed_jobs, run_and_compare, start_engine
 
 
 @pytest.fixture(scope="module")
 def llm(hf_dir, plan_files):
-    from vllm import LLM
-
-    engine = LLM(
-        model=hf_dir,
-        dtype="float32",
-        max_model_len=512,
-        max_num_seqs=32,
-        kv_cache_memory_bytes=1 << 28,
-        additional_config={"steerfast": {"plans": plan_files}},
-    )
+    engine = start_engine(hf_dir, plan_files)
     yield engine
     engine.llm_engine.engine_core.shutdown()
 

@@ -103,3 +103,11 @@ def mixed_jobs() -> list[tuple[str, list | None]]:
         prompts = PROMPTS if any(n.startswith("gate") for n in names) else PROMPTS[k % 3 :: 3][:2]
         jobs += [(p, case) for p in prompts]
     return jobs
+
+
+def start_engine(hf_dir, plan_files, **kw):
+    """An LLM on the default model with every test plan loaded (kw: the test's engine shape)."""
+    from vllm import LLM
+
+    kw = {"max_model_len": 512, "max_num_seqs": 32, "kv_cache_memory_bytes": 1 << 28, **kw}
+    return LLM(model=hf_dir, dtype="float32", additional_config={"steerfast": {"plans": plan_files}}, **kw)

@@ -3,18 +3,16 @@ scheduler steps (chunked prefill) and when it is preempted and recomputed (a KV 
 cannot hold the batch): the same tokens as the oracle, and the recompute really happened."""
 
 import pytest
-from cases import LONG, mixed_jobs, run_and_compare
+from cases import LONG, mixed_jobs, run_and_compare, start_engine
 
 STEP_TOKENS = 32  # < the long prompt's length: its prefill spans several steps
 
 
 @pytest.fixture(scope="module")
 def llm(hf_dir, plan_files):
-    from vllm import LLM
-
-    engine = LLM(
-        model=hf_dir,
-        dtype="float32",
+    engine = start_engine(
+        hf_dir,
+        plan_files,
         enforce_eager=True,
         max_model_len=192,
         max_num_seqs=16,
@@ -22,7 +20,6 @@ def llm(hf_dir, plan_files):
         enable_chunked_prefill=True,
         block_size=32,
         kv_cache_memory_bytes=16 << 20,  # ~350 tokens (11 blocks) of KV for a batch needing far more
-        additional_config={"steerfast": {"plans": plan_files}},
     )
     yield engine
     engine.llm_engine.engine_core.shutdown()

@@ -2,23 +2,17 @@
 every kind, site, policy, combination and a conditional plan; prefix caching on."""
 
 import pytest
-from cases import LONG, PROMPTS, gate_opens, mixed_jobs, run_and_compare
+from cases import LONG, PROMPTS, gate_opens, mixed_jobs, run_and_compare, start_engine
 
 
 @pytest.fixture(scope="module")
 def llm(hf_dir, plan_files):
-    from vllm import LLM
-
-    engine = LLM(
-        model=hf_dir,
-        dtype="float32",
+    engine = start_engine(
+        hf_dir,
+        plan_files,
         enforce_eager=True,
-        max_model_len=512,
-        max_num_seqs=32,
         enable_prefix_caching=True,
         block_size=32,  # (the CPU default, 128, is longer than the test prompts)
-        kv_cache_memory_bytes=1 << 28,
-        additional_config={"steerfast": {"plans": plan_files}},
     )
     yield engine
     engine.llm_engine.engine_core.shutdown()
