@@ -1,5 +1,5 @@
 """The same HTTP workload on `steerfast serve` (transformers engine) and on
-`steerfast serve --engine vllm` (vLLM + the plugin): 32 concurrent streamed completions,
+`steerfast serve --engine vllm` (vLLM + the plugin): 32 concurrent streamed chat completions,
 greedy, `new` tokens each, unsteered and with one CAA configuration; interleaved rounds,
 one server up at a time, the official openai client.
 
@@ -38,7 +38,7 @@ def start(python: str, engine: str, plan: str, log: Path):
     if engine == "vllm":
         cmd += ["--engine", "vllm", "--vllm-max-num-seqs", "32"]
     else:
-        cmd += ["--slots", "8", "--threads", "1"]
+        cmd += ["--slots", "8", "--threads", "1", "--served-model-name", "steerfast"]
     env = dict(os.environ, OMP_NUM_THREADS="1", VLLM_HOST_IP="127.0.0.1")
     with open(log, "ab") as out:  # the child keeps its own descriptor
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -65,11 +65,16 @@ async def workload(url: str, prompts, steering, new: int) -> dict:
         t0 = time.perf_counter()
         first, n = None, 0
         extra = {"steering": steering} if steering else {}
-        stream = await client.completions.create(
-            model="steerfast", prompt=p, max_tokens=new, temperature=0, stream=True, extra_body=extra
+        stream = await client.chat.completions.create(
+            model="steerfast",
+            messages=[{"role": "user", "content": p}],
+            max_tokens=new,
+            temperature=0,
+            stream=True,
+            extra_body=extra,
         )
         async for chunk in stream:
-            if chunk.choices and chunk.choices[0].text:
+            if chunk.choices and chunk.choices[0].delta.content:
                 first = first or time.perf_counter() - t0
                 n += 1
         return first, n
@@ -78,7 +83,11 @@ async def workload(url: str, prompts, steering, new: int) -> dict:
     res = await asyncio.gather(*(one(p) for p in prompts))
     wall = time.perf_counter() - t0
     ttft = [f for f, _ in res if f is not None]
-    return {"wall_s": wall, "chunks": sum(n for _, n in res), "ttft_p50_s": statistics.median(ttft)}
+    return {
+        "wall_s": wall,
+        "chunks": sum(n for _, n in res),
+        "ttft_p50_s": statistics.median(ttft) if ttft else None,
+    }
 
 
 def main() -> None:
@@ -131,7 +140,7 @@ def main() -> None:
     }  # fmt: skip
     Path(args.out).write_text(json.dumps(result, indent=1))
     for k, v in summary.items():
-        print(f"{k:32s} {v:.2f}")
+        print(f"{k:32s} {v}")
 
 
 if __name__ == "__main__":
