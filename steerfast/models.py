@@ -163,10 +163,15 @@ def _dequantised_copy(model):
 
 
 def _packaged(name: str, dtype, use_cache: bool):
-    """A packaged GGUF, dequantised once and cached as an fp32 HF directory (same logits)."""
+    """A packaged GGUF, dequantised once and cached as an fp32 HF directory (same logits).
+
+    The cache is keyed by the transformers version that wrote it: a directory saved by one
+    version (e.g. vLLM's env, 5.19) and read by another (5.25) can load into a different
+    model (Gemma 3's batched generation was garbage that way), so versions never share one."""
+    import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    cached = cache_dir() / "models" / f"{name}-fp32"
+    cached = cache_dir() / "models" / f"{name}-fp32-transformers{transformers.__version__}"
     if use_cache and (cached / "config.json").is_file() and (cached / "model.safetensors").is_file():
         return (
             AutoModelForCausalLM.from_pretrained(str(cached), dtype=dtype),

@@ -19,7 +19,9 @@ def export_dir(name: str = DEFAULT_MODEL, dtype=torch.float32) -> Path:
     load), written once under the steerfast cache; returns its directory."""
     if Path(name).is_dir() and (Path(name) / "config.json").is_file():
         return Path(name)
-    tag = str(dtype).removeprefix("torch.")
+    import transformers
+
+    tag = f"{str(dtype).removeprefix('torch.')}-transformers{transformers.__version__}"
     out = cache_dir() / "hf-export" / f"{name.replace('/', '--')}-{tag}"
     if (out / DONE).is_file():
         return out

@@ -189,11 +189,12 @@ def test_1000_disconnects_leave_nothing_behind(eng):
 
 
 def test_drain_finishes_in_flight_then_cancels_the_rest():
-    e = make(max_new_tokens=512, kv_tokens=8192, prefix_cache=False)  # no cached blocks kept: all must free
+    # long enough that no fast CPU finishes them within the drain
+    e = make(max_new_tokens=4096, kv_tokens=16384, prefix_cache=False)  # no cached blocks kept: all must free
     try:
 
         async def main():
-            long = [asyncio.ensure_future(one(e, f"x{i}", SamplingParams(500))) for i in range(3)]
+            long = [asyncio.ensure_future(one(e, f"x{i}", SamplingParams(4000))) for i in range(3)]
             short = asyncio.ensure_future(one(e, "short", SamplingParams(2)))
             await asyncio.sleep(0.3)
             cancelled = await asyncio.to_thread(e.drain, 0.5)

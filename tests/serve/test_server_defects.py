@@ -30,8 +30,9 @@ def srv(files):
     s = tiny_server(
         model,
         d / "server.log",
-        *("--step-timeout-s", str(STEP_TIMEOUT_S), "--max-tokens", "256", "--max-prompt-tokens", "512"),
-        *("--max-batch-tokens", "8", "--kv-tokens", "32768", "--slots", "4"),
+        *("--step-timeout-s", str(STEP_TIMEOUT_S), "--max-tokens", "1024", "--max-prompt-tokens", "512"),
+        # small steps, so the work below outlasts the timeout several times even on a fast CPU
+        *("--max-batch-tokens", "4", "--kv-tokens", "32768", "--slots", "4"),
         *("--allow-plan-uploads", "--plan-dir", str(d / "plans")),
     )
     yield s
@@ -69,14 +70,14 @@ def assert_nothing_left(srv):
 # --- 1. the step timeout means "no progress for N s", streamed or not ------------------------
 def test_1_a_non_streamed_request_producing_tokens_is_not_timed_out(srv, client):
     t0 = time.monotonic()
-    r = client.completions.create(model="m", prompt="hello", n=16, max_tokens=256, temperature=0)
+    r = client.completions.create(model="m", prompt="hello", n=16, max_tokens=1024, temperature=0)
     took = time.monotonic() - t0
     assert took > 2 * STEP_TIMEOUT_S, f"took {took:.2f} s: too fast to test the timeout"
     assert r.usage.completion_tokens > 16 * 8 and all(c.finish_reason for c in r.choices)
 
 
 def test_1_streamed_requests_waiting_in_a_moving_queue_are_not_timed_out(srv, client):
-    prompts = [f"{i:03d}" + "xyzw" * 119 for i in range(16)]  # 480 tokens each, no shared prefix
+    prompts = [f"{i:03d}" + "xyzw" * 119 for i in range(24)]  # 480 tokens each, no shared prefix
 
     def first_token_wait(p):
         t0, first, text = time.monotonic(), None, ""
@@ -85,7 +86,7 @@ def test_1_streamed_requests_waiting_in_a_moving_queue_are_not_timed_out(srv, cl
             text += ch.choices[0].text if ch.choices else ""
         return first
 
-    with ThreadPoolExecutor(16) as pool:
+    with ThreadPoolExecutor(24) as pool:
         waits = list(pool.map(first_token_wait, prompts))
     assert max(waits) > 2 * STEP_TIMEOUT_S, f"waits {waits}: the queue was too short to test"
     assert_nothing_left(srv)

@@ -4,9 +4,6 @@ runs them there). In an environment without vLLM this folder holds nothing to co
 import importlib.util
 import os
 
-os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")  # only loopback is reachable here
-# tests/conftest.py sets Triton's interpreter for the kernel tests; vLLM must see the CPU as it is
-os.environ.pop("TRITON_INTERPRET", None)
 
 if importlib.util.find_spec("vllm") is None:
 
@@ -16,6 +13,11 @@ if importlib.util.find_spec("vllm") is None:
 
 else:
     import pytest
+
+    os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")  # only loopback is reachable here
+    # tests/conftest.py sets Triton's interpreter for the kernel tests (never collected with
+    # vLLM: `make test-vllm` runs only this folder); vLLM must see the CPU as it is
+    os.environ.pop("TRITON_INTERPRET", None)
 
     @pytest.fixture(scope="session")
     def hf():
