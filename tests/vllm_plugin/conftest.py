@@ -4,7 +4,6 @@ runs them there). In an environment without vLLM this folder holds nothing to co
 import importlib.util
 import os
 
-
 if importlib.util.find_spec("vllm") is None:
 
     def pytest_ignore_collect(collection_path, config):
