@@ -70,7 +70,7 @@ def assert_nothing_left(srv):
 # --- 1. the step timeout means "no progress for N s", streamed or not ------------------------
 def test_1_a_non_streamed_request_producing_tokens_is_not_timed_out(srv, client):
     t0 = time.monotonic()
-    r = client.completions.create(model="m", prompt="hello", n=16, max_tokens=1024, temperature=0)
+    r = client.completions.create(model="m", prompt="hello", n=16, max_tokens=1000, temperature=0)
     took = time.monotonic() - t0
     assert took > 2 * STEP_TIMEOUT_S, f"took {took:.2f} s: too fast to test the timeout"
     assert r.usage.completion_tokens > 16 * 8 and all(c.finish_reason for c in r.choices)
