@@ -14,6 +14,7 @@ import threading
 
 from ..errors import SteeringError
 from .config import plugin_config
+from .patching import patch_once
 from .spec import KEY, cache_salt
 from .state import EngineState
 
@@ -78,7 +79,6 @@ def _wrap_process_inputs(orig):
         except SteeringError as exc:
             raise _client_error(exc) from exc
 
-    process_inputs._steerfast_patched = True
     return process_inputs
 
 
@@ -95,7 +95,6 @@ def _wrap_to_sampling_params(orig):
             sp.extra_args = {**(sp.extra_args or {}), KEY: extra[KEY]}
         return sp
 
-    to_sampling_params._steerfast_patched = True
     return to_sampling_params
 
 
@@ -104,11 +103,6 @@ def install() -> None:
     from vllm.entrypoints.openai.completion.protocol import CompletionRequest
     from vllm.v1.engine.input_processor import InputProcessor
 
-    for cls, name, wrapper in (
-        (InputProcessor, "process_inputs", _wrap_process_inputs),
-        (CompletionRequest, "to_sampling_params", _wrap_to_sampling_params),
-        (ChatCompletionRequest, "to_sampling_params", _wrap_to_sampling_params),
-    ):
-        current = getattr(cls, name)
-        if not getattr(current, "_steerfast_patched", False):
-            setattr(cls, name, wrapper(current))
+    patch_once(InputProcessor, "process_inputs", _wrap_process_inputs)
+    patch_once(CompletionRequest, "to_sampling_params", _wrap_to_sampling_params)
+    patch_once(ChatCompletionRequest, "to_sampling_params", _wrap_to_sampling_params)

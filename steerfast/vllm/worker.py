@@ -10,6 +10,7 @@ from ..errors import SteeringError
 from .bank import VllmBank
 from .config import plugin_config
 from .internals import UnsupportedVllm, check_runner
+from .patching import patch_once
 from .rows import fill_rows
 from .spec import CANONICAL, KEY
 from .state import EngineState
@@ -46,7 +47,6 @@ def _wrap_load_model(orig):
             self._steerfast = WorkerSteering(self, cfg)
         return out
 
-    load_model._steerfast_patched = True
     return load_model
 
 
@@ -65,7 +65,6 @@ def _wrap_update_states(orig):
                     st.admit(new.req_id, spec, len(new.prompt_token_ids or ()))
         return out
 
-    _update_states._steerfast_patched = True
     return _update_states
 
 
@@ -78,7 +77,6 @@ def _wrap_prepare_inputs(orig):
             fill_rows(st.bank, self)
         return out
 
-    _prepare_inputs._steerfast_patched = True
     return _prepare_inputs
 
 
@@ -118,14 +116,7 @@ def _refuse_v2(orig):
             )
         return orig(self, *args, **kwargs)
 
-    load_model._steerfast_patched = True
     return load_model
-
-
-def _patch(cls, name, wrapper) -> None:
-    current = getattr(cls, name)
-    if not getattr(current, "_steerfast_patched", False):
-        setattr(cls, name, wrapper(current))
 
 
 def install() -> None:
@@ -133,15 +124,15 @@ def install() -> None:
     from vllm.v1.worker.gpu_model_runner import GPUModelRunner
     from vllm.v1.worker.gpu_worker import Worker
 
-    _patch(CPUModelRunner, "load_model", _wrap_load_model)
-    _patch(GPUModelRunner, "load_model", _wrap_load_model)
-    _patch(GPUModelRunner, "_update_states", _wrap_update_states)
-    _patch(GPUModelRunner, "_prepare_inputs", _wrap_prepare_inputs)
+    patch_once(CPUModelRunner, "load_model", _wrap_load_model)
+    patch_once(GPUModelRunner, "load_model", _wrap_load_model)
+    patch_once(GPUModelRunner, "_update_states", _wrap_update_states)
+    patch_once(GPUModelRunner, "_prepare_inputs", _wrap_prepare_inputs)
     try:
         from vllm.v1.worker.gpu.model_runner import GPUModelRunner as V2Runner
     except ImportError:
         V2Runner = None
     if V2Runner is not None:
-        _patch(V2Runner, "load_model", _refuse_v2)
+        patch_once(V2Runner, "load_model", _refuse_v2)
     for fn in (steerfast_add_plan, steerfast_remove_plan, steerfast_stats):
         setattr(Worker, fn.__name__, fn)
