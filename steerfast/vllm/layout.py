@@ -80,7 +80,3 @@ class Layout:
                     "steerfast.read_layers naming them"
                 )
         return out
-
-    def check(self, plan) -> None:
-        plan.validate(self.skel)
-        self.groups(plan)

@@ -56,10 +56,12 @@ def parse(raw) -> list[dict]:
     return out
 
 
-def canonical(entries: list[dict], registry) -> dict | None:
+def canonical(entries: list[dict], registry, fits) -> dict | None:
     """{"v", "key", "entries": [... + digest], "positional", "whole_prompt"}; None for none.
 
-    Builds the combined plan once, so a combination that cannot be made is refused here."""
+    Builds the combined plan once, so a combination that cannot be made is refused here, and
+    `fits(plan)` (the engine's Layout.groups) refuses one the workers cannot apply exactly:
+    plans that each fit can need more lanes together than the engine has."""
     if not entries:
         return None
     resolved = []
@@ -67,6 +69,7 @@ def canonical(entries: list[dict], registry) -> dict | None:
         key, _ = registry.get(e["plan"])
         resolved.append({**e, "digest": key})
     plan = combined(resolved, registry)
+    fits(plan)
     positional = any(iv.positions != "all" for iv in plan.interventions)
     conds = plan.condition.conditions if plan.condition is not None else ()
     key = hashlib.sha256(json.dumps([CANONICAL, resolved], sort_keys=True).encode()).hexdigest()[:32]

@@ -32,19 +32,19 @@ class EngineState:
         for name, path in {**cfg.plans, **saved_plans(cfg.plan_dir)}.items():
             self.registry.add_file(name, path)
         self.layout = Layout(skel, cfg, list(self.registry.names().values()), tp_size)
-        for plan in self.registry.names().values():
-            self.layout.check(plan)
+        for plan in self.registry.names().values():  # validated by the registry
+            self.layout.groups(plan)
 
     def canonical(self, raw):
-        return canonical(parse(raw), self.registry)
+        return canonical(parse(raw), self.registry, self.layout.groups)
 
     def plan_of(self, spec: dict):
         return combined(spec["entries"], self.registry)
 
     def add_plan(self, name: str, data: bytes) -> None:
-        plan = self.registry.add_bytes(name, data)
+        plan = self.registry.add_bytes(name, data)  # validated against the model
         try:
-            self.layout.check(plan)
+            self.layout.groups(plan)
         except Exception:
             self.registry.remove(name)
             raise

@@ -43,6 +43,23 @@ def test_this_vllm_is_supported():
     internals.check_vllm()
 
 
+def test_a_combination_needing_more_lanes_than_the_engine_has_is_refused(hf_dir, plan_files):
+    """Each plan fits the engine's two lanes alone; prefix:2 + prompt_last + from_prompt_end
+    together need three: refused in the frontend, before any worker sees the request."""
+    from vllm.engine.arg_utils import EngineArgs
+
+    from steerfast.vllm.frontend import engine_state
+
+    cfg = {"steerfast": {"plans": plan_files}}
+    config = EngineArgs(
+        model=hf_dir, dtype="float32", enforce_eager=True, additional_config=cfg
+    ).create_engine_config()
+    state = engine_state(config)
+    assert state.canonical([{"plan": "actadd"}, {"plan": "sadi_head"}]) is not None  # two lanes: fits
+    with pytest.raises(SteeringError, match="needs 3 lanes"):
+        state.canonical([{"plan": "actadd"}, {"plan": "sadi_head"}, {"plan": "caa"}])
+
+
 def test_steering_without_the_plugin_configured_is_refused(hf_dir):
     from vllm.engine.arg_utils import EngineArgs
     from vllm.sampling_params import SamplingParams
