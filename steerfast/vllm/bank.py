@@ -15,6 +15,7 @@ from .. import ops
 from ..errors import SteeringError
 from ..positions import parse_policy
 from ..runtime.rows import POLICY_CODES
+from . import site_op
 from . import sites as vsites
 from .gates import Gates
 from .layout import Layout
@@ -35,8 +36,14 @@ class SiteTables:
 
 
 class VllmBank:
-    def __init__(self, model, layout: Layout, slots: int, max_tokens: int):
+    _made = 0  # banks built in this process: op keys stay unique and deterministic
+
+    def __init__(self, model, layout: Layout, slots: int, max_tokens: int, host_branch: bool = True):
+        """host_branch: compiled graphs call site_op (the host decides per step what runs; no
+        CUDA graphs); else every lane's edit is traced in as data (CUDA-graph safe)."""
         self.layout, self.slots, self.entries = layout, slots, layout.entries
+        self.host_branch, self.op_keys = host_branch, []
+        bank_no, VllmBank._made = VllmBank._made, VllmBank._made + 1
         L = layout.lanes
         self.lane_code = torch.full((L, slots), -1, dtype=torch.long)
         self.lane_n = torch.zeros((L, slots), dtype=torch.long)
@@ -62,17 +69,21 @@ class VllmBank:
                 width = vsite.cols.stop - vsite.cols.start
             self.cols[ls] = vsite.cols
             self.tables[ls] = t = SiteTables(L, slots * self.entries, width)
-            self.handles.append(vsites.install(vsite, self._editor(t)))
+            key = f"bank{bank_no}:{ls[0]}:{ls[1]}"
+            self.handles.append(vsites.install(vsite, self._editor(t, key)))
         layers = vsites.decoder_layers(model)
         for layer in layout.read_layers:  # after the site hooks: layer 0 reads after embed.out
             self.handles.append(layers[layer].register_forward_pre_hook(self.gates.reader(layer)))
 
     # --- the forward ---------------------------------------------------------------------
-    def _editor(self, t: SiteTables):
+    def _editor(self, t: SiteTables, key: str):
         rows, lanes, gates = self.rows, range(self.layout.lanes), self.gates
 
         def edit(y):
             n = y.shape[0]
+            if torch.compiler.is_compiling() and self.host_branch:
+                torch.ops.steerfast_vllm.edit_(y, key)
+                return y
             if torch.compiler.is_compiling():  # traced once: every lane, every part, as data
                 for lane in lanes:
                     m = rows[lane, :n] if gates is None else gates.mask(lane, rows[lane, :n])
@@ -103,6 +114,8 @@ class VllmBank:
                     ops.steer_rows_(y, m, *parts)
             return y
 
+        site_op.register(key, edit)
+        self.op_keys.append(key)
         return edit
 
     # --- configurations -> slots ---------------------------------------------------------
@@ -177,3 +190,6 @@ class VllmBank:
         for h in self.handles:
             h.remove()
         self.handles = []
+        for key in self.op_keys:
+            site_op.unregister(key)
+        self.op_keys = []

@@ -8,7 +8,8 @@ from ..adapters import SITES
 from ..errors import SteeringError
 
 SECTION = "steerfast"
-KEYS = {"plans", "sites", "lanes", "entries", "plan_dir", "read_layers"}
+KEYS = {"plans", "sites", "lanes", "entries", "plan_dir", "read_layers", "compiled_edit"}
+COMPILED_EDITS = ("auto", "op", "data")
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,10 @@ class PluginConfig:
     lanes: row maps per step (a request combining policies at one site needs one each).
     entries: table rows per slot (prefix:n plans need n); None = the start-up plans' largest.
     plan_dir: where the server keeps uploaded plans (they are reloaded at start).
-    read_layers: layers conditions may read, beyond those of the start-up plans."""
+    read_layers: layers conditions may read, beyond those of the start-up plans.
+    compiled_edit: how compiled graphs edit a site: "op" (an opaque op whose body branches on
+    the host each step: idle sites and unused lanes cost nothing; no CUDA graphs), "data"
+    (every lane's edit traced in as tensor data: CUDA-graph safe), "auto" (op on CPU)."""
 
     plans: dict = field(default_factory=dict)
     sites: object = "plans"
@@ -27,6 +31,7 @@ class PluginConfig:
     entries: int | None = None
     plan_dir: str | None = None
     read_layers: tuple = ()
+    compiled_edit: str = "auto"
 
 
 def plugin_config(additional_config) -> PluginConfig | None:
@@ -68,4 +73,9 @@ def plugin_config(additional_config) -> PluginConfig | None:
         isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in reads
     ):
         raise SteeringError("'read_layers' must be a list of layer indices")
-    return PluginConfig(dict(plans), sites, lanes, entries, plan_dir, tuple(reads))
+    compiled_edit = raw.get("compiled_edit", "auto")
+    if compiled_edit not in COMPILED_EDITS:
+        raise SteeringError(
+            f"'compiled_edit' must be one of {', '.join(COMPILED_EDITS)}, got {compiled_edit!r}"
+        )
+    return PluginConfig(dict(plans), sites, lanes, entries, plan_dir, tuple(reads), compiled_edit)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import functools
 
+import torch
+
 from ..errors import SteeringError
 from .bank import VllmBank
 from .config import plugin_config
@@ -23,7 +25,12 @@ class WorkerSteering:
         self.state = EngineState(cfg, runner.model_config.hf_config, tp)
         sched = runner.scheduler_config
         max_tokens = max(sched.max_num_batched_tokens, getattr(runner, "max_num_tokens", 0)) + 16
-        self.bank = VllmBank(runner.get_model(), self.state.layout, sched.max_num_seqs, max_tokens)
+        # no CUDA graphs on CPU: compiled steps may branch on the host (site_op)
+        on_cpu = torch.device(runner.device).type == "cpu"
+        host_branch = cfg.compiled_edit == "op" or (cfg.compiled_edit == "auto" and on_cpu)
+        self.bank = VllmBank(
+            runner.get_model(), self.state.layout, sched.max_num_seqs, max_tokens, host_branch
+        )
 
     def admit(self, request_id: str, spec, prompt_len: int) -> None:
         if request_id in self.bank.slot_of:  # resumed after preemption: keeps its slot
@@ -103,6 +110,7 @@ def steerfast_stats(self) -> dict:
         "slots_held": sum(r > 0 for r in bank.refs),
         "requests": len(bank.slot_of),
         "recomputed": bank.recomputed,
+        "compiled_edit": "op" if bank.host_branch else "data",
     }
 
 

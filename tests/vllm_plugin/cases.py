@@ -105,9 +105,11 @@ def mixed_jobs() -> list[tuple[str, list | None]]:
     return jobs
 
 
-def start_engine(hf_dir, plan_files, **kw):
-    """An LLM on the default model with every test plan loaded (kw: the test's engine shape)."""
+def start_engine(hf_dir, plan_files, steerfast=None, **kw):
+    """An LLM on the default model with every test plan loaded (kw: the test's engine shape;
+    steerfast: more of the plugin's config)."""
     from vllm import LLM
 
     kw = {"max_model_len": 512, "max_num_seqs": 32, "kv_cache_memory_bytes": 1 << 28, **kw}
-    return LLM(model=hf_dir, dtype="float32", additional_config={"steerfast": {"plans": plan_files}}, **kw)
+    section = {"plans": plan_files, **(steerfast or {})}
+    return LLM(model=hf_dir, dtype="float32", additional_config={"steerfast": section}, **kw)
