@@ -2,7 +2,7 @@
 side in one process (two engines on the same exported model), rounds interleaved.
 
     .venv-vllm/bin/python benchmarks/vllm_plugin.py [--rounds 3] [--requests 32] [--new 64]
-        [--eager] [--out benchmarks/results/vllm-plugin.json]
+        [--eager] [--forms op,data] [--out benchmarks/results/vllm-plugin.json]
 
 Cells (each a batch of `requests` prompts, greedy, exactly `new` tokens each, ignore_eos):
   plain            vLLM, no plugin (the baseline every ratio divides by)
@@ -12,6 +12,9 @@ Cells (each a batch of `requests` prompts, greedy, exactly `new` tokens each, ig
   k1 / k8 / k32    K distinct configurations (CAA at every layer, strength per config)
   sadi-head-all    SADI-Head scales at attn.heads of every layer, prompt_last
   ablate-all       directional ablation at every residual site
+The plugin's cells run on one engine per compiled form of the edit (`compiled_edit`: "op",
+CPU's default, branching on the host per step; "data", every lane traced in, the CUDA-graph
+form); the second form's cells are named `cell@data`. With --eager the form does not matter.
 Throughput = generated tokens / wall seconds of the generate call; TTFT from vLLM's own
 request metrics (first_token_latency), median over requests. Ratios are per-round
 then the median over rounds; the machine's load average is recorded with each round.
@@ -29,7 +32,8 @@ from pathlib import Path
 
 os.environ.setdefault("VLLM_HOST_IP", "127.0.0.1")
 
-CELLS = ("plain", "plain-twin", "plugin-idle", "caa-all", "k1", "k8", "k32", "sadi-head-all", "ablate-all")
+BASE = ("plain", "plain-twin")
+STEERED = ("plugin-idle", "caa-all", "k1", "k8", "k32", "sadi-head-all", "ablate-all")
 
 
 def build_plans(model, directory: Path) -> dict[str, str]:
@@ -100,8 +104,12 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=32)
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--eager", action="store_true", help="enforce_eager (default: vLLM's compiled mode)")
+    ap.add_argument("--forms", default="op,data", help="compiled forms of the edit, one engine each")
     ap.add_argument("--out", default="benchmarks/results/vllm-plugin.json")
     args = ap.parse_args()
+    forms = args.forms.split(",")
+    suffix = {f: "" if k == 0 else f"@{f}" for k, f in enumerate(forms)}
+    cells = BASE + tuple(c + suffix[f] for f in forms for c in STEERED)
 
     from vllm import LLM
 
@@ -116,46 +124,49 @@ def main() -> None:
         max_num_seqs=args.requests, kv_cache_memory_bytes=1 << 29, disable_log_stats=False,
     )  # fmt: skip
     t0 = time.time()
-    plain = LLM(**common)
-    twin = LLM(**common)
-    steered = LLM(**common, additional_config={"steerfast": {"plans": plans}})
+    engines = {"plain": LLM(**common), "plain-twin": LLM(**common)}
+    for f in forms:
+        engines[f] = LLM(**common, additional_config={"steerfast": {"plans": plans, "compiled_edit": f}})
     start_s = time.time() - t0
     prompts = [
         f"Write a few sentences about topic number {i}: the sea, a city, music." for i in range(args.requests)
     ]
-    for llm in (plain, twin, steered):  # warm each
+    for llm in engines.values():  # warm each
         run_cell(llm, prompts[:4], [None] * 4, 8)
     rounds = []
     for r in range(args.rounds):
-        order = CELLS[r % len(CELLS) :] + CELLS[: r % len(CELLS)]
+        order = cells[r % len(cells) :] + cells[: r % len(cells)]
         row = {"load": os.getloadavg()[0]}
         for cell in order:
-            llm = {"plain": plain, "plain-twin": twin}.get(cell, steered)
-            row[cell] = run_cell(llm, prompts, cell_requests(cell, args.requests), args.new)
+            name, _, form = cell.partition("@")
+            llm = engines.get(cell) or engines[form or forms[0]]
+            row[cell] = run_cell(llm, prompts, cell_requests(name, args.requests), args.new)
         rounds.append(row)
-        print(f"round {r}: " + ", ".join(f"{c} {row[c]['tok_s']:.1f} tok/s" for c in CELLS), flush=True)
-    ratios = {c: statistics.median(row[c]["tok_s"] / row["plain"]["tok_s"] for row in rounds) for c in CELLS}
+        print(f"round {r}: " + ", ".join(f"{c} {row[c]['tok_s']:.1f} tok/s" for c in cells), flush=True)
+    ratios = {c: statistics.median(row[c]["tok_s"] / row["plain"]["tok_s"] for row in rounds) for c in cells}
     # the steering's own cost: steered cells against the same engine with no request steered
     vs_idle = {
-        c: statistics.median(row[c]["tok_s"] / row["plugin-idle"]["tok_s"] for row in rounds)
-        for c in CELLS[3:]
+        c: statistics.median(
+            row[c]["tok_s"] / row["plugin-idle" + c[len(c.partition("@")[0]) :]]["tok_s"] for row in rounds
+        )
+        for c in cells
+        if c not in BASE and not c.startswith("plugin-idle")
     }
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{os.cpu_count()} cores, {os.uname().machine}",
-        "mode": "eager" if args.eager else "compiled",
+        "mode": "eager" if args.eager else "compiled", "forms": forms,
         "requests": args.requests, "new_tokens": args.new, "startup_s_two_engines": start_s,
         "throughput_ratio_to_plain": ratios, "throughput_ratio_to_plugin_idle": vs_idle, "rounds": rounds,
     }  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
-    for c in CELLS:
+    for c in cells:
         ttft = statistics.median(row[c]["ttft_p50_s"] or 0.0 for row in rounds)
         idle = f"   x{vs_idle[c]:.3f} of plugin-idle" if c in vs_idle else ""
         print(f"{c:14s} x{ratios[c]:.3f} of plain throughput{idle}   TTFT p50 {ttft:.2f} s")
-    plain.llm_engine.engine_core.shutdown()
-    twin.llm_engine.engine_core.shutdown()
-    steered.llm_engine.engine_core.shutdown()
+    for llm in engines.values():
+        llm.llm_engine.engine_core.shutdown()
 
 
 if __name__ == "__main__":

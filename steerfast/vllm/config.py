@@ -8,7 +8,7 @@ from ..adapters import SITES
 from ..errors import SteeringError
 
 SECTION = "steerfast"
-KEYS = {"plans", "sites", "lanes", "entries", "plan_dir", "read_layers", "compiled_edit"}
+KEYS = {"plans", "sites", "lanes", "entries", "plan_dir", "read_layers", "compiled_edit", "monitors"}
 COMPILED_EDITS = ("auto", "op", "data")
 
 
@@ -21,6 +21,8 @@ class PluginConfig:
     entries: table rows per slot (prefix:n plans need n); None = the start-up plans' largest.
     plan_dir: where the server keeps uploaded plans (they are reloaded at start).
     read_layers: layers conditions may read, beyond those of the start-up plans.
+    monitors: monitor files (or plan files carrying monitors) loaded at start; the monitors
+    of the `plans` files are loaded too. A request names the ones it wants read.
     compiled_edit: how compiled graphs edit a site: "op" (an opaque op whose body branches on
     the host each step: idle sites and unused lanes cost nothing; no CUDA graphs), "data"
     (every lane's edit traced in as tensor data: CUDA-graph safe), "auto" (op on CPU)."""
@@ -32,6 +34,7 @@ class PluginConfig:
     plan_dir: str | None = None
     read_layers: tuple = ()
     compiled_edit: str = "auto"
+    monitors: tuple = ()
 
 
 def plugin_config(additional_config) -> PluginConfig | None:
@@ -78,4 +81,9 @@ def plugin_config(additional_config) -> PluginConfig | None:
         raise SteeringError(
             f"'compiled_edit' must be one of {', '.join(COMPILED_EDITS)}, got {compiled_edit!r}"
         )
-    return PluginConfig(dict(plans), sites, lanes, entries, plan_dir, tuple(reads), compiled_edit)
+    monitors = raw.get("monitors", [])
+    if not isinstance(monitors, list) or not all(isinstance(m, str) for m in monitors):
+        raise SteeringError("'monitors' must be a list of monitor (or plan) file paths")
+    return PluginConfig(
+        dict(plans), sites, lanes, entries, plan_dir, tuple(reads), compiled_edit, tuple(monitors)
+    )

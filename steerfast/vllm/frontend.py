@@ -2,7 +2,10 @@
 layout before it is queued (a bad one raises, which the OpenAI server answers with 400),
 made canonical, and its KV cache is salted with its configuration.
 
-Sources of a request's steering: `SamplingParams.extra_args["steering"]` (offline), the same
+A request's `monitors` (names) are checked against the engine's monitors and carried to
+the workers with the request's id, the key its readings are kept under (monitoring.py).
+
+Sources of a request's steering and monitors: `SamplingParams.extra_args["steering"]` (offline), the same
 as a JSON string via `vllm_xargs`, or the top-level `steering` field `steerfast serve` takes
 (moved into extra_args by the patched `to_sampling_params`)."""
 
@@ -14,10 +17,12 @@ import threading
 
 from ..errors import SteeringError
 from .config import plugin_config
+from .monitor_taps import KEY as TAPS_KEY
 from .patching import patch_once
 from .spec import KEY, cache_salt
 from .state import EngineState
 
+MONITORS = "monitors"  # a request's monitor names (extra_args, vllm_xargs or a top-level field)
 _STATES: dict[tuple, EngineState | None] = {}
 _LOCK = threading.Lock()
 
@@ -39,17 +44,28 @@ def engine_state(vllm_config) -> EngineState | None:
 
 
 def steer_request(vllm_config, req):
-    """The EngineCoreRequest with its steering canonical and its cache salted (or refused)."""
+    """The EngineCoreRequest with its steering canonical and its cache salted, and its
+    monitors checked and keyed by its request id (or refused)."""
     sp = req.sampling_params
-    raw = (getattr(sp, "extra_args", None) or {}).get(KEY) if sp is not None else None
-    if raw is None:
+    extra = (getattr(sp, "extra_args", None) or {}) if sp is not None else {}
+    raw, asked = extra.get(KEY), extra.get(MONITORS)
+    if raw is None and asked is None:
         return req
     state = engine_state(vllm_config)
     if state is None:
         raise NotConfigured(
-            "this request asks for steering, but the steerfast plugin is not configured on this "
-            'engine: start vLLM with additional_config={"steerfast": {"plans": {...}}}'
+            f"this request asks for {KEY if raw is not None else MONITORS}, but the steerfast plugin "
+            'is not configured on this engine: start vLLM with additional_config={"steerfast": {...}}'
         )
+    if asked is not None:
+        names = state.monitor_names(asked)
+        if getattr(sp, "n", 1) != 1:
+            raise SteeringError("monitors are read for n = 1 only (each choice is its own request)")
+        rest = {k: v for k, v in sp.extra_args.items() if k != MONITORS}
+        sp.extra_args = {**rest, **({TAPS_KEY: {"id": req.request_id, "names": names}} if names else {})}
+        sp.extra_args = sp.extra_args or None
+    if raw is None:
+        return req
     spec = state.canonical(raw)
     rest = {k: v for k, v in sp.extra_args.items() if k != KEY}
     if spec is None:
@@ -87,12 +103,13 @@ def _wrap_to_sampling_params(orig):
     def to_sampling_params(self, *args, **kwargs):
         sp = orig(self, *args, **kwargs)
         extra = getattr(self, "model_extra", None) or {}
-        if KEY in extra and extra[KEY] is not None:
-            if sp.extra_args and KEY in sp.extra_args:
-                raise _client_error(
-                    SteeringError("steering is given both as a field and in vllm_xargs; give it once")
-                )
-            sp.extra_args = {**(sp.extra_args or {}), KEY: extra[KEY]}
+        for field in (KEY, MONITORS):
+            if field in extra and extra[field] is not None:
+                if sp.extra_args and field in sp.extra_args:
+                    raise _client_error(
+                        SteeringError(f"{field} is given both as a field and in vllm_xargs; give it once")
+                    )
+                sp.extra_args = {**(sp.extra_args or {}), field: extra[field]}
         return sp
 
     return to_sampling_params

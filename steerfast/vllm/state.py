@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+from ..errors import SteeringError
+from ..monitor import check_names, load_monitors
 from .config import PluginConfig
 from .layout import Layout
 from .registry import PlanRegistry, skeleton
@@ -34,9 +37,30 @@ class EngineState:
         self.layout = Layout(skel, cfg, list(self.registry.names().values()), tp_size)
         for plan in self.registry.names().values():  # validated by the registry
             self.layout.groups(plan)
+        monitors = [m for path in (*cfg.plans.values(), *cfg.monitors) for m in load_monitors(path)]
+        check_names(monitors)
+        for m in monitors:
+            m.validate(skel)
+        self.monitors = {m.name: m for m in monitors}
 
     def canonical(self, raw):
         return canonical(parse(raw), self.registry, self.layout.groups)
+
+    def monitor_names(self, raw) -> list[str]:
+        """A request's `monitors`: a list of names this engine holds (or its JSON string)."""
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except ValueError as exc:
+                raise SteeringError(f"monitors: not valid JSON ({exc})") from None
+        if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw):
+            raise SteeringError(f"monitors must be a list of monitor names, got {raw!r:.80}")
+        if len(set(raw)) != len(raw):
+            raise SteeringError(f"monitors names a monitor twice: {raw}")
+        unknown = [n for n in raw if n not in self.monitors]
+        if unknown:
+            raise SteeringError(f"unknown monitor(s) {unknown}; this engine holds {sorted(self.monitors)}")
+        return raw
 
     def plan_of(self, spec: dict):
         return combined(spec["entries"], self.registry)

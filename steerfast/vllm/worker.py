@@ -12,6 +12,8 @@ from ..errors import SteeringError
 from .bank import VllmBank
 from .config import plugin_config
 from .internals import UnsupportedVllm, check_runner
+from .monitor_taps import KEY as TAPS_KEY
+from .monitor_taps import MonitorTaps
 from .patching import patch_once
 from .rows import fill_rows
 from .spec import CANONICAL, KEY
@@ -31,6 +33,15 @@ class WorkerSteering:
         self.bank = VllmBank(
             runner.get_model(), self.state.layout, sched.max_num_seqs, max_tokens, host_branch
         )
+        self.taps = None  # after the bank: layer 0's reading follows embed.out's edit
+        if self.state.monitors:
+            if not host_branch and not runner.model_config.enforce_eager:
+                raise SteeringError(
+                    "monitors are read by an op that branches on the host each step: they need "
+                    "compiled_edit 'op' (no CUDA graphs) or enforce_eager"
+                )
+            monitors = list(self.state.monitors.values())
+            self.taps = MonitorTaps(runner.get_model(), monitors, sched.max_num_seqs)
 
     def admit(self, request_id: str, spec, prompt_len: int) -> None:
         if request_id in self.bank.slot_of:  # resumed after preemption: keeps its slot
@@ -40,9 +51,13 @@ class WorkerSteering:
         self.bank.acquire(request_id, spec["key"], lambda: self.state.plan_of(spec), prompt_len)
 
 
-def _steering_of(new_req):
+def _extra_of(new_req) -> dict:
     sp = getattr(new_req, "sampling_params", None)
-    return (getattr(sp, "extra_args", None) or {}).get(KEY) if sp is not None else None
+    return (getattr(sp, "extra_args", None) or {}) if sp is not None else {}
+
+
+def _steering_of(new_req):
+    return _extra_of(new_req).get(KEY)
 
 
 def _wrap_load_model(orig):
@@ -64,12 +79,16 @@ def _wrap_update_states(orig):
         if st is not None:
             for rid in scheduler_output.finished_req_ids:
                 st.bank.release(rid)
+                if st.taps is not None:
+                    st.taps.release(rid)
         out = orig(self, scheduler_output)
         if st is not None:
             for new in scheduler_output.scheduled_new_reqs:
-                spec = _steering_of(new)
+                spec, ask = _steering_of(new), _extra_of(new).get(TAPS_KEY)
                 if spec is not None:
                     st.admit(new.req_id, spec, len(new.prompt_token_ids or ()))
+                if ask is not None and st.taps is not None:
+                    st.taps.admit(new.req_id, ask)
         return out
 
     return _update_states
@@ -82,6 +101,8 @@ def _wrap_prepare_inputs(orig):
         st = getattr(self, "_steerfast", None)
         if st is not None:
             fill_rows(st.bank, self)
+            if st.taps is not None:
+                st.taps.begin_step(self)
         return out
 
     return _prepare_inputs
@@ -98,6 +119,12 @@ def steerfast_remove_plan(self, name: str) -> bool:
     return True
 
 
+def steerfast_readings(self, keys: list, final: bool = True) -> dict:
+    """Monitor readings so far of these request keys (final: handed over and forgotten)."""
+    taps = getattr(getattr(self.model_runner, "_steerfast", None), "taps", None)
+    return {} if taps is None else taps.take(list(keys), bool(final))
+
+
 def steerfast_stats(self) -> dict:
     st = getattr(self.model_runner, "_steerfast", None)
     if st is None:
@@ -111,6 +138,9 @@ def steerfast_stats(self) -> dict:
         "requests": len(bank.slot_of),
         "recomputed": bank.recomputed,
         "compiled_edit": "op" if bank.host_branch else "data",
+        "monitors": [] if st.taps is None else st.taps.names,
+        "monitored_requests": 0 if st.taps is None else len(st.taps.asked),
+        "readings_kept": 0 if st.taps is None else len(st.taps.readings),
     }
 
 
@@ -142,5 +172,5 @@ def install() -> None:
         V2Runner = None
     if V2Runner is not None:
         patch_once(V2Runner, "load_model", _refuse_v2)
-    for fn in (steerfast_add_plan, steerfast_remove_plan, steerfast_stats):
+    for fn in (steerfast_add_plan, steerfast_remove_plan, steerfast_stats, steerfast_readings):
         setattr(Worker, fn.__name__, fn)
