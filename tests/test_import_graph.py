@@ -30,7 +30,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("ops", "timing", "data"),
     ("adapters", "positions", "tokens", "conditions", "models"),
     ("plan",),
-    ("monitor",),  # the Monitor artifact (runtime reads it, it reads plan's JSON check)
+    ("monitor",),  # the Monitor artifact (runtime reads it, its file is plan's artifact.py)
     ("runtime", "monitored"),
     ("hooks", "steered_generation", "testing"),
     ("api",),  # steerfast/__init__.py: the public names
@@ -46,6 +46,7 @@ ROOM_OF = {
     "steerfast": "api",
     "steerfast.__main__": "main",
     "steerfast.intervention": "plan",  # the plan's unit, split out of plan.py
+    "steerfast.artifact": "plan",  # the safetensors + JSON header file of plans and monitors
 }
 
 MAX_FILE_LINES = 400
