@@ -12,7 +12,10 @@ cancelled after a random short delay); every 50th request uploads a scratch plan
 it again. Before the soak, each (prompt, configuration) pair is run alone, greedily: every
 greedy response of the soak must equal its solo run (no cross-talk between the requests packed
 into one step). The server's RSS is sampled every 5 s; after the soak the server must report
-no active request and no busy slot. Writes a JSON summary (default
+no active request, no busy slot and no queued request, and every per-request registry of its engine
+(`/v1/steering/stats` "registrations", serve/request_context.py) must be empty: the reading
+is recorded as "registrations" in the summary, and each registry still holding an entry is
+named on stderr, with exit status 1. Writes a JSON summary (default
 benchmarks/results/soak.json) and prints it.
 
 The model is the tiny random-init llama of the server tests (a server that answers in
@@ -44,6 +47,7 @@ CONFIGS = [
     [{"plan": "p1", "strength": -0.5}],
 ]
 NEW = 8
+SETTLE_S = 15.0  # a cancelled request leaves the engine's tables at its next step: wait that long at most
 
 
 def _body(prompt, steering, greedy, seed, stream):
@@ -70,6 +74,31 @@ async def _complete(client, body) -> str:
                 raise RuntimeError(f"stream error event: {event['error']}")
             text += event["choices"][0].get("text", "")
     return text
+
+
+async def _settled_stats(client, timeout: float = SETTLE_S) -> dict:
+    """`/v1/steering/stats` once every per-request registry is empty, or as it is after
+    `timeout` s (the server frees a cancelled request at its engine's next step)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = await client.get("/v1/steering/stats")
+        r.raise_for_status()
+        stats = r.json()
+        if not any(stats["registrations"].values()) or time.monotonic() > deadline:
+            return stats
+        await asyncio.sleep(0.05)
+
+
+def failures(res: dict) -> list[str]:
+    """Why the soak failed, one line per reason; empty when it passed."""
+    out = [f"{res['errors']} unprovoked error(s), e.g. {res['error_samples'][:3]}"] if res["errors"] else []
+    out += [f"{k} is {v} after the soak, not 0" for k, v in res["after"].items() if v]
+    out += [
+        f"per-request registry {name!r} still holds {n} entr{'y' if n == 1 else 'ies'} after the soak"
+        for name, n in res["registrations"].items()
+        if n
+    ]
+    return out
 
 
 def _rss_kib(pid: int) -> int:
@@ -146,8 +175,7 @@ async def soak(base: str, pid: int, plan_bytes: bytes, minutes: float, requests:
         await asyncio.gather(*(worker(w) for w in range(workers)))
         sampler.cancel()
         elapsed = time.monotonic() - t0
-        await asyncio.sleep(1.0)  # let the cancellations of the last disconnects land
-        after = (await client.get("/v1/steering/stats")).json()
+        after = await _settled_stats(client)  # the cancellations of the last disconnects land
     warm = [kib for t, kib in rss if t >= 60] or [kib for _, kib in rss]
     return {
         **{k: v for k, v in stats.items() if k != "errors"},
@@ -159,6 +187,7 @@ async def soak(base: str, pid: int, plan_bytes: bytes, minutes: float, requests:
         "rss_mib_after_warmup_first_last_max": [round(x / 1024, 1) for x in (warm[0], warm[-1], max(warm))],
         "rss_samples": len(rss),
         "after": {k: after.get(k) for k in ("requests_active", "slots_busy", "queue_depth")},
+        "registrations": after["registrations"],
     }
 
 
@@ -197,8 +226,10 @@ def main(argv=None) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1) + "\n")
     print(json.dumps(res, indent=1))
-    ok = res["errors"] == 0 and res["after"]["requests_active"] == 0 and res["after"]["slots_busy"] == 0
-    return 0 if ok else 1
+    failed = failures(res)
+    for reason in failed:
+        print(f"SOAK FAILED: {reason}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

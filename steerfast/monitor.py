@@ -12,7 +12,6 @@ either kind of file.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from .artifact import check_json_native, load_artifact, read_artifact, save_artifact
 from .errors import PlanError
 
 FORMAT = "steerfast.monitor/1"
@@ -135,56 +135,26 @@ def check_names(monitors: Sequence[Monitor], where: str = "monitors") -> None:
 
 def save_monitors(path: str | Path, monitors: Sequence[Monitor], plan=None) -> None:
     """One file holding `monitors`, and `plan` too when given (SteeringPlan.load reads it back)."""
-    from safetensors.torch import save_file
-
-    from .plan import _check_json_native
-
     monitors = list(monitors)
     check_names(monitors)
     if not monitors:
         raise PlanError("save_monitors needs at least one monitor")
     for m in monitors:
-        _check_json_native(m.meta, f"monitor {m.name!r} meta")
+        check_json_native(m.meta, f"monitor {m.name!r} meta")
     entries = [m.header() for m in monitors]
     tensors = {f"monitor.{k}": m.vector.contiguous() for k, m in enumerate(monitors)}
     if plan is None:
-        save_file(
-            tensors, str(path), metadata={"steerfast": json.dumps({"format": FORMAT, "monitors": entries})}
-        )
+        save_artifact(path, {"format": FORMAT, "monitors": entries}, tensors)
         return
     plan.save(path)  # validated and written by the plan itself, then the monitors added
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        header = json.loads(f.metadata()["steerfast"])
-        tensors.update({k: f.get_tensor(k) for k in f.keys()})  # noqa: SIM118
+    header, plan_tensors = read_artifact(path, "plan")
     header["monitors"] = entries
-    save_file(tensors, str(path), metadata={"steerfast": json.dumps(header)})
+    save_artifact(path, header, {**tensors, **plan_tensors})
 
 
 def load_monitors(path: str | Path) -> list[Monitor]:
     """The monitors of a monitor file or of a plan file (a plan without monitors gives [])."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise PlanError(f"no monitor file at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys() if k.startswith("monitor.")}  # noqa: SIM118
-    except Exception as exc:  # safetensors raises its own error types for corrupt files
-        raise PlanError(f"{path} is not a readable safetensors file: {exc}") from exc
-    try:
-        header = json.loads(meta["steerfast"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise PlanError(f"{path} has no steerfast header") from exc
-    try:
-        return _from_header(header, tensors)
-    except PlanError as exc:
-        raise PlanError(f"{path}: {exc}") from None
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise PlanError(f"{path}: malformed monitor header ({type(exc).__name__}: {exc})") from exc
+    return load_artifact(path, "monitor", _from_header, keep=lambda name: name.startswith("monitor."))
 
 
 def _from_header(header, tensors: dict) -> list[Monitor]:

@@ -6,8 +6,6 @@ as `intervention.<i>`, everything else as JSON in the file's metadata header.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,37 +13,12 @@ import torch
 from torch import Tensor, nn
 
 from .adapters import get_adapter
+from .artifact import check_json_native, load_artifact, save_artifact
 from .conditions import Gate, as_gate, check_gated
 from .errors import PlanError
 from .intervention import KINDS, MAX_EDIT, RESIDUAL_SITES, UNIT_TOL, Intervention
 
 FORMAT = "steerfast.plan/1"
-
-
-def _check_json_native(value, where: str = "meta") -> None:
-    """Only what JSON gives back unchanged: dict with str keys, list, str, int, finite float, bool, None."""
-    if value is None or isinstance(value, (str, bool, int)):
-        return
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise PlanError(f"{where} is {value!r}: plan metadata must be finite (JSON has no NaN/inf)")
-        return
-    if isinstance(value, list):
-        for i, v in enumerate(value):
-            _check_json_native(v, f"{where}[{i}]")
-        return
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str):
-                raise PlanError(
-                    f"{where} has key {k!r} ({type(k).__name__}): plan metadata keys must be strings"
-                )
-            _check_json_native(v, f"{where}[{k!r}]")
-        return
-    raise PlanError(
-        f"{where} is a {type(value).__name__} ({value!r:.60}): plan metadata must be JSON-native "
-        "(dict with str keys, list, str, int, float, bool, None) to load back unchanged"
-    )
 
 
 def model_hint(model: nn.Module) -> dict:
@@ -272,10 +245,8 @@ class SteeringPlan:
     # --- persistence -----------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Refuses (PlanError) metadata that JSON would not give back unchanged (tuples, int keys)."""
-        from safetensors.torch import save_file
-
-        _check_json_native(self.meta)
-        _check_json_native(self.model, "model hint")
+        check_json_native(self.meta)
+        check_json_native(self.model, "model hint")
 
         header = {
             "format": FORMAT,
@@ -294,31 +265,13 @@ class SteeringPlan:
         if self.condition is not None:
             header["condition"] = self.condition.header()
             tensors.update(self.condition.tensors())
-        save_file(tensors, str(path), metadata={"steerfast": json.dumps(header)})
+        save_artifact(path, header, tensors)
 
     @classmethod
     def load(cls, path: str | Path) -> SteeringPlan:
-        from safetensors import safe_open
-
-        path = Path(path)
-        if not path.is_file():
-            raise PlanError(f"no plan file at {path}")
-        try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = f.metadata() or {}
-                tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open is not a dict)
-        except Exception as exc:  # safetensors raises its own error types for corrupt files
-            raise PlanError(f"{path} is not a readable safetensors plan: {exc}") from exc
-        try:
-            header = json.loads(meta["steerfast"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise PlanError(f"{path} has no steerfast plan header") from exc
-        try:
-            return cls._from_header(header, tensors)
-        except PlanError as exc:
-            raise PlanError(f"{path}: {exc}") from None
-        except (KeyError, TypeError, AttributeError, ValueError, IndexError, RuntimeError) as exc:
-            raise PlanError(f"{path}: malformed plan header ({type(exc).__name__}: {exc})") from exc
+        """The plan of a plan file (one that carries monitors too: monitor.py); PlanError naming
+        the path for a missing, unreadable or malformed file (artifact.py)."""
+        return load_artifact(path, "plan", cls._from_header)
 
     @classmethod
     def _from_header(cls, header, tensors: dict) -> SteeringPlan:

@@ -32,6 +32,20 @@ def check_batch_size(batch_size) -> int:
     return batch_size
 
 
+def check_layers(layers, n_layers: int, what: str) -> list[int]:
+    """`layers` (one layer, or a sequence of them) as a list, each an int (not a bool) in
+    0..n_layers-1, at least one; order and repeats as given (the recipe decides about those)."""
+    out = [layers] if isinstance(layers, int) else list(layers)
+    if not out:
+        raise PlanError(f"{what} needs at least one layer")
+    for layer in out:
+        if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
+            raise PlanError(
+                f"layer {layer!r} out of range; the model has {n_layers} layers (0..{n_layers - 1})"
+            )
+    return out
+
+
 def check_number(value, name: str, minimum: float | None = None, strict: bool = False) -> float:
     """A finite real number (not a bool or string), optionally >= / > minimum."""
     if isinstance(value, (bool, str, bytes)) or value is None:

@@ -30,7 +30,7 @@ from ..conditions import AGGREGATIONS, Condition
 from ..errors import PlanError
 from ..tokens import batches, left_padded, tokenize_texts
 from .capture import residual_input
-from .checks import check_batch_size
+from .checks import check_batch_size, check_layers
 
 
 @torch.no_grad()
@@ -137,11 +137,7 @@ def condition(
     check_batch_size(batch_size)
     pos, neg = _texts(steer_prompts, "steer_prompts"), _texts(other_prompts, "other_prompts")
     n_layers = get_adapter(model).num_layers(model)
-    layers = list(range(n_layers)) if layers is None else list(layers)
-    if not layers or any(
-        isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n_layers for i in layers
-    ):
-        raise PlanError(f"layers must be ints in 0..{n_layers - 1}, got {layers!r}")
+    layers = list(range(n_layers)) if layers is None else check_layers(layers, n_layers, "condition")
     bad = [a for a in aggregates if a not in AGGREGATIONS]
     if bad or not aggregates:
         raise PlanError(f"aggregates must be a subset of {AGGREGATIONS}, got {list(aggregates)!r}")

@@ -17,7 +17,7 @@ from ..adapters import get_adapter, head_layout
 from ..errors import PlanError
 from ..plan import SteeringPlan, model_hint
 from ..tokens import left_padded
-from .checks import check_pairs
+from .checks import check_layers, check_pairs
 from .laai_config import LaaiConfig, Layers, check_seed, resolve_config
 from .laai_fold import fold
 from .laai_prox import adam_prox_
@@ -67,12 +67,7 @@ def resolve_layers(model: nn.Module, layers: Layers) -> list[int]:
         if layers != "all":
             raise PlanError(f"layers must be an int, a list of ints or 'all', got {layers!r}")
         return list(range(n))
-    out = [layers] if isinstance(layers, int) else list(layers)
-    if not out:
-        raise PlanError("LAAI needs at least one layer")
-    for layer in out:
-        if not isinstance(layer, int) or not 0 <= layer < n:
-            raise PlanError(f"layer {layer!r} out of range; the model has {n} layers (0..{n - 1})")
+    out = check_layers(layers, n, "LAAI")
     if len(set(out)) != len(out):
         raise PlanError(f"layers {out} name a layer twice")
     return sorted(out)

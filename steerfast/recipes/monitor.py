@@ -26,7 +26,7 @@ from torch import Tensor
 from ..adapters import get_adapter
 from ..errors import PlanError
 from ..monitor import Monitor
-from .checks import check_batch_size, check_pairs
+from .checks import check_batch_size, check_layers, check_pairs
 from .condition import prompt_states
 
 
@@ -86,14 +86,7 @@ def monitor(
     if dev + test >= 0.9 or len(pairs) < 4:
         raise PlanError(f"need >= 4 pairs and dev + test < 0.9 (got {len(pairs)} pairs, {dev} + {test})")
     n_layers = get_adapter(model).num_layers(model)
-    layers = list(range(n_layers)) if layers is None else list(layers)
-    for layer in layers:
-        if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < n_layers:
-            raise PlanError(
-                f"layer {layer!r} out of range; the model has {n_layers} layers (0..{n_layers - 1})"
-            )
-    if not layers:
-        raise PlanError("layers is empty: give at least one candidate layer")
+    layers = list(range(n_layers)) if layers is None else check_layers(layers, n_layers, "monitor")
     train, dev_i, test_i = _split(len(pairs), seed, (dev, test))
     pos = prompt_states(model, tokenizer, [p for p, _ in pairs], layers, batch_size)
     neg = prompt_states(model, tokenizer, [n for _, n in pairs], layers, batch_size)

@@ -135,6 +135,66 @@ def _base_cache_cls():
     return PagedAttentionCache
 
 
+def _matched_blocks(cache, salt: int | None, ids: list[int]) -> tuple[int, dict[str, list[int]]]:
+    """The cached blocks each of `cache`'s allocators holds for `ids` (its hashes chained from
+    `salt`), and the tokens every allocator matched (0: none). Like transformers, never the
+    block of the last token (one token is always prefilled)."""
+    prefix_len, matched = None, {}
+    for name, alloc in cache.cache_allocators.items():
+        page = alloc.tokens_per_page
+        blocks = []
+        for h in _chain(salt, ids, page, (len(ids) - 1) // page):
+            block = alloc.ledger.hash_to_block.get(h)
+            if block is None:
+                break
+            blocks.append(block)
+        n = len(blocks) * page
+        prefix_len = n if prefix_len is None else min(prefix_len, n)
+        matched[name] = blocks
+        if not blocks:
+            break
+    return prefix_len or 0, matched
+
+
+def _count_match(cache, request_id: str, prefix_len: int, matched: dict[str, list[int]]) -> None:
+    """Add a request's reused prefix (acquired already) to the keys' PrefixStats."""
+    stats = cache.prefix_keys.stats
+    with cache.prefix_keys._lock:
+        stats.matched_requests += 1
+        stats.matched_tokens += prefix_len
+        stats.matched_blocks += min(len(cache.cache_allocators[n].block_table[request_id]) for n in matched)
+        stats.per_request[request_id] = prefix_len
+
+
+def _mark_chain(keys: PrefixKeys, alloc, request_id, token_ids, new_blocks, salt) -> None:
+    """transformers' CacheAllocator.mark_complete_blocks with the chain started at `salt`."""
+    from transformers.generation.continuous_batching.cache_allocators.cache_allocator import (
+        compute_block_hash,
+    )
+
+    table = alloc.block_table[request_id]
+    page = alloc.tokens_per_page
+    parent = salt
+    for i, block in enumerate(table):
+        h = alloc.ledger.block_to_hash.get(block)
+        if h is None:
+            tokens = token_ids[i * page : (i + 1) * page]
+            if new_blocks == 0 or len(tokens) < page:
+                break
+            h = compute_block_hash(parent, tokens)
+            new_blocks -= 1
+            same = alloc.ledger.register_new_hash(block, h)
+            if same is not None:  # content already cached: adopt it, free ours
+                alloc.ledger.acquire(same)
+                table[i] = same
+                if alloc.ledger.release(block):
+                    alloc.pool.free_blocks(alloc.index, [block])
+            else:
+                with keys._lock:
+                    keys.stats.registered_blocks += 1
+        parent = h
+
+
 def _make_cls():
     base = _base_cache_cls()
 
@@ -150,33 +210,12 @@ def _make_cls():
             if entry is None:
                 return 0
             ids = prompt_ids if entry.limit is None else prompt_ids[: entry.limit + 1]
-            prefix_len, matched = None, {}
-            for name, alloc in self.cache_allocators.items():
-                page = alloc.tokens_per_page
-                blocks = []
-                # like transformers: never the block of the last token (one is always prefilled)
-                for h in _chain(entry.salt, ids, page, (len(ids) - 1) // page):
-                    block = alloc.ledger.hash_to_block.get(h)
-                    if block is None:
-                        break
-                    blocks.append(block)
-                n = len(blocks) * page
-                prefix_len = n if prefix_len is None else min(prefix_len, n)
-                matched[name] = blocks
-                if not blocks:
-                    break
+            prefix_len, matched = _matched_blocks(self, entry.salt, ids)
             if not prefix_len:
                 return 0
             for name, blocks in matched.items():
                 self.cache_allocators[name].acquire_prefix_blocks(request_id, prefix_len, blocks)
-            stats = self.prefix_keys.stats
-            with self.prefix_keys._lock:
-                stats.matched_requests += 1
-                stats.matched_tokens += prefix_len
-                stats.matched_blocks += min(
-                    len(self.cache_allocators[n].block_table[request_id]) for n in matched
-                )
-                stats.per_request[request_id] = prefix_len
+            _count_match(self, request_id, prefix_len, matched)
             return prefix_len
 
         def mark_complete_blocks(self, state, complete_blocks: dict[str, int]) -> None:
@@ -191,35 +230,8 @@ def _make_cls():
             if entry.limit is not None:
                 token_ids = token_ids[: entry.limit]
             for name, new_blocks in complete_blocks.items():
-                self._mark(self.cache_allocators[name], state.request_id, token_ids, new_blocks, entry.salt)
-
-        def _mark(self, alloc, request_id, token_ids, new_blocks, salt) -> None:
-            """transformers' CacheAllocator.mark_complete_blocks with the chain started at `salt`."""
-            from transformers.generation.continuous_batching.cache_allocators.cache_allocator import (
-                compute_block_hash,
-            )
-
-            table = alloc.block_table[request_id]
-            page = alloc.tokens_per_page
-            parent = salt
-            for i, block in enumerate(table):
-                h = alloc.ledger.block_to_hash.get(block)
-                if h is None:
-                    tokens = token_ids[i * page : (i + 1) * page]
-                    if new_blocks == 0 or len(tokens) < page:
-                        break
-                    h = compute_block_hash(parent, tokens)
-                    new_blocks -= 1
-                    same = alloc.ledger.register_new_hash(block, h)
-                    if same is not None:  # content already cached: adopt it, free ours
-                        alloc.ledger.acquire(same)
-                        table[i] = same
-                        if alloc.ledger.release(block):
-                            alloc.pool.free_blocks(alloc.index, [block])
-                    else:
-                        with self.prefix_keys._lock:
-                            self.prefix_keys.stats.registered_blocks += 1
-                parent = h
+                alloc = self.cache_allocators[name]
+                _mark_chain(self.prefix_keys, alloc, state.request_id, token_ids, new_blocks, entry.salt)
 
     return KeyedPrefixCache
 

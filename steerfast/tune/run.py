@@ -72,6 +72,49 @@ def _say(progress: bool, msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
+def _checked_budget(make_plan, budget: Budget | None) -> Budget:
+    """`budget` (the default Budget for None) once `make_plan` and it have the right types."""
+    if not callable(make_plan):
+        raise PlanError(f"make_plan must be a callable layer -> SteeringPlan, got {make_plan!r}")
+    budget = Budget() if budget is None else budget
+    if not isinstance(budget, Budget):
+        raise PlanError(f"budget must be a steerfast.tune.Budget, got {budget!r}")
+    return budget
+
+
+def _family_plans(make_plan, layers) -> dict[int, SteeringPlan]:
+    """layer -> make_plan(layer), each checked to be a SteeringPlan."""
+    base = {}
+    for layer in layers:
+        plan = make_plan(layer)
+        if not isinstance(plan, SteeringPlan):
+            raise PlanError(f"make_plan({layer}) returned {type(plan).__name__}, not a SteeringPlan")
+        base[layer] = plan
+    return base
+
+
+def _effect_label(scorer, both_signs: bool) -> str:
+    """The plot's name for the effect axis."""
+    label = (
+        "scorer shift of greedy completions"
+        if scorer is not None
+        else "log-odds shift (positive vs negative)"
+    )
+    return label + (", worse sign" if both_signs else "")
+
+
+def _choose_or_refuse(candidates, rows, budget, both_signs, plot, family, effect_label) -> dict:
+    """The chosen row of `candidates`; on TuneRefused, the refusal's plot is written and the
+    table the refusal carries is the candidates (after the signed rows when both_signs)."""
+    try:
+        return choose(candidates, budget)
+    except TuneRefused as exc:
+        if plot:
+            write_plot(candidates, plot, budget.kl, None, f"{family}: refused", effect_label)
+        exc.table = candidates if not both_signs else rows + candidates
+        raise
+
+
 def tune(
     model,
     tokenizer,
@@ -99,21 +142,12 @@ def tune(
     both_signs: every strength is also tried negated and a row is the worse of the two (a plan
     meant for +c and -c). See docs/tuning.md.
     """
-    if not callable(make_plan):
-        raise PlanError(f"make_plan must be a callable layer -> SteeringPlan, got {make_plan!r}")
-    budget = Budget() if budget is None else budget
-    if not isinstance(budget, Budget):
-        raise PlanError(f"budget must be a steerfast.tune.Budget, got {budget!r}")
+    budget = _checked_budget(make_plan, budget)
     scorer = _scorer(scorer)
     prompts, pairs = check_eval_set(eval_set, scorer)
     grid = make_grid(model.config.num_hidden_layers, layers, strengths)
     t0 = time.perf_counter()
-    base = {}
-    for layer in grid.layers:
-        plan = make_plan(layer)
-        if not isinstance(plan, SteeringPlan):
-            raise PlanError(f"make_plan({layer}) returned {type(plan).__name__}, not a SteeringPlan")
-        base[layer] = plan
+    base = _family_plans(make_plan, grid.layers)
     signs = (1.0, -1.0) if both_signs else (1.0,)
     cells = [(layer, sign * s) for layer, s in grid.cells() for sign in signs]
     plans = {c: base[c[0]].with_strength(c[1]) for c in cells}
@@ -128,21 +162,10 @@ def tune(
     rows, secs = measure_cells(
         model, tokenizer, plans, prompts, pairs, scorer, neutral, max_new_tokens, n_boot, seed, progress
     )
-    metric = "score" if scorer is not None else "log_odds"
     candidates = combine_signs(rows) if both_signs else rows
     seconds = {"build_plans": t_build - t0, **secs, "total": time.perf_counter() - t0}
-    effect_label = (
-        "scorer shift of greedy completions"
-        if scorer is not None
-        else "log-odds shift (positive vs negative)"
-    ) + (", worse sign" if both_signs else "")
-    try:
-        chosen = choose(candidates, budget)
-    except TuneRefused as exc:
-        if plot:
-            write_plot(candidates, plot, budget.kl, None, f"{family}: refused", effect_label)
-        exc.table = candidates if not both_signs else rows + candidates
-        raise
+    effect_label = _effect_label(scorer, both_signs)
+    chosen = _choose_or_refuse(candidates, rows, budget, both_signs, plot, family, effect_label)
     if plot:
         title = (
             f"{family} on {model.config.model_type}: {len(prompts)} prompts, {neutral.tokens} neutral tokens"
@@ -156,7 +179,7 @@ def tune(
         "layer": chosen["layer"],
         "strength": strength,
         "both_signs": both_signs,
-        "effect_metric": metric if metric == "log_odds" else "scorer",
+        "effect_metric": "scorer" if scorer is not None else "log_odds",
         "grid": {"layers": list(grid.layers), "strengths": list(grid.strengths)},
         "budget": asdict(budget),
         "eval_prompts": len(prompts),

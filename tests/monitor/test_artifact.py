@@ -130,6 +130,29 @@ def test_corrupt_files_are_refused(tmp_path):
         load_monitors(tmp_path / "miss.safetensors")
 
 
+@pytest.mark.parametrize("what", ["plan", "monitor"])
+def test_plan_and_monitor_files_are_refused_alike(tmp_path, what):
+    """One reader for both (steerfast/artifact.py): the same checks, the same errors."""
+    from safetensors.torch import save_file
+
+    load = SteeringPlan.load if what == "plan" else load_monitors
+    with pytest.raises(PlanError, match=f"no {what} file at"):
+        load(tmp_path / "none.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json")
+    with pytest.raises(PlanError, match=f"junk.safetensors is not a readable safetensors {what}"):
+        load(tmp_path / "junk.safetensors")
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "foreign.safetensors"))
+    with pytest.raises(PlanError, match=f"foreign.safetensors has no steerfast {what} header"):
+        load(tmp_path / "foreign.safetensors")
+    broken = {"format": "steerfast.monitor/1", "monitors": [{"name": "a"}]}  # no layer
+    if what == "plan":
+        broken = {"format": "steerfast.plan/1", "interventions": [], "condition": {"conditions": 3}}
+    tensors = {"monitor.0": torch.ones(4)}
+    save_file(tensors, str(tmp_path / "broken.safetensors"), metadata={"steerfast": json.dumps(broken)})
+    with pytest.raises(PlanError, match=f"broken.safetensors: malformed {what} header"):
+        load(tmp_path / "broken.safetensors")
+
+
 def test_stream_refuses_a_bad_monitor(model):
     from steerfast.steered_generation import stream
 

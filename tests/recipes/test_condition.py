@@ -56,7 +56,7 @@ def test_bad_inputs(tiny):
     model, tok = tiny
     with pytest.raises(PlanError, match="steer_prompts"):
         condition(model, tok, [], OTHER)
-    with pytest.raises(PlanError, match="layers must be ints"):
+    with pytest.raises(PlanError, match="layer 5 out of range"):
         condition(model, tok, STEER, OTHER, layers=[5])
     with pytest.raises(PlanError, match="aggregates"):
         condition(model, tok, STEER, OTHER, aggregates=["max"])
