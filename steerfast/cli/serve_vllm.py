@@ -24,6 +24,10 @@ def vllm_command(args, model_dir: str) -> tuple[list[str], dict]:
             raise SystemExit(f"--plan wants NAME=PATH, got {item!r}")
         plans[name] = os.path.abspath(path)
     steer = {"plans": plans, "sites": args.vllm_sites}
+    if args.monitor:
+        from ..serve.monitors import resolve_monitor_path
+
+        steer["monitors"] = [os.path.abspath(resolve_monitor_path(m)) for m in args.monitor]
     if args.plan_dir:
         os.makedirs(args.plan_dir, exist_ok=True)
         steer["plan_dir"] = os.path.abspath(args.plan_dir)

@@ -1,6 +1,7 @@
 """`vllm.endpoint_plugins` entry point: steerfast serve's plan routes on vLLM's own server.
 
-GET / POST / DELETE /v1/steering/plans are steerfast's own router (serve/routes/plans.py),
+GET /v1/steering/stats answers each worker's steering state (slots and requests held,
+monitors, readings waiting). GET / POST / DELETE /v1/steering/plans are steerfast's own router (serve/routes/plans.py),
 mounted on vLLM's FastAPI app over a registry that validates an upload in this process
 (plan, model, the engine's hooked sites and lanes) and then loads it into every worker with
 `collective_rpc`. vLLM's --api-key guards /v1 (give it the admin key too); upload and delete
@@ -123,6 +124,22 @@ class SteerfastEndpoints:
             admin_check(os.environ.get(ADMIN_ENV) or None, allow)(request)
 
         app.include_router(plans_router(self.plans, self.store, authorize))
+        app.include_router(self._stats_router())
+
+    def _stats_router(self):
+        """GET /v1/steering/stats: each worker's steerfast_stats (slots, requests, monitors)."""
+        from fastapi import APIRouter
+
+        router = APIRouter()
+
+        @router.get("/v1/steering/stats")
+        async def stats():
+            if self.plans.engine is None or self.plans.state is None:
+                return {"engine": "vllm", "active": False, "workers": []}
+            workers = await self.plans.engine.collective_rpc("steerfast_stats")
+            return {"engine": "vllm", "active": True, "workers": workers}
+
+        return router
 
     async def init_state(self, engine_client, state, args) -> None:
         from ..serve.plan_store import PlanStore

@@ -7,7 +7,8 @@ import importlib
 
 TESTED_VLLM = ("0.32.",)  # release prefixes this plugin was checked against
 
-# (module, attribute path) for every internal name touched (worker.py, frontend.py, rows.py)
+# (module, attribute path) for every internal name touched (worker.py, frontend.py, rows.py,
+# monitor_taps.py, serve_monitors.py)
 REQUIRED = (
     ("vllm.v1.engine.input_processor", "InputProcessor.process_inputs"),
     ("vllm.v1.engine", "EngineCoreRequest"),
@@ -20,10 +21,21 @@ REQUIRED = (
     ("vllm.entrypoints.openai.completion.protocol", "CompletionRequest.to_sampling_params"),
     ("vllm.entrypoints.openai.chat_completion.protocol", "ChatCompletionRequest.to_sampling_params"),
     ("vllm.sampling_params", "SamplingParams.extra_args"),
+    ("vllm.sampling_params", "RequestOutputKind.DELTA"),
+    # serve_monitors.py: readings into the OpenAI server's responses
+    ("vllm.v1.engine.async_llm", "AsyncLLM.generate"),
+    ("vllm.v1.engine.async_llm", "AsyncLLM.collective_rpc"),
+    (
+        "vllm.entrypoints.openai.completion.serving",
+        "OpenAIServingCompletion.request_output_to_completion_response",
+    ),
+    ("vllm.entrypoints.openai.completion.serving", "OpenAIServingCompletion.completion_stream_generator"),
+    ("vllm.entrypoints.openai.chat_completion.serving", "OpenAIServingChat.chat_completion_full_generator"),
+    ("vllm.entrypoints.openai.chat_completion.serving", "OpenAIServingChat.chat_completion_stream_generator"),
 )
 # attributes of live objects read per step (checked on the runner when the bank is built)
 RUNNER_ATTRS = ("input_batch", "query_start_loc", "positions", "scheduler_config", "model_config")
-BATCH_ATTRS = ("num_reqs", "num_prompt_tokens", "req_ids")
+BATCH_ATTRS = ("num_reqs", "num_prompt_tokens", "req_ids", "num_computed_tokens_cpu", "num_tokens_no_spec")
 
 
 class UnsupportedVllm(RuntimeError):

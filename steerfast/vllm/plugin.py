@@ -12,10 +12,11 @@ def register() -> None:
     global _REGISTERED
     if _REGISTERED:
         return
-    from . import frontend, worker
+    from . import frontend, serve_monitors, worker
     from .internals import check_vllm
 
     check_vllm()
     frontend.install()
     worker.install()
+    serve_monitors.install()
     _REGISTERED = True

@@ -35,3 +35,9 @@ else:
         from cases import plan_files
 
         return plan_files(hf, tmp_path_factory.mktemp("plans"))
+
+    @pytest.fixture(scope="session")
+    def monitor_paths(hf, tmp_path_factory):
+        from monitors_case import monitor_files
+
+        return monitor_files(hf, tmp_path_factory.mktemp("monitors"))

@@ -8,8 +8,10 @@ from cases import mixed_jobs, run_and_compare, start_engine
 
 
 @pytest.fixture(scope="module", params=["auto", "data"])
-def llm(request, hf_dir, plan_files):
-    engine = start_engine(hf_dir, plan_files, steerfast={"compiled_edit": request.param})
+def llm(request, hf_dir, plan_files, monitor_paths):
+    # monitors need the op form (their read branches on the host each step)
+    monitors = {"monitors": monitor_paths} if request.param == "auto" else {}
+    engine = start_engine(hf_dir, plan_files, steerfast={"compiled_edit": request.param, **monitors})
     engine.steerfast_edit = "op" if request.param == "auto" else "data"  # auto on CPU: op
     yield engine
     engine.llm_engine.engine_core.shutdown()
@@ -25,3 +27,25 @@ def test_mixed_batch_equals_the_hook_oracle_compiled(llm, hf, plan_files):
     _, _, noise, failures = run_and_compare(llm, hf, plan_files, mixed_jobs())
     assert not failures, "\n".join(failures)
     assert noise < 1e-3, noise
+
+
+def test_monitor_readings_equal_the_hook_oracle(llm, hf, plan_files, monitor_paths):
+    """Per request, per generated token, in the same forward as its steering: steered and
+    not, different monitors per row, layer 0 after an embed.out edit, one row asking none."""
+    from monitors_case import reading_failures, run_monitored
+
+    if llm.steerfast_edit != "op":  # this engine holds no monitors: asking for one is refused
+        from vllm import SamplingParams
+        from vllm.exceptions import VLLMValidationError
+
+        with pytest.raises(VLLMValidationError, match="unknown monitor.*sentiment"):
+            llm.generate("Hi", SamplingParams(max_tokens=2, extra_args={"monitors": ["sentiment"]}))
+        return
+
+    rows = run_monitored(llm, hf, plan_files, monitor_paths)
+    assert all(got_t == ref_t for _, got_t, ref_t, _, _ in rows), [r[0] for r in rows if r[1] != r[2]]
+    worst, failures = reading_failures(rows, 1e-4)
+    assert not failures, "\n".join(failures[:10])
+    assert sum(len(v) for *_, got, _ in rows for v in got.values()) > 100
+    (stats,) = llm.collective_rpc("steerfast_stats")
+    assert stats["readings_kept"] == 0, stats  # every reading was handed over

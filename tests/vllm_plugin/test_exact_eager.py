@@ -6,10 +6,11 @@ from cases import LONG, PROMPTS, gate_opens, mixed_jobs, run_and_compare, start_
 
 
 @pytest.fixture(scope="module")
-def llm(hf_dir, plan_files):
+def llm(hf_dir, plan_files, monitor_paths):
     engine = start_engine(
         hf_dir,
         plan_files,
+        steerfast={"monitors": monitor_paths},
         enforce_eager=True,
         enable_prefix_caching=True,
         block_size=32,  # (the CPU default, 128, is longer than the test prompts)
@@ -85,3 +86,17 @@ def test_many_requests_same_configuration(llm, hf, plan_files):
     jobs = [(p, [{"plan": "caa", "strength": 4.0}]) for p in PROMPTS] * 2
     _, _, _, failures = run_and_compare(llm, hf, plan_files, jobs, n=12)
     assert not failures, "\n".join(failures)
+
+
+def test_monitor_readings_equal_the_hook_oracle(llm, hf, plan_files, monitor_paths):
+    """Per request, per generated token, in the same forward as its steering: steered and
+    not, different monitors per row, layer 0 after an embed.out edit, one row asking none."""
+    from monitors_case import reading_failures, run_monitored
+
+    rows = run_monitored(llm, hf, plan_files, monitor_paths)
+    assert all(got_t == ref_t for _, got_t, ref_t, _, _ in rows), [r[0] for r in rows if r[1] != r[2]]
+    worst, failures = reading_failures(rows, 1e-4)
+    assert not failures, "\n".join(failures[:10])
+    assert sum(len(v) for *_, got, _ in rows for v in got.values()) > 100
+    (stats,) = llm.collective_rpc("steerfast_stats")
+    assert stats["readings_kept"] == 0, stats  # every reading was handed over

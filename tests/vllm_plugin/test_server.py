@@ -28,14 +28,14 @@ def _port() -> int:
 
 
 class VllmServer:
-    def __init__(self, plan_files, plan_dir, log):
+    def __init__(self, plan_files, plan_dir, log, extra=()):
         self.port = _port()
         self.url = f"http://127.0.0.1:{self.port}"
         cmd = [
             sys.executable, "-m", "steerfast", "serve", "--engine", "vllm", "--vllm-eager",
             "--port", str(self.port), "--api-key", API, "--admin-key", ADMIN,
             "--plan", f"caa={plan_files['caa']}", "--plan", f"sadi_head={plan_files['sadi_head']}",
-            "--plan-dir", str(plan_dir), "--vllm-sites", "all",
+            "--plan-dir", str(plan_dir), "--vllm-sites", "all", *extra,
         ]  # fmt: skip
         self.log = open(log, "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -143,5 +143,90 @@ def test_server_steers_refuses_and_keeps_uploads(hf, plan_files, server_paths):
             client.completions.create(
                 model="steerfast", prompt=PROMPTS[2], max_tokens=4, extra_body={"steering": [{"plan": "up"}]}
             )
+    finally:
+        server.kill9()
+
+
+def _sse_monitors(server, path: str, body: dict) -> tuple[str, dict[str, list[float]], int]:
+    """(text, readings joined over the chunks, chunks carrying readings) of a streamed request."""
+    text, joined, carrying = "", {}, 0
+    with httpx.stream(
+        "POST", server.url + path, json={**body, "stream": True},
+        headers={"Authorization": f"Bearer {API}"}, timeout=120,
+    ) as r:  # fmt: skip
+        assert r.status_code == 200, r.read()
+        for line in r.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            for choice in json.loads(line[6:]).get("choices", []):
+                text += choice.get("text") or (choice.get("delta") or {}).get("content") or ""
+                got = choice.get("monitors")
+                if got:
+                    carrying += 1
+                    for name, values in got.items():
+                        joined.setdefault(name, []).extend(values)
+    return text, joined, carrying
+
+
+def test_server_returns_monitor_readings(hf, plan_files, monitor_paths, server_paths, tmp_path):
+    """choices[i].monitors on /v1/completions and /v1/chat/completions, streamed and not,
+    equal to the HF hook oracle's readings; an unknown monitor is a 400 naming it."""
+    from monitors_case import hf_readings
+    from openai import BadRequestError, OpenAI
+
+    from steerfast.monitor import load_monitors
+
+    plan_dir, _ = server_paths
+    extra = [a for p in monitor_paths for a in ("--monitor", p)]
+    server = VllmServer(plan_files, tmp_path / "plans", tmp_path / "server.log", extra)
+    try:
+        client = OpenAI(base_url=server.url + "/v1", api_key=API)
+        prompt, steer = PROMPTS[1], [{"plan": "caa", "strength": 4.0}]
+        body = {"model": "steerfast", "prompt": prompt, "max_tokens": N, "temperature": 0}
+        full = client.completions.create(
+            **body, extra_body={"steering": steer, "monitors": ["sentiment", "probe0"]}
+        )
+        got = full.choices[0].model_extra["monitors"]
+        model, tok = hf
+        monitors = {m.name: m for p in monitor_paths for m in load_monitors(p)}
+        caa = steerfast.SteeringPlan.load(plan_files["caa"]).with_strength(4.0)
+        ref_tokens, ref = hf_readings(
+            model, tok(prompt)["input_ids"], caa, [monitors["sentiment"], monitors["probe0"]], N
+        )
+        assert full.choices[0].text == tok.decode(ref_tokens, skip_special_tokens=True)
+        assert set(got) == {"sentiment", "probe0"}
+        for name in got:
+            assert len(got[name]) == full.usage.completion_tokens == len(ref[name])
+            for a, b in zip(got[name], ref[name]):
+                assert abs(a - b) <= 1e-4 * max(1.0, abs(b)), (name, a, b)
+        text, streamed, carrying = _sse_monitors(
+            server, "/v1/completions", {**body, "steering": steer, "monitors": ["sentiment", "probe0"]}
+        )
+        assert text == full.choices[0].text
+        assert carrying > 1  # per chunk, not all at the end
+        for name in got:
+            assert streamed[name] == pytest.approx(got[name], abs=1e-6)
+        plain = client.completions.create(**body)
+        assert "monitors" not in (plain.choices[0].model_extra or {})
+        chat = {
+            "model": "steerfast",
+            "messages": [{"role": "user", "content": prompt}],
+            "max_tokens": N,
+            "temperature": 0,
+        }
+        cfull = client.chat.completions.create(**chat, extra_body={"monitors": ["probe9"]})
+        creadings = cfull.choices[0].model_extra["monitors"]["probe9"]
+        assert len(creadings) == cfull.usage.completion_tokens
+        ctext, cstreamed, _ = _sse_monitors(server, "/v1/chat/completions", {**chat, "monitors": ["probe9"]})
+        assert ctext == cfull.choices[0].message.content
+        assert cstreamed["probe9"] == pytest.approx(creadings, abs=1e-6)
+        with pytest.raises(BadRequestError, match="no-such-monitor"):
+            client.completions.create(**body, extra_body={"monitors": ["no-such-monitor"]})
+        # every reading was handed over: nothing is kept (the finished requests are forgotten)
+        stats = httpx.get(server.url + "/v1/steering/stats", headers={"Authorization": f"Bearer {API}"})
+        assert stats.status_code == 200, stats.text
+        (worker,) = stats.json()["workers"]
+        assert worker["monitors"] == ["sentiment", "probe0", "probe9"]
+        assert worker["readings_kept"] == 0, worker
     finally:
         server.kill9()
