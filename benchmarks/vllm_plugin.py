@@ -2,7 +2,7 @@
 side in one process (two engines on the same exported model), rounds interleaved.
 
     .venv-vllm/bin/python benchmarks/vllm_plugin.py [--rounds 3] [--requests 32] [--new 64]
-        [--eager] [--forms op,data] [--out benchmarks/results/vllm-plugin.json]
+        [--eager] [--forms data,op] [--out benchmarks/results/vllm-plugin.json]
 
 Cells (each a batch of `requests` prompts, greedy, exactly `new` tokens each, ignore_eos):
   plain            vLLM, no plugin (the baseline every ratio divides by)
@@ -12,9 +12,11 @@ Cells (each a batch of `requests` prompts, greedy, exactly `new` tokens each, ig
   k1 / k8 / k32    K distinct configurations (CAA at every layer, strength per config)
   sadi-head-all    SADI-Head scales at attn.heads of every layer, prompt_last
   ablate-all       directional ablation at every residual site
-The plugin's cells run on one engine per compiled form of the edit (`compiled_edit`: "op",
-CPU's default, branching on the host per step; "data", every lane traced in, the CUDA-graph
-form); the second form's cells are named `cell@data`. With --eager the form does not matter.
+  mon1 / mon8      no steering; every request asks for 1 / 8 monitors (read in the same pass;
+                   on the first form's engine, which holds 8 monitors on 8 layers)
+The plugin's cells run on one engine per compiled form of the edit (`compiled_edit`: "data",
+the default, every lane traced in; "op", an opaque op branching on the host per step); the
+second form's cells are named `cell@op`. With --eager the form does not matter.
 Throughput = generated tokens / wall seconds of the generate call; TTFT from vLLM's own
 request metrics (first_token_latency), median over requests. Ratios are per-round
 then the median over rounds; the machine's load average is recorded with each round.
@@ -64,6 +66,31 @@ def build_plans(model, directory: Path) -> dict[str, str]:
     return out
 
 
+MONITOR_CELLS = ("mon1", "mon8")
+
+
+def build_monitors(model, directory: Path) -> str:
+    """8 monitors (random unit directions) on 8 layers, in one file."""
+    import torch
+
+    from steerfast.monitor import Monitor, save_monitors
+
+    g = torch.Generator().manual_seed(1)
+    d, n = model.config.hidden_size, model.config.num_hidden_layers
+    monitors = [Monitor(k * n // 8, torch.randn(d, generator=g), f"m{k}") for k in range(8)]
+    path = directory / "monitors.safetensors"
+    save_monitors(path, monitors)
+    return str(path)
+
+
+def cell_extra(cell: str, n: int) -> list:
+    """Each request's extra_args in `cell`."""
+    if cell in MONITOR_CELLS:
+        k = int(cell[3:])
+        return [{"monitors": [f"m{j}" for j in range(k)]}] * n
+    return [{"steering": s} if s else None for s in cell_requests(cell, n)]
+
+
 def cell_requests(cell: str, n: int) -> list:
     if cell in ("plain", "plain-twin", "plugin-idle"):
         return [None] * n
@@ -77,17 +104,17 @@ def cell_requests(cell: str, n: int) -> list:
     return [[{"plan": "ablate_all"}]] * n
 
 
-def run_cell(llm, prompts, steering, new):
+def run_cell(llm, prompts, extras, new):
     from vllm import SamplingParams
 
-    sps = [
-        SamplingParams(
-            max_tokens=new, temperature=0, ignore_eos=True, extra_args={"steering": s} if s else None
-        )
-        for s in steering
-    ]
+    from steerfast.vllm.monitoring import readings
+
+    sps = [SamplingParams(max_tokens=new, temperature=0, ignore_eos=True, extra_args=e) for e in extras]
     t0 = time.perf_counter()
     outs = llm.generate(prompts, sps, use_tqdm=False)
+    if any(e and "monitors" in e for e in extras):  # the readings are part of the answer
+        got = readings(llm, outs)
+        assert all(len(v) == new for r in got for v in r.values()), "a reading per token"
     wall = time.perf_counter() - t0
     tokens = sum(len(o.outputs[0].token_ids) for o in outs)
     ttft = []
@@ -104,12 +131,12 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=32)
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--eager", action="store_true", help="enforce_eager (default: vLLM's compiled mode)")
-    ap.add_argument("--forms", default="op,data", help="compiled forms of the edit, one engine each")
+    ap.add_argument("--forms", default="data,op", help="compiled forms of the edit, one engine each")
     ap.add_argument("--out", default="benchmarks/results/vllm-plugin.json")
     args = ap.parse_args()
     forms = args.forms.split(",")
     suffix = {f: "" if k == 0 else f"@{f}" for k, f in enumerate(forms)}
-    cells = BASE + tuple(c + suffix[f] for f in forms for c in STEERED)
+    cells = BASE + tuple(c + suffix[f] for f in forms for c in STEERED) + MONITOR_CELLS
 
     from vllm import LLM
 
@@ -117,7 +144,8 @@ def main() -> None:
     from steerfast.vllm.export import export_dir
 
     model, tok = load()
-    plans = build_plans(model, Path(tempfile.mkdtemp(prefix="sf-vllm-bench-")))
+    work = Path(tempfile.mkdtemp(prefix="sf-vllm-bench-"))
+    plans, monitors = build_plans(model, work), build_monitors(model, work)
     del model
     common = dict(
         model=str(export_dir()), dtype="float32", enforce_eager=args.eager, max_model_len=512,
@@ -126,7 +154,10 @@ def main() -> None:
     t0 = time.time()
     engines = {"plain": LLM(**common), "plain-twin": LLM(**common)}
     for f in forms:
-        engines[f] = LLM(**common, additional_config={"steerfast": {"plans": plans, "compiled_edit": f}})
+        steer = {"plans": plans, "compiled_edit": f}
+        if f == forms[0]:  # the monitor cells' engine
+            steer["monitors"] = [monitors]
+        engines[f] = LLM(**common, additional_config={"steerfast": steer})
     start_s = time.time() - t0
     prompts = [
         f"Write a few sentences about topic number {i}: the sea, a city, music." for i in range(args.requests)
@@ -140,7 +171,7 @@ def main() -> None:
         for cell in order:
             name, _, form = cell.partition("@")
             llm = engines.get(cell) or engines[form or forms[0]]
-            row[cell] = run_cell(llm, prompts, cell_requests(name, args.requests), args.new)
+            row[cell] = run_cell(llm, prompts, cell_extra(name, args.requests), args.new)
         rounds.append(row)
         print(f"round {r}: " + ", ".join(f"{c} {row[c]['tok_s']:.1f} tok/s" for c in cells), flush=True)
     ratios = {c: statistics.median(row[c]["tok_s"] / row["plain"]["tok_s"] for row in rounds) for c in cells}

@@ -38,7 +38,7 @@ class SiteTables:
 class VllmBank:
     _made = 0  # banks built in this process: op keys stay unique and deterministic
 
-    def __init__(self, model, layout: Layout, slots: int, max_tokens: int, host_branch: bool = True):
+    def __init__(self, model, layout: Layout, slots: int, max_tokens: int, host_branch: bool = False):
         """host_branch: compiled graphs call site_op (the host decides per step what runs; no
         CUDA graphs); else every lane's edit is traced in as data (CUDA-graph safe)."""
         self.layout, self.slots, self.entries = layout, slots, layout.entries

@@ -9,7 +9,7 @@ from ..errors import SteeringError
 
 SECTION = "steerfast"
 KEYS = {"plans", "sites", "lanes", "entries", "plan_dir", "read_layers", "compiled_edit", "monitors"}
-COMPILED_EDITS = ("auto", "op", "data")
+COMPILED_EDITS = ("data", "op")
 
 
 @dataclass(frozen=True)
@@ -23,9 +23,10 @@ class PluginConfig:
     read_layers: layers conditions may read, beyond those of the start-up plans.
     monitors: monitor files (or plan files carrying monitors) loaded at start; the monitors
     of the `plans` files are loaded too. A request names the ones it wants read.
-    compiled_edit: how compiled graphs edit a site: "op" (an opaque op whose body branches on
-    the host each step: idle sites and unused lanes cost nothing; no CUDA graphs), "data"
-    (every lane's edit traced in as tensor data: CUDA-graph safe), "auto" (op on CPU)."""
+    compiled_edit: how compiled graphs edit a site: "data" (every lane's edit traced in as
+    tensor data, which Inductor fuses; CUDA-graph safe) or "op" (an opaque op whose body runs
+    the eager edit, branching on the host each step; no CUDA graphs). docs/benchmarks.md
+    measures both: "data" is as fast idle and faster steered on CPU."""
 
     plans: dict = field(default_factory=dict)
     sites: object = "plans"
@@ -33,7 +34,7 @@ class PluginConfig:
     entries: int | None = None
     plan_dir: str | None = None
     read_layers: tuple = ()
-    compiled_edit: str = "auto"
+    compiled_edit: str = "data"
     monitors: tuple = ()
 
 
@@ -76,7 +77,7 @@ def plugin_config(additional_config) -> PluginConfig | None:
         isinstance(x, bool) or not isinstance(x, int) or x < 0 for x in reads
     ):
         raise SteeringError("'read_layers' must be a list of layer indices")
-    compiled_edit = raw.get("compiled_edit", "auto")
+    compiled_edit = raw.get("compiled_edit", "data")
     if compiled_edit not in COMPILED_EDITS:
         raise SteeringError(
             f"'compiled_edit' must be one of {', '.join(COMPILED_EDITS)}, got {compiled_edit!r}"

@@ -1,11 +1,13 @@
-"""The compiled graph's call into the bank on CPU: one opaque in-place op per hooked site.
+"""The compiled graph's call into the bank (compiled_edit "op"): one opaque in-place op per
+hooked site.
 
 vLLM traces the forward once and drops Dynamo's guards, so nothing the host decides per step
 may be traced in. An opaque custom op is not traced: its body runs every step, so it can
 branch on the bank's host flags (any steered token this step, which lanes and parts the loaded
-configurations use) exactly as an eager step does, and an idle site costs one call. Without
-CUDA graphs that is all it needs; under CUDA graphs the body would be frozen at capture, so a
-GPU engine keeps the data-only traced form (bank.py).
+configurations use) exactly as an eager step does, and an idle site costs one call. Under
+CUDA graphs the body would be frozen at capture, so it is for CPU or eager engines; the
+default, data-only traced form (bank.py) is CUDA-graph safe, and on CPU it is as fast idle
+and faster steered (Inductor fuses it; the op pays a Python call per site).
 
 Semantics: steerfast_vllm::edit_(y, site) == the bank's eager edit of hooked site `site` on
 y, in place (y's values are replaced; its storage is kept).

@@ -27,19 +27,18 @@ class WorkerSteering:
         self.state = EngineState(cfg, runner.model_config.hf_config, tp)
         sched = runner.scheduler_config
         max_tokens = max(sched.max_num_batched_tokens, getattr(runner, "max_num_tokens", 0)) + 16
-        # no CUDA graphs on CPU: compiled steps may branch on the host (site_op)
         on_cpu = torch.device(runner.device).type == "cpu"
-        host_branch = cfg.compiled_edit == "op" or (cfg.compiled_edit == "auto" and on_cpu)
+        host_branch = cfg.compiled_edit == "op"  # compiled steps call site_op
+        if (host_branch or cfg.monitors) and not (on_cpu or runner.model_config.enforce_eager):
+            raise SteeringError(
+                "compiled_edit 'op' and monitors run ops that branch on the host each step, which "
+                "a CUDA graph would freeze: use them on CPU or with enforce_eager"
+            )
         self.bank = VllmBank(
             runner.get_model(), self.state.layout, sched.max_num_seqs, max_tokens, host_branch
         )
         self.taps = None  # after the bank: layer 0's reading follows embed.out's edit
         if self.state.monitors:
-            if not host_branch and not runner.model_config.enforce_eager:
-                raise SteeringError(
-                    "monitors are read by an op that branches on the host each step: they need "
-                    "compiled_edit 'op' (no CUDA graphs) or enforce_eager"
-                )
             monitors = list(self.state.monitors.values())
             self.taps = MonitorTaps(runner.get_model(), monitors, sched.max_num_seqs)
 

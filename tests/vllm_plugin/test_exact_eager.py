@@ -100,3 +100,21 @@ def test_monitor_readings_equal_the_hook_oracle(llm, hf, plan_files, monitor_pat
     assert sum(len(v) for *_, got, _ in rows for v in got.values()) > 100
     (stats,) = llm.collective_rpc("steerfast_stats")
     assert stats["readings_kept"] == 0, stats  # every reading was handed over
+
+
+@pytest.mark.parametrize(
+    "asked, msg",
+    [
+        (["no-such-monitor"], "unknown monitor.*no-such-monitor"),
+        (["probe0", "probe0"], "twice"),
+        ("[oops", "JSON"),
+    ],
+)
+def test_bad_monitors_are_refused(llm, asked, msg):
+    from vllm import SamplingParams
+    from vllm.exceptions import VLLMValidationError
+
+    with pytest.raises(VLLMValidationError, match=msg):
+        llm.generate("Hi", SamplingParams(max_tokens=2, extra_args={"monitors": asked}))
+    with pytest.raises(VLLMValidationError, match="n = 1"):
+        llm.generate("Hi", SamplingParams(max_tokens=2, n=2, extra_args={"monitors": ["probe0"]}))
