@@ -48,6 +48,7 @@ class VllmBank:
         self.lane_code = torch.full((L, slots), -1, dtype=torch.long)
         self.lane_n = torch.zeros((L, slots), dtype=torch.long)
         self.rows = torch.full((L, max_tokens), -1, dtype=torch.int32)  # per token: table row
+        self.rows_written = 0  # columns [0, rows_written) may be >= 0; the rest are -1
         self.step_active = False  # host flag for eager steps: any steered token this step
         self.slot_key: list[str | None] = [None] * slots
         self.slot_parts: list[list] = [[] for _ in range(slots)]

@@ -23,7 +23,8 @@ def fill_rows(bank, runner) -> None:
     slots = [bank.slot_of.get(r, -1) for r in req_ids]
     if max(slots, default=-1) < 0:
         if bank.step_active:  # the graph still reads the maps: leave them all -1
-            bank.rows.fill_(-1)
+            bank.rows[:, : bank.rows_written].fill_(-1)
+            bank.rows_written = 0
             bank.step_active = False
             if bank.gates is not None:
                 _idle_gates(bank.gates)
@@ -47,7 +48,9 @@ def fill_rows(bank, runner) -> None:
     _count_prefills(bank, ib, n, req_ids)
     for lane, m in enumerate(maps):
         bank.rows[lane, :total].copy_(m)
-    bank.rows[:, total:].fill_(-1)
+    if bank.rows_written > total:  # every column past this step's tokens stays -1
+        bank.rows[:, total : bank.rows_written].fill_(-1)
+    bank.rows_written = total
     bank.step_active = True
     if bank.gates is not None:
         _gate_step(bank.gates, req_ids, qsl, total, seq_slot, plen, positions)
