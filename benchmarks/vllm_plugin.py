@@ -2,7 +2,7 @@
 side in one process (two engines on the same exported model), rounds interleaved.
 
     .venv-vllm/bin/python benchmarks/vllm_plugin.py [--rounds 3] [--requests 32] [--new 64]
-        [--eager] [--forms data,op] [--out benchmarks/results/vllm-plugin.json]
+        [--eager] [--forms data,op] [--cells caa-all,mon1,...] [--out FILE]
 
 Cells (each a batch of `requests` prompts, greedy, exactly `new` tokens each, ignore_eos):
   plain            vLLM, no plugin (the baseline every ratio divides by)
@@ -132,11 +132,19 @@ def main() -> None:
     ap.add_argument("--new", type=int, default=64)
     ap.add_argument("--eager", action="store_true", help="enforce_eager (default: vLLM's compiled mode)")
     ap.add_argument("--forms", default="data,op", help="compiled forms of the edit, one engine each")
+    ap.add_argument(
+        "--cells",
+        default="",
+        help="comma-separated cells to run (default: all; plain, plain-twin and plugin-idle always run)",
+    )
     ap.add_argument("--out", default="benchmarks/results/vllm-plugin.json")
     args = ap.parse_args()
     forms = args.forms.split(",")
     suffix = {f: "" if k == 0 else f"@{f}" for k, f in enumerate(forms)}
     cells = BASE + tuple(c + suffix[f] for f in forms for c in STEERED) + MONITOR_CELLS
+    if args.cells:
+        wanted = {"plugin-idle", *args.cells.split(",")}
+        cells = tuple(c for c in cells if c in BASE or c.partition("@")[0] in wanted)
 
     from vllm import LLM
 

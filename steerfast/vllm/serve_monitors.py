@@ -8,6 +8,8 @@ taken from the workers by collective_rpc: all readings on the final output of a 
 (FINAL_ONLY) request, the readings of the output's new tokens on a streamed (DELTA) one.
 The response builders copy them into their choices: the completion and chat full responses
 directly, the streams by passing each output's readings to the next chunk of its choice.
+Every reading handed over is observed in the `steerfast_monitor_reading{monitor}` histogram
+on vLLM's /metrics (steerfast serve's metric, same buckets).
 """
 
 from __future__ import annotations
@@ -20,6 +22,27 @@ from .monitoring import RPC, shape
 from .patching import patch_once
 
 ATTR = "steerfast_monitors"
+_HISTOGRAM = []  # created in the API server process at its first monitored request
+
+
+def _observe(got: dict[str, list[float]]) -> None:
+    if not _HISTOGRAM:
+        from prometheus_client import Histogram
+
+        from ..serve.monitors import READING_BUCKETS
+
+        _HISTOGRAM.append(
+            Histogram(
+                "steerfast_monitor_reading",
+                "Monitor readings of generated tokens (requests that asked for the monitor)",
+                ["monitor"],
+                buckets=READING_BUCKETS,
+            )
+        )
+    for name, values in got.items():
+        child = _HISTOGRAM[0].labels(monitor=name)
+        for v in values:
+            child.observe(v)
 
 
 def _asks(sp) -> bool:
@@ -44,7 +67,9 @@ def _wrap_generate(orig):
             total = seen + n if delta else n
             if delta or out.finished:
                 got = (await self.collective_rpc(RPC, args=([request_id], out.finished)))[0]
-                setattr(out, ATTR, shape(got.get(request_id), total, seen if delta else 0))
+                readings = shape(got.get(request_id), total, seen if delta else 0)
+                _observe(readings)
+                setattr(out, ATTR, readings)
             seen = total
             yield out
 

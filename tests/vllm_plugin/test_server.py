@@ -222,6 +222,15 @@ def test_server_returns_monitor_readings(hf, plan_files, monitor_paths, server_p
         assert cstreamed["probe9"] == pytest.approx(creadings, abs=1e-6)
         with pytest.raises(BadRequestError, match="no-such-monitor"):
             client.completions.create(**body, extra_body={"monitors": ["no-such-monitor"]})
+        # each reading handed over is observed in the monitor's histogram on vLLM's /metrics
+        metrics = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {API}"}).text
+        counts = {
+            line.split("{")[1].split('"')[1]: float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("steerfast_monitor_reading_count{")
+        }
+        assert counts.get("sentiment") == 2 * len(got["sentiment"]), counts  # full + streamed
+        assert counts.get("probe9") == 2 * len(creadings), counts
         # every reading was handed over: nothing is kept (the finished requests are forgotten)
         stats = httpx.get(server.url + "/v1/steering/stats", headers={"Authorization": f"Bearer {API}"})
         assert stats.status_code == 200, stats.text
