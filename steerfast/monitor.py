@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from .artifact import check_json_native, load_artifact, read_artifact, save_artifact
-from .errors import PlanError
+from .errors import PlanError, SteeringError
 
 FORMAT = "steerfast.monitor/1"
 NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
@@ -190,3 +190,22 @@ def shipped_monitor(name: str = "sentiment") -> Monitor:
 
 
 __all__ = ["Monitor", "save_monitors", "load_monitors", "shipped_monitor", "check_names"]
+
+
+class UnknownMonitor(SteeringError):
+    """A request named a monitor the engine does not hold (400)."""
+
+
+def requested(names, held, holder: str = "engine") -> list[str]:
+    """A request's `monitors` field checked against the names `held`: a list of distinct
+    known names (None: none); SteeringError (UnknownMonitor for a name not held) otherwise."""
+    if names is None:
+        return []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise SteeringError(f"monitors must be a list of monitor names, got {names!r:.80}")
+    if len(set(names)) != len(names):
+        raise SteeringError(f"monitors names a monitor twice: {names}")
+    unknown = [n for n in names if n not in held]
+    if unknown:
+        raise UnknownMonitor(f"unknown monitor(s) {unknown}; this {holder} holds {sorted(held)}")
+    return names

@@ -16,15 +16,11 @@ import threading
 from collections.abc import Sequence
 
 from ..errors import SteeringError
-from ..monitor import Monitor, check_names
+from ..monitor import Monitor, UnknownMonitor, check_names, requested
 from ..runtime.monitors import MonitorReader
 from ..runtime.packed import request_key
 
 READING_BUCKETS = (-20, -10, -5, -2, -1, -0.5, 0, 0.5, 1, 2, 5, 10, 20)
-
-
-class UnknownMonitor(SteeringError):
-    """A request named a monitor the server does not hold (400)."""
 
 
 class ServerMonitors:
@@ -43,16 +39,7 @@ class ServerMonitors:
     # --- requests ---------------------------------------------------------------------
     def check(self, names) -> list[str]:
         """A request's `monitors` field: a list of names the server holds (else SteeringError)."""
-        if names is None:
-            return []
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise SteeringError(f"monitors must be a list of monitor names, got {names!r:.80}")
-        if len(set(names)) != len(names):
-            raise SteeringError(f"monitors names a monitor twice: {names}")
-        unknown = [n for n in names if n not in self.by_name]
-        if unknown:
-            raise UnknownMonitor(f"unknown monitor(s) {unknown}; this server holds {sorted(self.by_name)}")
-        return names
+        return requested(names, self.by_name, "server")
 
     def describe(self) -> list[dict]:
         return [

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import SteeringError
-from ..monitor import check_names, load_monitors
+from ..monitor import check_names, load_monitors, requested
 from .config import PluginConfig
 from .layout import Layout
 from .registry import PlanRegistry, skeleton
@@ -53,14 +53,7 @@ class EngineState:
                 raw = json.loads(raw)
             except ValueError as exc:
                 raise SteeringError(f"monitors: not valid JSON ({exc})") from None
-        if not isinstance(raw, list) or not all(isinstance(n, str) for n in raw):
-            raise SteeringError(f"monitors must be a list of monitor names, got {raw!r:.80}")
-        if len(set(raw)) != len(raw):
-            raise SteeringError(f"monitors names a monitor twice: {raw}")
-        unknown = [n for n in raw if n not in self.monitors]
-        if unknown:
-            raise SteeringError(f"unknown monitor(s) {unknown}; this engine holds {sorted(self.monitors)}")
-        return raw
+        return requested(raw, self.monitors)
 
     def plan_of(self, spec: dict):
         return combined(spec["entries"], self.registry)

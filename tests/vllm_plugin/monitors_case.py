@@ -108,3 +108,15 @@ def reading_failures(rows, tol: float) -> tuple[float, list[str]]:
                 if abs(a - b) > tol * max(1.0, abs(b)):
                     failures.append(f"{label}: {name} {a} vs {b}")
     return worst, failures
+
+
+def check_monitor_readings(llm, hf, plan_files, monitor_paths) -> None:
+    """run_monitored's rows: the same tokens as the oracle, every reading within 1e-4
+    (relative above 1), a reading per token, and nothing kept by the worker afterwards."""
+    rows = run_monitored(llm, hf, plan_files, monitor_paths)
+    assert all(got_t == ref_t for _, got_t, ref_t, _, _ in rows), [r[0] for r in rows if r[1] != r[2]]
+    _, failures = reading_failures(rows, 1e-4)
+    assert not failures, "\n".join(failures[:10])
+    assert sum(len(v) for *_, got, _ in rows for v in got.values()) > 100
+    (stats,) = llm.collective_rpc("steerfast_stats")
+    assert stats["readings_kept"] == 0, stats  # every reading was handed over
