@@ -10,14 +10,14 @@ import steerfast
 from steerfast.testing import random_plan
 
 
-def _engine(model_dir, plans: dict, tmp, **kw):
+def _engine(model_dir, plans: dict, tmp, steerfast=None, **kw):
     from vllm import LLM
 
     paths = {}
     for name, plan in plans.items():
         paths[name] = str(tmp / f"{name}.safetensors")
         plan.save(paths[name])
-    cfg = {"plans": paths, "lanes": 6}
+    cfg = {"plans": paths, "lanes": 6, **(steerfast or {})}
     return LLM(model=str(model_dir), dtype="float32", enforce_eager=True, max_model_len=256,
                max_num_seqs=16, kv_cache_memory_bytes=1 << 28, additional_config={"steerfast": cfg}, **kw)  # fmt: skip
 
