@@ -183,11 +183,14 @@ def main() -> None:
         rounds.append(row)
         print(f"round {r}: " + ", ".join(f"{c} {row[c]['tok_s']:.1f} tok/s" for c in cells), flush=True)
     ratios = {c: statistics.median(row[c]["tok_s"] / row["plain"]["tok_s"] for row in rounds) for c in cells}
+
     # the steering's own cost: steered cells against the same engine with no request steered
+    def idle_of(cell: str) -> str:  # the plugin-idle cell of the cell's engine
+        _, at, form = cell.partition("@")
+        return "plugin-idle" + at + form
+
     vs_idle = {
-        c: statistics.median(
-            row[c]["tok_s"] / row["plugin-idle" + c[len(c.partition("@")[0]) :]]["tok_s"] for row in rounds
-        )
+        c: statistics.median(row[c]["tok_s"] / row[idle_of(c)]["tok_s"] for row in rounds)
         for c in cells
         if c not in BASE and not c.startswith("plugin-idle")
     }

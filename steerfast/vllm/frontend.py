@@ -62,8 +62,9 @@ def steer_request(vllm_config, req):
         if getattr(sp, "n", 1) != 1:
             raise SteeringError("monitors are read for n = 1 only (each choice is its own request)")
         rest = {k: v for k, v in sp.extra_args.items() if k != MONITORS}
-        sp.extra_args = {**rest, **({TAPS_KEY: {"id": req.request_id, "names": names}} if names else {})}
-        sp.extra_args = sp.extra_args or None
+        if names:
+            rest[TAPS_KEY] = {"id": req.request_id, "names": names}
+        sp.extra_args = rest or None
     if raw is None:
         return req
     spec = state.canonical(raw)

@@ -94,6 +94,7 @@ class MonitorTaps:
         key, names = ask["id"], list(ask["names"])
         self.asked[request_id] = (key, [self.col[n] for n in names])
         self.readings[key] = {"names": names, "rows": []}
+        self.finished.pop(key, None)  # a reused id: its old eviction must not take these
 
     def release(self, request_id: str) -> None:
         got = self.asked.pop(request_id, None)
