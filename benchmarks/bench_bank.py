@@ -25,6 +25,7 @@ from transformers import DynamicCache
 
 import steerfast
 from steerfast.bench.plans import mixed_plans
+from steerfast.kv_cache_arg import cache_arg
 from steerfast.models import load
 from steerfast.timing import interleaved
 
@@ -46,7 +47,7 @@ def cases(model, plans):
         return model(
             input_ids=i,
             attention_mask=m,
-            past_key_values=cache,
+            **cache_arg(model, cache),
             position_ids=pos,
             use_cache=cache is not None,
         )

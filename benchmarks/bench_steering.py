@@ -14,6 +14,7 @@ The full matrix, the report and the threshold check are `steerfast bench` (docs/
 import pytest
 import torch
 
+from steerfast.bench.decode_loop import GreedySteps
 from steerfast.bench.matrix import Group
 from steerfast.bench.runner import get_model, run_group
 from steerfast.bench.variants import PlanCache, build_variant, select_backend
@@ -43,22 +44,17 @@ def _variant(model, plans, name):
 @pytest.mark.parametrize("sites", SITES)
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.split("[")[0])
 def test_decode_step(benchmark, model, plans, variant, sites):
-    from transformers import DynamicCache
-
     name = variant.format(s=sites)
     v = _variant(model, plans, name)
     benchmark.group = f"decode step b1 {sites}"
     prompt = torch.randint(100, 10000, (1, 32), generator=torch.Generator().manual_seed(2))
-    state = {"cache": DynamicCache(config=model.config)}
     with torch.no_grad():
         select_backend(v)
-        out = v.model(input_ids=prompt, past_key_values=state["cache"], use_cache=True)
-        state["next"] = out.logits[:, -1:].argmax(-1)
+        greedy = GreedySteps(v.model, prompt)
 
         def step():
             select_backend(v)
-            o = v.model(input_ids=state["next"], past_key_values=state["cache"], use_cache=True)
-            state["next"] = o.logits[:, -1:].argmax(-1)
+            greedy()
 
         benchmark.pedantic(step, rounds=24, warmup_rounds=2, iterations=1)
     v.close()

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
-from transformers import DynamicCache
 
 import steerfast
+from steerfast.bench.decode_loop import GreedySteps, decode_rounds, ratio_line
 from steerfast.bench.inputs import prompt_ids
 from steerfast.bench.runner import get_model
 from steerfast.bench.variants import PlanCache, clone_sharing_weights
@@ -48,45 +47,22 @@ def main() -> None:
         models[case] = clone
 
     lanes = steered._decode_linear
-    general = steered._dense_linear  # what the forward reached before the lanes
+    general = steered._dense_linear
     prompt = prompt_ids(base, args.batch, 16, seed=2)
-    state: dict = {}
 
-    def reset(case):
-        cache = DynamicCache(config=base.config)
-        out = models[case](input_ids=prompt, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        state[case] = [cache, out.logits[:, -1:].argmax(-1), 0]
-
-    def step(case):
-        if state[case][2] >= args.reset:
-            reset(case)
-        cache, nxt, n = state[case]
+    def before(case):  # the general path is what the forward reached before the decode lanes
         steered._decode_linear = general if case == "general" else lanes
-        out = models[case](input_ids=nxt, past_key_values=cache, use_cache=True)
-        state[case][1:] = [out.logits[:, -1:].argmax(-1), n + 1]
 
-    times = {c: [] for c in CASES}
     try:
         with torch.inference_mode():
-            for case in CASES:
-                reset(case)
-                for _ in range(5):
-                    step(case)
-            for r in range(args.rounds):
-                order = CASES[r % len(CASES) :] + CASES[: r % len(CASES)]
-                for case in order:
-                    t0 = time.thread_time()
-                    step(case)
-                    times[case].append(time.thread_time() - t0)
+            steps = {case: GreedySteps(models[case], prompt, args.reset) for case in CASES}
+            times = decode_rounds(steps, args.rounds, before=before)
     finally:
         steered._decode_linear = lanes
-    ref = times["unsteered"]
     print(f"batch {args.batch}, {args.rounds} rounds, sites {args.sites}")
-    print(f"unsteered median {statistics.median(ref) * 1e3:.2f} ms/step")
+    print(f"unsteered median {statistics.median(times['unsteered']) * 1e3:.2f} ms/step")
     for case in CASES[1:]:
-        ratios = [a / b for a, b in zip(times[case], ref) if b > 0]
-        q1, _, q3 = statistics.quantiles(ratios, n=4)
-        print(f"{case:12s} ratio {statistics.median(ratios):.4f}  (p25 {q1:.4f}, p75 {q3:.4f})")
+        print(ratio_line(case, "unsteered", times))
 
 
 if __name__ == "__main__":

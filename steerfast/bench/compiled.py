@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import torch
 
+from ..kv_cache_arg import cache_arg
 from .variants import select_backend
 
 COMPILE_STEPS = 2  # untimed compiled steps before timing: static graph, then dynamic length
@@ -56,7 +57,7 @@ def compiled_decode_step(
         return fn(
             input_ids=ids,
             attention_mask=torch.ones(B, pos + ids.shape[1], dtype=torch.long, device=dev),
-            past_key_values=kv,
+            **cache_arg(model, kv),
             cache_position=torch.arange(pos, pos + ids.shape[1], device=dev),
             use_cache=True,
             logits_to_keep=1,

@@ -165,17 +165,10 @@ def _variants(base, batch: int):
 
 
 def _eager_step(model, prompt):
-    from transformers import DynamicCache
+    from .decode_loop import GreedySteps
 
-    state = {"cache": DynamicCache(config=model.config)}
-    out = model(input_ids=prompt, past_key_values=state["cache"], use_cache=True, logits_to_keep=1)
-    state["next"] = out.logits[:, -1:].argmax(-1)
-
-    def step():
-        o = model(input_ids=state["next"], past_key_values=state["cache"], use_cache=True)
-        state["next"] = o.logits[:, -1:].argmax(-1)
-
-    return step, out.logits[:, -1].float()
+    step = GreedySteps(model, prompt)
+    return step, step.prefill_logits
 
 
 def _decode_cell(base, batch: int, engine: str, cfg: dict, interleaved_ms) -> dict:

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
-from transformers import DynamicCache
 
 import steerfast
-from steerfast.bench.runner import _ids
+from steerfast.bench.decode_loop import GreedySteps, decode_rounds, ratio_line
+from steerfast.bench.inputs import prompt_ids
 from steerfast.bench.variants import clone_sharing_weights
 from steerfast.monitor import Monitor, shipped_monitor
 from steerfast.runtime.monitors import MonitorReader
@@ -71,43 +70,15 @@ def main() -> None:
     base, _ = load(dtype=getattr(torch, args.dtype))
     base.to(args.device)
     models, readers = build(base, args.device)
-    prompt = _ids(base, args.batch, 16, seed=2).to(args.device)
-    state: dict = {}
-
-    def reset(case):
-        if case in readers:
-            readers[case].clear()
-        cache = DynamicCache(config=base.config)
-        out = models[case](input_ids=prompt, past_key_values=cache, use_cache=True, logits_to_keep=1)
-        state[case] = [cache, out.logits[:, -1:].argmax(-1), 0]
-
-    def step(case):
-        if state[case][2] >= args.reset:
-            reset(case)
-        cache, nxt, n = state[case]
-        out = models[case](input_ids=nxt, past_key_values=cache, use_cache=True)
-        state[case][1:] = [out.logits[:, -1:].argmax(-1), n + 1]
-
-    def timed(case) -> float:
-        if cuda:
-            torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            step(case)
-            torch.cuda.synchronize()
-            return time.perf_counter() - t0
-        t0 = time.thread_time()
-        step(case)
-        return time.thread_time() - t0
-
-    times = {c: [] for c in CASES}
+    prompt = prompt_ids(base, args.batch, 16, seed=2).to(args.device)
     with torch.inference_mode():
-        for case in CASES:
-            reset(case)
-            for _ in range(5):
-                step(case)
-        for r in range(args.rounds):
-            for case in CASES[r % len(CASES) :] + CASES[: r % len(CASES)]:
-                times[case].append(timed(case))
+        steps = {
+            case: GreedySteps(
+                models[case], prompt, args.reset, on_reset=getattr(readers.get(case), "clear", None)
+            )
+            for case in CASES
+        }
+        times = decode_rounds(steps, args.rounds, cuda=cuda)
     for case in CASES:
         if case in readers:  # the readings were taken: one per decode step since the last reset
             assert readers[case].n_steps >= 1
@@ -115,9 +86,7 @@ def main() -> None:
     print(f"{dev}, {args.dtype}, batch {args.batch}, {args.rounds} rounds")
     print(f"unsteered median {statistics.median(times['unsteered']) * 1e3:.3f} ms/step")
     for case, ref in BASELINE.items():
-        ratios = [a / b for a, b in zip(times[case], times[ref]) if b > 0]
-        q1, _, q3 = statistics.quantiles(ratios, n=4)
-        print(f"{case:22s} / {ref:10s} {statistics.median(ratios):.4f}  (p25 {q1:.4f}, p75 {q3:.4f})")
+        print(ratio_line(case, ref, times))
 
 
 if __name__ == "__main__":

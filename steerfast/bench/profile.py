@@ -23,6 +23,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from ..timing import interleaved
+from .decode_loop import GreedySteps
 from .inputs import DECODE_PROMPT, prompt_ids
 from .plans import site_count
 from .variants import PlanCache, build_variant, select_backend
@@ -41,14 +42,13 @@ def _is_op(name: str) -> bool:
     return name.startswith("aten::") or name.startswith("steerfast::")
 
 
-def _profile_steps(model, state, steps: int) -> tuple[Counter, Counter]:
+def _profile_steps(step, steps: int) -> tuple[Counter, Counter]:
     """(op -> event count, op -> self CPU µs) over `steps` decode steps."""
     counts: Counter = Counter()
     self_us: Counter = Counter()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
-            o = model(input_ids=state["next"], past_key_values=state["cache"], use_cache=True)
-            state["next"] = o.logits[:, -1:].argmax(-1)
+            step()
     for ev in prof.key_averages():
         if _is_op(ev.key):
             counts[ev.key] += ev.count
@@ -59,8 +59,6 @@ def _profile_steps(model, state, steps: int) -> tuple[Counter, Counter]:
 def _profiled_runs(model, built: list, steps: int, rounds: int) -> dict:
     """{variant: [(op counts, op self µs) per round]}: each variant decodes `steps` tokens under
     the profiler per round, after an untimed prefill of the decode prompt, rounds interleaved."""
-    from transformers import DynamicCache
-
     from .. import ops
 
     prompt = prompt_ids(model, 1, DECODE_PROMPT, seed=2)
@@ -70,15 +68,12 @@ def _profiled_runs(model, built: list, steps: int, rounds: int) -> dict:
             if not v.ok:
                 continue
             select_backend(v)
-            st = {"cache": DynamicCache(config=model.config)}
-            o = v.model(input_ids=prompt, past_key_values=st["cache"], use_cache=True)
-            st["next"] = o.logits[:, -1:].argmax(-1)
-            states[v.name] = st
+            states[v.name] = GreedySteps(v.model, prompt)
         per: dict = {v.name: [] for v in built if v.ok}
 
         def make(v):
             def run():
-                per[v.name].append(_profile_steps(v.model, states[v.name], steps))
+                per[v.name].append(_profile_steps(states[v.name], steps))
 
             return run
 

@@ -22,6 +22,7 @@ from .. import ops
 from ..hooks import apply_hooks
 from ..timing import interleaved, interleaved_steps, quantile
 from .compiled import check_against_hooks, compile_prefill, compiled_decode
+from .decode_loop import GreedySteps
 from .inputs import DECODE_PROMPT, prompt_ids
 from .matrix import BIG_LLAMA, MODELS, NOT_IN_MATRIX, Group
 from .peers import PEERS, peer_status
@@ -143,22 +144,12 @@ def _prefill_samples(group: Group, base, built: list[Variant], before, clock: st
 
 def _decode_step(base, v: Variant, prompt):
     """v's decode step after an untimed prefill of `prompt` into its own cache (None: it failed)."""
-    from transformers import DynamicCache
-
     try:
         select_backend(v)
-        state = {"cache": DynamicCache(config=base.config)}
-        out = v.model(input_ids=prompt, past_key_values=state["cache"], use_cache=True, logits_to_keep=1)
-        state["next"] = out.logits[:, -1:].argmax(-1)
+        return GreedySteps(v.model, prompt)
     except Exception as exc:
         v.status, v.reason = "failed", f"prefill: {type(exc).__name__}: {exc}"
         return None
-
-    def step():
-        o = v.model(input_ids=state["next"], past_key_values=state["cache"], use_cache=True)
-        state["next"] = o.logits[:, -1:].argmax(-1)
-
-    return step
 
 
 def _decode_samples(group: Group, base, built: list[Variant], before, clock: str) -> dict:

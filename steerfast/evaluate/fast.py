@@ -28,6 +28,7 @@ from transformers import DynamicCache
 
 from ..adapters import get_adapter
 from ..errors import PlanError
+from ..kv_cache_arg import cache_arg
 from ..plan import SteeringPlan
 from ..runtime import patch
 from ..tokens import left_padded, right_padded
@@ -110,7 +111,7 @@ class PrefixScorer:
             input_ids=ids,
             attention_mask=mask,
             position_ids=pos,
-            past_key_values=cache,
+            **cache_arg(self.model, cache),
             use_cache=True,
             logits_to_keep=1,
         )
@@ -148,7 +149,7 @@ class PrefixScorer:
                     input_ids=ch["last"],
                     attention_mask=mask_b,
                     position_ids=ch["real"],
-                    past_key_values=cache,
+                    **cache_arg(model, cache),
                     use_cache=True,
                 )
             first = torch.log_softmax(out.logits[:, -1].float(), -1)
@@ -167,7 +168,7 @@ class PrefixScorer:
                     input_ids=tail,
                     attention_mask=mask_c,
                     position_ids=pos,
-                    past_key_values=cache,
+                    **cache_arg(model, cache),
                     use_cache=True,
                 )
             lp = torch.log_softmax(nxt.logits.float(), -1).gather(2, target.unsqueeze(-1)).squeeze(-1)

@@ -22,6 +22,7 @@ import torch
 from transformers import DynamicCache
 
 from ..hooks import apply_hooks
+from ..kv_cache_arg import cache_arg, output_cache
 from ..plan import SteeringPlan
 from ..runtime import patch
 from ..tokens import batches, left_padded, right_padded
@@ -68,7 +69,7 @@ def _prompt_call(model, prompts, pad_id: int):
         input_ids=ids,
         attention_mask=mask,
         position_ids=pos,
-        past_key_values=DynamicCache(),
+        **cache_arg(model, DynamicCache()),
         use_cache=True,
         logits_to_keep=1,
     )
@@ -92,7 +93,7 @@ def _score_rows(model, prompts, options, pad_id: int) -> list[float]:
         input_ids=opt,
         attention_mask=torch.cat([mask, opt_mask], 1),
         position_ids=pos,
-        past_key_values=out.past_key_values,
+        **cache_arg(model, output_cache(out)),
         use_cache=True,
     )
     lp = torch.log_softmax(nxt.logits[:, :-1].float(), -1)  # position t predicts t+1

@@ -27,6 +27,7 @@ from torch import Tensor
 from transformers import DynamicCache
 
 from ..data import load_jsonl
+from ..kv_cache_arg import cache_arg
 from ..plan import SteeringPlan
 from ..runtime import patch
 
@@ -70,10 +71,10 @@ class NeutralText:
         k = self.prompt
         cache = DynamicCache()
         with patch(model, plan):
-            a = model(input_ids=ids[:, :k], past_key_values=cache, use_cache=True).logits[:, -1:]
+            a = model(input_ids=ids[:, :k], **cache_arg(model, cache), use_cache=True).logits[:, -1:]
         gen = _generation_part(plan)
         with patch(model, gen) if gen is not None else nullcontext():
-            c = model(input_ids=ids[:, k:-1], past_key_values=cache, use_cache=True).logits
+            c = model(input_ids=ids[:, k:-1], **cache_arg(model, cache), use_cache=True).logits
         return torch.log_softmax(torch.cat([a, c], 1).float(), -1)
 
     @torch.no_grad()
