@@ -25,7 +25,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "steerfast"
 # own floor or above (docs/architecture.md, "Rooms and arrows")
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("errors", "kernels"),
-    ("ops", "timing", "data"),
+    ("ops", "timing", "data", "kv_cache_arg"),
     ("adapters", "positions", "tokens", "conditions", "models"),
     ("plan",),
     ("monitor",),  # the Monitor artifact (runtime reads it, its file is plan's artifact.py)

@@ -127,3 +127,16 @@ def test_v2_model_runner_is_unreachable_on_cpu(hf_dir, monkeypatch):
     with pytest.raises(Exception, match="Model Runner V2 requires Triton"):
         LLM(model=hf_dir, dtype="float32", enforce_eager=True, max_model_len=128,
             kv_cache_memory_bytes=1 << 26, additional_config={"steerfast": {"plans": {}}})  # fmt: skip
+
+
+def test_every_plugin_module_imports():
+    """The plugin's modules all import here (the main env's tests/packaging cannot: no vLLM)."""
+    import importlib
+    import pkgutil
+
+    import steerfast.vllm
+
+    names = [m.name for m in pkgutil.walk_packages(steerfast.vllm.__path__, "steerfast.vllm.")]
+    assert "steerfast.vllm.monitor_taps" in names
+    for name in names:
+        importlib.import_module(name)
