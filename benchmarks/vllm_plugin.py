@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import statistics
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -198,7 +199,8 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{os.cpu_count()} cores, {os.uname().machine}",
         "mode": "eager" if args.eager else "compiled", "forms": forms,
-        "requests": args.requests, "new_tokens": args.new, "startup_s_two_engines": start_s,
+        "requests": args.requests, "new_tokens": args.new,
+        "engines_started": len(engines), "startup_s_all_engines": start_s,
         "throughput_ratio_to_plain": ratios, "throughput_ratio_to_plugin_idle": vs_idle, "rounds": rounds,
     }  # fmt: skip
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -209,6 +211,7 @@ def main() -> None:
         print(f"{c:14s} x{ratios[c]:.3f} of plain throughput{idle}   TTFT p50 {ttft:.2f} s")
     for llm in engines.values():
         llm.llm_engine.engine_core.shutdown()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

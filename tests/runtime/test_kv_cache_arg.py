@@ -17,7 +17,9 @@ def test_a_decode_step_through_cache_arg_continues_the_cache():
         warnings.simplefilter("error", FutureWarning)  # the deprecated name is never ours
         full = model(input_ids=ids).logits[:, -1]
         out = model(input_ids=ids[:, :-1], **cache_arg(model, DynamicCache()), use_cache=True)
-        step = model(input_ids=ids[:, -1:], **cache_arg(model, output_cache(out)), use_cache=True).logits[:, -1]
+        step = model(input_ids=ids[:, -1:], **cache_arg(model, output_cache(out)), use_cache=True).logits[
+            :, -1
+        ]
     assert torch.allclose(step, full, atol=1e-5)
     alone = model(input_ids=ids[:, -1:]).logits[:, -1]
     assert not torch.allclose(alone, full, atol=1e-3)  # the check above can tell a lost cache
