@@ -1,10 +1,13 @@
 """The same HTTP workload on `steerfast serve` (transformers engine) and on
 `steerfast serve --engine vllm` (vLLM + the plugin): 32 concurrent streamed chat completions,
-greedy, `new` tokens each, unsteered and with one CAA configuration; interleaved rounds,
-one server up at a time, the official openai client.
+greedy, `new` tokens each: unsteered, with one CAA configuration, and with that CAA and the
+shipped sentiment monitor read per token (each chunk carries its tokens' readings);
+interleaved rounds, one server up at a time, the official openai client.
 
     python benchmarks/vllm_vs_serve.py --serve-python .venv/bin/python \\
         --vllm-python .venv-vllm/bin/python [--rounds 2] [--new 64] [--out benchmarks/results/vllm-vs-serve.json]
+
+`--engines vllm` runs the vLLM server alone (the cost of streamed monitor readings there).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def _port() -> int:
 def start(python: str, engine: str, plan: str, log: Path):
     port = _port()
     cmd = [python, "-m", "steerfast", "serve", "--port", str(port), "--api-key", KEY, "--plan", f"caa={plan}"]
+    cmd += ["--monitor", "sentiment"]
     if engine == "vllm":
         cmd += ["--engine", "vllm", "--vllm-max-num-seqs", "32"]
     else:
@@ -56,15 +60,21 @@ def start(python: str, engine: str, plan: str, log: Path):
     raise RuntimeError(f"{engine} server did not start; see {log}")
 
 
-async def workload(url: str, prompts, steering, new: int) -> dict:
+CELLS = {
+    "unsteered": {},
+    "caa": {"steering": [{"plan": "caa", "strength": 2.0}]},
+    "caa+monitor": {"steering": [{"plan": "caa", "strength": 2.0}], "monitors": ["sentiment"]},
+}
+
+
+async def workload(url: str, prompts, extra: dict, new: int) -> dict:
     from openai import AsyncOpenAI
 
     client = AsyncOpenAI(base_url=url + "/v1", api_key=KEY, timeout=1800)
 
     async def one(p):
         t0 = time.perf_counter()
-        first, n = None, 0
-        extra = {"steering": steering} if steering else {}
+        first, n, readings = None, 0, 0
         stream = await client.chat.completions.create(
             model="steerfast",
             messages=[{"role": "user", "content": p}],
@@ -77,15 +87,20 @@ async def workload(url: str, prompts, steering, new: int) -> dict:
             if chunk.choices and chunk.choices[0].delta.content:
                 first = first or time.perf_counter() - t0
                 n += 1
-        return first, n
+            if chunk.choices:
+                readings += len(
+                    ((chunk.choices[0].model_extra or {}).get("monitors") or {}).get("sentiment", [])
+                )
+        return first, n, readings
 
     t0 = time.perf_counter()
     res = await asyncio.gather(*(one(p) for p in prompts))
     wall = time.perf_counter() - t0
-    ttft = [f for f, _ in res if f is not None]
+    ttft = [f for f, _, _ in res if f is not None]
     return {
         "wall_s": wall,
-        "chunks": sum(n for _, n in res),
+        "chunks": sum(n for _, n, _ in res),
+        "readings": sum(k for _, _, k in res),
         "ttft_p50_s": statistics.median(ttft) if ttft else None,
     }
 
@@ -97,8 +112,10 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--requests", type=int, default=32)
     ap.add_argument("--new", type=int, default=64)
+    ap.add_argument("--engines", default="transformers,vllm")
     ap.add_argument("--out", default="benchmarks/results/vllm-vs-serve.json")
     args = ap.parse_args()
+    engines = args.engines.split(",")
     from importlib.resources import files
 
     plan = str(files("steerfast.data") / "tuned" / "smollm2_caa_sentiment.safetensors")
@@ -109,30 +126,33 @@ def main() -> None:
     rounds = []
     for r in range(args.rounds):
         row = {"load": os.getloadavg()[0]}
-        for engine in ("vllm", "transformers") if r % 2 else ("transformers", "vllm"):
+        for engine in engines[::-1] if r % 2 else engines:
             python = args.vllm_python if engine == "vllm" else args.serve_python
             proc, url, start_s = start(python, engine, plan, tmp / f"{engine}.log")
             try:
-                asyncio.run(workload(url, prompts[:4], None, 4))  # warm
-                row[engine] = {
-                    "start_s": start_s,
-                    "unsteered": asyncio.run(workload(url, prompts, None, args.new)),
-                    "caa": asyncio.run(workload(url, prompts, [{"plan": "caa", "strength": 2.0}], args.new)),
-                }
+                asyncio.run(workload(url, prompts[:4], {}, 4))  # warm
+                row[engine] = {"start_s": start_s}
+                for cell, extra in CELLS.items():
+                    row[engine][cell] = asyncio.run(workload(url, prompts, extra, args.new))
             finally:
                 os.killpg(proc.pid, signal.SIGTERM)
                 proc.wait(60)
         rounds.append(row)
         print(json.dumps(row), flush=True)
     summary = {}
-    for engine in ("transformers", "vllm"):
-        for cell in ("unsteered", "caa"):
+    for engine in engines:
+        for cell in CELLS:
             summary[f"{engine}/{cell}/tok_s"] = statistics.median(
                 row[engine][cell]["chunks"] / row[engine][cell]["wall_s"] for row in rounds
             )
             summary[f"{engine}/{cell}/ttft_p50_s"] = statistics.median(
                 row[engine][cell]["ttft_p50_s"] for row in rounds
             )
+        summary[f"{engine}/caa+monitor/tok_s_ratio_to_caa"] = statistics.median(
+            (row[engine]["caa+monitor"]["chunks"] / row[engine]["caa+monitor"]["wall_s"])
+            / (row[engine]["caa"]["chunks"] / row[engine]["caa"]["wall_s"])
+            for row in rounds
+        )
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{os.cpu_count()} cores",

@@ -136,15 +136,15 @@ class MonitorTaps:
                 got["rows"].append([row[c] for c in cols])
         self.n_rows, self.step = 0, []
 
-    def take(self, keys: list[str], final: bool) -> dict[str, dict]:
-        """{key: {"names", "rows"}} so far; `final` hands them over (the frontend has the
-        request's last token) and forgets them."""
+    def take(self, keys: list[str], final: bool, starts: list[int] | None = None) -> dict[str, dict]:
+        """{key: {"names", "rows"}} so far, each key's rows from its start in `starts` (0 when
+        None); `final` hands them over (the frontend has the request's last token) and forgets them."""
         self.flush()
         out = {}
-        for key in keys:
+        for i, key in enumerate(keys):
             got = self.readings.pop(key, None) if final else self.readings.get(key)
             if got is not None:
-                out[key] = {"names": got["names"], "rows": list(got["rows"])}
+                out[key] = {"names": got["names"], "rows": got["rows"][starts[i] if starts else 0 :]}
         return out
 
     def remove(self) -> None:

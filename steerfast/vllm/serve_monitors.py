@@ -5,7 +5,8 @@ each streamed chunk the readings of the tokens it carries.
 `AsyncLLM.generate` is wrapped: for a request that asked for monitors (frontend.py moved
 its `monitors` field into extra_args) each RequestOutput it yields gets `steerfast_monitors`,
 taken from the workers by collective_rpc: all readings on the final output of a full
-(FINAL_ONLY) request, the readings of the output's new tokens on a streamed (DELTA) one.
+(FINAL_ONLY) request, the readings of the output's new tokens on a streamed (DELTA) one; one
+RPC answers every request waiting for readings when it starts (`_Fetcher`).
 The response builders copy them into their choices: the completion and chat full responses
 directly, the streams by passing each output's readings to the next chunk of its choice.
 Every reading handed over is observed in the `steerfast_monitor_reading{monitor}` histogram
@@ -14,6 +15,7 @@ on vLLM's /metrics (steerfast serve's metric, same buckets).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import json
@@ -49,6 +51,53 @@ def _asks(sp) -> bool:
     return bool((getattr(sp, "extra_args", None) or {}).get("monitors"))
 
 
+class _Fetcher:
+    """The readings the requests of one engine ask for, one collective_rpc for all who wait.
+
+    A streamed request wants its new tokens' readings with every output, so asking one by one
+    would cost an RPC per request per step; every request waiting when an RPC starts is
+    answered by it instead (one RPC for the ongoing, one for the finished, per step)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.waiting: dict[str, tuple[bool, int, asyncio.Future]] = {}
+        self.task: asyncio.Task | None = None
+
+    async def get(self, key: str, final: bool, start: int) -> dict | None:
+        """{"names", "rows"} of `key` from token `start` (None: nothing kept for it)."""
+        fut = asyncio.get_running_loop().create_future()
+        self.waiting[key] = (final, start, fut)
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        while self.waiting:
+            batch, self.waiting = self.waiting, {}
+            for final in (False, True):
+                part = {k: v for k, v in batch.items() if v[0] == final}
+                if not part:
+                    continue
+                try:
+                    starts = [v[1] for v in part.values()]
+                    got = (await self.engine.collective_rpc(RPC, args=(list(part), final, starts)))[0]
+                except Exception as exc:  # each waiting request raises it
+                    for _, _, fut in part.values():
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    continue
+                for key, (_, _, fut) in part.items():
+                    if not fut.done():  # a request cancelled meanwhile (its client went away)
+                        fut.set_result(got.get(key))
+
+
+def _fetcher(engine) -> _Fetcher:
+    got = engine.__dict__.get("_steerfast_fetcher")
+    if got is None:
+        got = engine.__dict__["_steerfast_fetcher"] = _Fetcher(engine)
+    return got
+
+
 def _wrap_generate(orig):
     @functools.wraps(orig)
     async def generate(self, prompt, sampling_params, request_id, *args, **kwargs):
@@ -66,8 +115,9 @@ def _wrap_generate(orig):
             n = len(out.outputs[0].token_ids) if out.outputs else 0
             total = seen + n if delta else n
             if delta or out.finished:
-                got = (await self.collective_rpc(RPC, args=([request_id], out.finished)))[0]
-                readings = shape(got.get(request_id), total, seen if delta else 0)
+                start = seen if delta else 0
+                got = await _fetcher(self).get(request_id, out.finished, start)
+                readings = shape(got, total - start)
                 _observe(readings)
                 setattr(out, ATTR, readings)
             seen = total

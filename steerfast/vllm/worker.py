@@ -118,10 +118,11 @@ def steerfast_remove_plan(self, name: str) -> bool:
     return True
 
 
-def steerfast_readings(self, keys: list, final: bool = True) -> dict:
-    """Monitor readings so far of these request keys (final: handed over and forgotten)."""
+def steerfast_readings(self, keys: list, final: bool = True, starts: list | None = None) -> dict:
+    """Monitor readings so far of these request keys, each from its token in `starts` (all
+    when None); final: handed over and forgotten."""
     taps = getattr(getattr(self.model_runner, "_steerfast", None), "taps", None)
-    return {} if taps is None else taps.take(list(keys), bool(final))
+    return {} if taps is None else taps.take(list(keys), bool(final), starts)
 
 
 def steerfast_stats(self) -> dict:
