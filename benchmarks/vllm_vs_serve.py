@@ -73,34 +73,43 @@ async def workload(url: str, prompts, extra: dict, new: int) -> dict:
     client = AsyncOpenAI(base_url=url + "/v1", api_key=KEY, timeout=1800)
 
     async def one(p):
+        """(seconds to the first content, completion tokens, chunks, monitor readings)."""
         t0 = time.perf_counter()
-        first, n, readings = None, 0, 0
+        first, tokens, chunks, readings = None, None, 0, 0
         stream = await client.chat.completions.create(
             model="steerfast",
             messages=[{"role": "user", "content": p}],
             max_tokens=new,
             temperature=0,
             stream=True,
+            stream_options={"include_usage": True},  # a chunk may carry several tokens: count them
             extra_body=extra,
         )
         async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
+            if chunk.usage is not None:
+                tokens = chunk.usage.completion_tokens
+            if not chunk.choices:
+                continue
+            if chunk.choices[0].delta.content:
                 first = first or time.perf_counter() - t0
-                n += 1
-            if chunk.choices:
-                readings += len(
-                    ((chunk.choices[0].model_extra or {}).get("monitors") or {}).get("sentiment", [])
-                )
-        return first, n, readings
+                chunks += 1
+            monitors = (chunk.choices[0].model_extra or {}).get("monitors") or {}
+            readings += len(monitors.get("sentiment", []))
+        if tokens is None:
+            raise RuntimeError("the stream ended without its usage chunk")
+        if extra.get("monitors") and readings != tokens:
+            raise RuntimeError(f"{readings} monitor readings streamed for {tokens} tokens")
+        return first, tokens, chunks, readings
 
     t0 = time.perf_counter()
     res = await asyncio.gather(*(one(p) for p in prompts))
     wall = time.perf_counter() - t0
-    ttft = [f for f, _, _ in res if f is not None]
+    ttft = [r[0] for r in res if r[0] is not None]
     return {
         "wall_s": wall,
-        "chunks": sum(n for _, n, _ in res),
-        "readings": sum(k for _, _, k in res),
+        "tokens": sum(r[1] for r in res),
+        "chunks": sum(r[2] for r in res),
+        "readings": sum(r[3] for r in res),
         "ttft_p50_s": statistics.median(ttft) if ttft else None,
     }
 
@@ -143,14 +152,14 @@ def main() -> None:
     for engine in engines:
         for cell in CELLS:
             summary[f"{engine}/{cell}/tok_s"] = statistics.median(
-                row[engine][cell]["chunks"] / row[engine][cell]["wall_s"] for row in rounds
+                row[engine][cell]["tokens"] / row[engine][cell]["wall_s"] for row in rounds
             )
             summary[f"{engine}/{cell}/ttft_p50_s"] = statistics.median(
                 row[engine][cell]["ttft_p50_s"] for row in rounds
             )
         summary[f"{engine}/caa+monitor/tok_s_ratio_to_caa"] = statistics.median(
-            (row[engine]["caa+monitor"]["chunks"] / row[engine]["caa+monitor"]["wall_s"])
-            / (row[engine]["caa"]["chunks"] / row[engine]["caa"]["wall_s"])
+            (row[engine]["caa+monitor"]["tokens"] / row[engine]["caa+monitor"]["wall_s"])
+            / (row[engine]["caa"]["tokens"] / row[engine]["caa"]["wall_s"])
             for row in rounds
         )
     result = {
