@@ -102,7 +102,8 @@ async def workload(url: str, prompts, extra: dict, new: int) -> dict:
         return first, tokens, chunks, readings
 
     t0 = time.perf_counter()
-    res = await asyncio.gather(*(one(p) for p in prompts))
+    async with client:  # closed inside this event loop (asyncio.run closes it after)
+        res = await asyncio.gather(*(one(p) for p in prompts))
     wall = time.perf_counter() - t0
     ttft = [r[0] for r in res if r[0] is not None]
     return {
