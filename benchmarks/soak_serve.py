@@ -3,7 +3,7 @@
     python -m benchmarks.soak_serve [--minutes 5] [--requests 1000] [--workers 8] [--out FILE]
 
 (from the repo root: the server launcher is the tests' own, imported as the package
-tests.serve.serve_proc, never by editing sys.path).
+tests.serve_proc, never by editing sys.path).
 
 Traffic, drawn per request from a seeded generator: 12 prompts x 4 steering configurations
 (none, two uploaded plans, one at another strength), greedy or sampled (temperature 0.8 with
@@ -37,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.serve.serve_proc import OCTET, Server, plan_file, tiny_model_dir
+from tests.serve_proc import OCTET, Server, plan_file, tiny_model_dir
 
 PROMPTS = [f"prompt {i}: " + "abcdefghij"[: 3 + i % 7] for i in range(12)]
 CONFIGS = [

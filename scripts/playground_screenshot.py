@@ -2,7 +2,10 @@
 tuned sentiment plan and sentiment monitor, the playground driven in headless Chromium (the
 driver of tests/monitor), one generation at strength +4, saved to docs/img/playground.png.
 
-    python scripts/playground_screenshot.py [OUT.png]
+    python -m scripts.playground_screenshot [OUT.png]
+
+(from the repo root: the driver is imported as the package tests.monitor.playground_driver,
+never by editing sys.path).
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "monitor"))
 KEY = "screenshot-key"
 
 
 def main(out: Path) -> None:
-    from playground_driver import connect, generate, launch
     from playwright.sync_api import sync_playwright
+
+    from tests.monitor.playground_driver import connect, generate, launch
 
     plan = ROOT / "steerfast" / "data" / "tuned" / "smollm2_caa_sentiment.safetensors"
     port = 8765

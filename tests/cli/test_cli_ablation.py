@@ -2,7 +2,7 @@
 entries, and the .gguf output refused with a clear error."""
 
 import pytest
-from test_cli_common import steerfast as cli
+from cli_helpers import steerfast as cli
 
 import steerfast
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import steering_vectors  # make test installs it --no-deps; steerfast never imports it
 import torch
-from test_cli_common import steerfast
+from cli_helpers import steerfast
 
 from steerfast.interop import read
 from steerfast.plan import Intervention, SteeringPlan

@@ -3,7 +3,7 @@ and nothing written."""
 
 import pytest
 import torch
-from test_cli_common import assert_clean_error, steerfast
+from cli_helpers import assert_clean_error, steerfast
 
 from steerfast.models import _embedded_gguf
 from steerfast.plan import Intervention, SteeringPlan

@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from test_cli_common import steerfast
+from cli_helpers import steerfast
 
 from steerfast.interop import export_gguf
 from steerfast.plan import Intervention, SteeringPlan

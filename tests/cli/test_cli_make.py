@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from test_cli_common import steerfast
+from cli_helpers import steerfast
 
 from steerfast.interop import import_gguf, read
 from steerfast.plan import SteeringPlan

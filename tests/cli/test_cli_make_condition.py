@@ -5,7 +5,7 @@ import json
 
 import pytest
 import torch
-from test_cli_common import assert_clean_error, steerfast
+from cli_helpers import assert_clean_error, steerfast
 
 from steerfast.plan import Intervention, SteeringPlan
 from steerfast.testing import tiny_model, tiny_tokenizer

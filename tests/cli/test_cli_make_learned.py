@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from test_cli_common import steerfast
+from cli_helpers import steerfast
 
 from steerfast.plan import SteeringPlan
 

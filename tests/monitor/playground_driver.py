@@ -1,6 +1,6 @@
 """Drives the playground page in a real headless Chromium (Debian's /usr/bin/chromium through
 Playwright for Python; never `playwright install`). Used by test_playground_browser.py and by
-scripts/playground_screenshot.py."""
+scripts/playground_screenshot.py (as the package tests.monitor.playground_driver)."""
 
 from __future__ import annotations
 

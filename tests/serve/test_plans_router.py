@@ -2,42 +2,21 @@
 list, delete and the admin check work there, uploads survive a restart, and the process never
 imported the engine, the seam or transformers' continuous batching (a real uvicorn process)."""
 
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from serve_proc import OCTET, free_port, plan_file, tiny_model_dir
+from serve_proc import OCTET, RunningServer, plan_file, tiny_model_dir
 
 APP = Path(__file__).with_name("plans_router_app.py")
 KEY = "admin-secret"
 
 
-class PlansOnly:
-    def __init__(self, model_dir, plan_dir, log):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self._log = open(log, "a")
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        cmd = [sys.executable, str(APP), str(self.port), str(model_dir), str(plan_dir), KEY]
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env)
-        deadline = time.time() + 120
-        while True:
-            assert self.proc.poll() is None, Path(log).read_text()[-3000:]
-            try:
-                httpx.get(self.base + "/loaded", timeout=2)
-                return
-            except httpx.HTTPError:
-                assert time.time() < deadline, "the plans-only app did not start"
-                time.sleep(0.2)
-
-    def stop(self):
-        self.proc.terminate()
-        self.proc.wait(timeout=30)
-        self._log.close()
+def plans_only(model_dir, plan_dir, log) -> RunningServer:
+    """`python plans_router_app.py PORT MODEL_DIR PLAN_DIR ADMIN_KEY`, ready when /loaded answers."""
+    cmd = [sys.executable, str(APP), "{port}"]
+    return RunningServer([model_dir, plan_dir, KEY], log, timeout=120, cmd=cmd, ready_path="/loaded")
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +36,7 @@ def test_plans_router_on_another_app(files):
     d, model = files
     plan_dir = d / "plans"
     data = plan_file(d, "p", 1).read_bytes()
-    srv = PlansOnly(model, plan_dir, d / "a.log")
+    srv = plans_only(model, plan_dir, d / "a.log")
     try:
         assert httpx.get(srv.base + "/loaded", timeout=10).json() == {
             "heavy_at_import": [],
@@ -87,7 +66,7 @@ def test_plans_router_on_another_app(files):
     finally:
         srv.stop()
     assert sorted(p.name for p in plan_dir.iterdir()) == ["p1.safetensors"]
-    again = PlansOnly(model, plan_dir, d / "b.log")  # a restart lists what was uploaded
+    again = plans_only(model, plan_dir, d / "b.log")  # a restart lists what was uploaded
     try:
         listed = httpx.get(again.base + "/v1/steering/plans", timeout=10).json()
         assert [p["name"] for p in listed["data"]] == ["p1"]

@@ -2,15 +2,11 @@
 inspect shows how it was chosen; a refusal and bad input end with exit 2 and one line."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
+from cli_helpers import assert_clean_error, steerfast
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "cli"))
-from test_cli_common import assert_clean_error, steerfast  # noqa: E402
-
-from steerfast.testing import tiny_model, tiny_tokenizer  # noqa: E402
+from steerfast.testing import tiny_model, tiny_tokenizer
 
 GRID = ("--layers", "1,2", "--strengths", "2,8", "--tokens", "6")
 LOOSE = ("--max-kl", "100", "--max-ppl-ratio", "1e6", "--max-rep", "1")

@@ -3,17 +3,12 @@
 upload with the admin key only, and an uploaded plan that survives kill -9 + restart."""
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 from cases import PROMPTS
 from oracle import hf_greedy
+from serve_proc import RunningServer
 
 import steerfast
 
@@ -21,40 +16,15 @@ API, ADMIN = "sk-user", "sk-admin"
 N = 16
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class VllmServer:
-    def __init__(self, plan_files, plan_dir, log, extra=()):
-        self.port = _port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        cmd = [
-            sys.executable, "-m", "steerfast", "serve", "--engine", "vllm", "--vllm-eager",
-            "--port", str(self.port), "--api-key", API, "--admin-key", ADMIN,
-            "--plan", f"caa={plan_files['caa']}", "--plan", f"sadi_head={plan_files['sadi_head']}",
-            "--plan-dir", str(plan_dir), "--vllm-sites", "all", *extra,
-        ]  # fmt: skip
-        self.log = open(log, "ab")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.time() + 900
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited {self.proc.returncode}; see {log}")
-            try:
-                if httpx.get(self.url + "/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(2)
-        raise RuntimeError(f"server did not start in time; see {log}")
-
-    def kill9(self):
-        os.killpg(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
-        self.log.close()
+def vllm_server(plan_files, plan_dir, log, extra=()) -> RunningServer:
+    """`steerfast serve --engine vllm` (eager) with both keys, two plans and a plan dir; its
+    environment's OMP_NUM_THREADS is ours (vLLM sizes its threads), its start may take 15 min."""
+    flags = [
+        "--engine", "vllm", "--vllm-eager", "--api-key", API, "--admin-key", ADMIN,
+        "--plan", f"caa={plan_files['caa']}", "--plan", f"sadi_head={plan_files['sadi_head']}",
+        "--plan-dir", str(plan_dir), "--vllm-sites", "all", *extra,
+    ]  # fmt: skip
+    return RunningServer(flags, log, env={"OMP_NUM_THREADS": None}, timeout=900, model="steerfast", poll=2)
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +55,9 @@ def test_server_steers_refuses_and_keeps_uploads(hf, plan_files, server_paths):
 
     plan_dir, log = server_paths
     caa = steerfast.SteeringPlan.load(plan_files["caa"])
-    server = VllmServer(plan_files, plan_dir, log)
+    server = vllm_server(plan_files, plan_dir, log)
     try:
-        client = OpenAI(base_url=server.url + "/v1", api_key=API)
+        client = OpenAI(base_url=server.url, api_key=API)
         prompt = PROMPTS[0]
         plain = client.completions.create(model="steerfast", prompt=prompt, max_tokens=N, temperature=0)
         steered = client.completions.create(
@@ -111,13 +81,13 @@ def test_server_steers_refuses_and_keeps_uploads(hf, plan_files, server_paths):
         # plan upload: the admin key only; then it steers, is listed, and outlives kill -9
         body = open(plan_files["laai"], "rb").read()
         user = httpx.post(
-            server.url + "/v1/steering/plans?name=up",
+            server.base + "/v1/steering/plans?name=up",
             content=body,
             headers={"Authorization": f"Bearer {API}"},
         )
         assert user.status_code == 403, user.text
         up = httpx.post(
-            server.url + "/v1/steering/plans?name=up",
+            server.base + "/v1/steering/plans?name=up",
             content=body,
             headers={"Authorization": f"Bearer {ADMIN}"},
         )
@@ -127,16 +97,16 @@ def test_server_steers_refuses_and_keeps_uploads(hf, plan_files, server_paths):
         assert _steered_text(client, PROMPTS[2], "up") == want
     finally:
         server.kill9()
-    server = VllmServer(plan_files, plan_dir, log)
+    server = vllm_server(plan_files, plan_dir, log)
     try:
         listed = httpx.get(
-            server.url + "/v1/steering/plans", headers={"Authorization": f"Bearer {API}"}
+            server.base + "/v1/steering/plans", headers={"Authorization": f"Bearer {API}"}
         ).json()
         assert "up" in {p["name"] for p in listed["data"]}, listed
-        client = OpenAI(base_url=server.url + "/v1", api_key=API)
+        client = OpenAI(base_url=server.url, api_key=API)
         assert _steered_text(client, PROMPTS[2], "up") == want
         gone = httpx.delete(
-            server.url + "/v1/steering/plans/up", headers={"Authorization": f"Bearer {ADMIN}"}
+            server.base + "/v1/steering/plans/up", headers={"Authorization": f"Bearer {ADMIN}"}
         )
         assert gone.status_code == 200, gone.text
         with pytest.raises(BadRequestError, match="up"):
@@ -151,7 +121,7 @@ def _sse_monitors(server, path: str, body: dict) -> tuple[str, dict[str, list[fl
     """(text, readings joined over the chunks, chunks carrying readings) of a streamed request."""
     text, joined, carrying = "", {}, 0
     with httpx.stream(
-        "POST", server.url + path, json={**body, "stream": True},
+        "POST", server.base + path, json={**body, "stream": True},
         headers={"Authorization": f"Bearer {API}"}, timeout=120,
     ) as r:  # fmt: skip
         assert r.status_code == 200, r.read()
@@ -178,9 +148,9 @@ def test_server_returns_monitor_readings(hf, plan_files, monitor_paths, server_p
 
     plan_dir, _ = server_paths
     extra = [a for p in monitor_paths for a in ("--monitor", p)]
-    server = VllmServer(plan_files, tmp_path / "plans", tmp_path / "server.log", extra)
+    server = vllm_server(plan_files, tmp_path / "plans", tmp_path / "server.log", extra)
     try:
-        client = OpenAI(base_url=server.url + "/v1", api_key=API)
+        client = OpenAI(base_url=server.url, api_key=API)
         prompt, steer = PROMPTS[1], [{"plan": "caa", "strength": 4.0}]
         body = {"model": "steerfast", "prompt": prompt, "max_tokens": N, "temperature": 0}
         full = client.completions.create(
@@ -223,7 +193,7 @@ def test_server_returns_monitor_readings(hf, plan_files, monitor_paths, server_p
         with pytest.raises(BadRequestError, match="no-such-monitor"):
             client.completions.create(**body, extra_body={"monitors": ["no-such-monitor"]})
         # each reading handed over is observed in the monitor's histogram on vLLM's /metrics
-        metrics = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {API}"}).text
+        metrics = httpx.get(server.base + "/metrics", headers={"Authorization": f"Bearer {API}"}).text
         counts = {
             line.split("{")[1].split('"')[1]: float(line.rsplit(" ", 1)[1])
             for line in metrics.splitlines()
@@ -232,7 +202,7 @@ def test_server_returns_monitor_readings(hf, plan_files, monitor_paths, server_p
         assert counts.get("sentiment") == 2 * len(got["sentiment"]), counts  # full + streamed
         assert counts.get("probe9") == 2 * len(creadings), counts
         # every reading was handed over: nothing is kept (the finished requests are forgotten)
-        stats = httpx.get(server.url + "/v1/steering/stats", headers={"Authorization": f"Bearer {API}"})
+        stats = httpx.get(server.base + "/v1/steering/stats", headers={"Authorization": f"Bearer {API}"})
         assert stats.status_code == 200, stats.text
         (worker,) = stats.json()["workers"]
         assert worker["monitors"] == ["sentiment", "probe0", "probe9"]

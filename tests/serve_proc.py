@@ -1,18 +1,28 @@
-"""The one launcher of real `steerfast serve` processes for the server tests (and
-benchmarks/soak_serve.py): no mock server, no in-process app.
+"""The one launcher of real server processes for the tests (tests/serve, tests/monitor,
+tests/vllm_plugin) and benchmarks/soak_serve.py: no mock server, no in-process app. tests/ is
+on pytest's pythonpath, so every test folder says `from serve_proc import ...`; the benchmarks,
+run from the repo root, import it as the package `tests.serve_proc`.
 
     srv = RunningServer(["--model", str(model_dir), "--max-tokens", "32"], log_path)
     r = srv.client().completions.create(model=srv.model, prompt="Hi", max_tokens=4)
 
 `RunningServer(flags, log_path, env=None, timeout=240)` runs `python -m steerfast serve --port
-<free> --threads 1 *flags`, waits for `/health` to answer 200, and stops with SIGTERM (`stop`)
-or SIGKILL (`kill9`). `tiny_server(model_dir, log_path, *flags)` is one on a tiny model saved by
-`tiny_model_dir` with the small limits the security / persistence / metrics tests use (its
-requests may say model="m"). conftest.py's `start_server` fixture starts them per test module.
+<free> --threads 1 *flags` (`--threads 1` unless the flags name it; `--engine vllm` ignores it)
+in a session of its own, waits up to `timeout` s for `/health` to answer 200, and stops with
+SIGTERM to the server (`stop`: SIGKILL to its whole process group if it has not exited in time)
+or SIGKILL to the whole group (`kill9`: vLLM's engine-core child dies with its server). The
+child's environment is ours plus TQDM_DISABLE=1 and OMP_NUM_THREADS=1, then `env` (a value of
+None keeps ours: vLLM sizes its own threads). `cmd=[...]` runs another program instead of
+`python -m steerfast serve --port <free>` ("{port}" in it is the free port; the flags follow
+it), and `ready_path` names the route that must answer 200 (the plans-only app's /loaded).
+`tiny_server(model_dir, log_path, *flags)` is one on a tiny model saved by `tiny_model_dir` with
+the small limits the security / persistence / metrics tests use (its requests may say
+model="m"). server_fixtures.py's `start_server` fixture starts them per test module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -43,23 +53,38 @@ class RunningServer:
     """One `steerfast serve` subprocess: `base` (http://127.0.0.1:PORT), `url` (base + /v1)."""
 
     def __init__(
-        self, flags, log_path: Path, env: dict | None = None, timeout: float = 240, model: str | None = None
+        self,
+        flags,
+        log_path: Path,
+        env: dict | None = None,
+        timeout: float = 240,
+        model: str | None = None,
+        *,
+        cmd: list[str] | None = None,
+        ready_path: str = "/health",
+        poll: float = 0.2,
     ):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.url = self.base + "/v1"
         self.log_path = Path(log_path)
-        cmd = [sys.executable, "-m", "steerfast", "serve", "--port", str(self.port)]
-        if "--threads" not in flags:
-            cmd += ["--threads", "1"]
-        self.cmd = cmd + list(flags)
+        self.ready_path = ready_path
+        self.poll = poll
+        if cmd is None:
+            cmd = [sys.executable, "-m", "steerfast", "serve", "--port", str(self.port)]
+            if "--threads" not in flags:
+                cmd += ["--threads", "1"]
+        else:
+            cmd = [str(a).replace("{port}", str(self.port)) for a in cmd]
+        self.cmd = cmd + [str(f) for f in flags]
         self._model = model
         self._log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             self.cmd,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", **(env or {})},
+            env=_child_env(env),
+            start_new_session=True,  # its own process group: kill9 takes its children too
         )
         try:
             self.wait_ready(timeout)
@@ -80,13 +105,15 @@ class RunningServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
             try:
-                if httpx.get(self.base + "/health", timeout=2).status_code == 200:
+                if httpx.get(self.base + self.ready_path, timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             if time.time() > deadline:
-                raise RuntimeError(f"server did not answer /health in {timeout} s:\n{self.log()[-3000:]}")
-            time.sleep(0.2)
+                raise RuntimeError(
+                    f"server did not answer {self.ready_path} in {timeout} s:\n{self.log()[-3000:]}"
+                )
+            time.sleep(self.poll)
 
     def client(self, api_key: str = "unused", **kw):
         """The official openai client on this server (no retries: a test sees every error)."""
@@ -122,23 +149,41 @@ class RunningServer:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def _kill_group(self) -> None:
+        with contextlib.suppress(ProcessLookupError):  # the group is gone: nothing left to kill
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
     def kill9(self) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
+        """SIGKILL to the server's whole process group (vLLM's engine core too)."""
+        self._kill_group()
+        self.proc.wait(timeout=30)
         self._log.close()
 
     def stop(self, timeout: float = 60) -> int:
-        """SIGTERM (the server drains), SIGKILL if it has not exited after `timeout` s."""
+        """SIGTERM (the server drains), SIGKILL to its process group if it has not exited after
+        `timeout` s."""
         if self.alive():
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                self._kill_group()
                 self.proc.wait(timeout=10)
         self._log.close()
         return self.proc.returncode
+
+
+def _child_env(env: dict | None) -> dict:
+    """Ours + TQDM_DISABLE=1, OMP_NUM_THREADS=1 + `env`; a None value in `env` keeps ours."""
+    out = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    for key, value in (env or {}).items():
+        if value is not None:
+            out[key] = value
+        elif key in os.environ:
+            out[key] = os.environ[key]
+        else:
+            out.pop(key, None)
+    return out
 
 
 def launch(*flags: str, log_path: Path, env: dict | None = None, timeout: float = 240) -> RunningServer:
