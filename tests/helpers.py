@@ -1,3 +1,6 @@
+import importlib
+
+import pytest
 import torch
 
 # the LLaMA-family architectures the runtime tests sweep (tests/test_architectures.py covers all 19)
@@ -43,3 +46,12 @@ def unit(d, seed):
     """A random unit direction of width d, reproducible from seed."""
     v = torch.randn(d, generator=torch.Generator().manual_seed(seed))
     return v / v.norm()
+
+
+def required(module: str, how: str):
+    """`module`, imported where a test needs it: a test-only package missing here fails that
+    test with `how` to install it (never a skip), and the rest of the suite still runs."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError:
+        pytest.fail(f"{module} is not installed: {how}", pytrace=False)

@@ -3,9 +3,9 @@
 import json
 
 import pytest
-import steering_vectors  # make test installs it --no-deps; steerfast never imports it
 import torch
 from cli_helpers import steerfast
+from helpers import required
 
 from steerfast.interop import read
 from steerfast.plan import Intervention, SteeringPlan
@@ -57,6 +57,9 @@ def test_convert_safetensors_gguf_round_trip(tmp_path, plan_file):
 
 
 def test_convert_steering_vectors_file(tmp_path):
+    steering_vectors = required(
+        "steering_vectors", "make test installs steering-vectors (--no-deps)"
+    )  # steerfast never imports it
     torch.save(steering_vectors.SteeringVector({3: _vec(3)}, "self_attn"), tmp_path / "sv.pt")
     res = steerfast("convert", tmp_path / "sv.pt", tmp_path / "sv.safetensors", "--scale", 2)
     assert res.returncode == 0, res.stderr

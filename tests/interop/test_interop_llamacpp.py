@@ -2,9 +2,9 @@
 applies control vectors to the default model's GGUF; its last-token logit shift must agree
 with steerfast's on the same model. Figures: docs/interop.md."""
 
-import llama_cpp  # noqa: F401  (make test installs the llamacpp extra; a missing one fails here)
 import pytest
 import torch
+from helpers import required
 
 from steerfast.interop.crosscheck import prepare, run
 from steerfast.interop.llamacpp import LlamaCpp, cvec_buffer, dequantised_copy
@@ -15,6 +15,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def results(default_model, tmp_path_factory):
+    required("llama_cpp", "make test installs the extra llamacpp (builds llama.cpp)")
     model, tok = default_model
     d = tmp_path_factory.mktemp("llamacpp")
     threads = torch.get_num_threads()

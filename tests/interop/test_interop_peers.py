@@ -6,13 +6,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-import steering_vectors  # noqa: E402  (make test installs it --no-deps; steerfast never imports it)
 import torch
+from helpers import required
 
 import steerfast
 from steerfast.errors import PlanError
 from steerfast.interop import from_repeng, from_steering_vector, load_plan, load_steering_vector_file
 from steerfast.testing import tiny_model
+
+
+def SteeringVector(*args, **kwargs):  # noqa: N802  (the peer's class, imported where a test needs it)
+    return required("steering_vectors", "make test installs steering-vectors (--no-deps)").SteeringVector(
+        *args, **kwargs
+    )
+
 
 D = 64
 IDS = torch.tensor([[5, 17, 40, 2, 9, 33, 8]])
@@ -39,7 +46,7 @@ def _logits(model, plan=None):
     "layer_type,site", [("decoder_block", "mlp.out"), ("mlp", "mlp.out"), ("self_attn", "attn.out")]
 )
 def test_steering_vector_file_steers_like_the_library(tmp_path, model, layer_type, site):
-    sv = steering_vectors.SteeringVector({0: _vec(1), 2: _vec(2)}, layer_type)
+    sv = SteeringVector({0: _vec(1), 2: _vec(2)}, layer_type)
     torch.save(sv, tmp_path / "sv.pt")
     plan = load_steering_vector_file(tmp_path / "sv.pt", multiplier=1.5)
     assert [(iv.layer, iv.site, iv.positions, iv.strength) for iv in plan.interventions] == [
@@ -54,7 +61,7 @@ def test_steering_vector_file_steers_like_the_library(tmp_path, model, layer_typ
 
 
 def test_steering_vector_object_and_dict_files(tmp_path, model):
-    sv = steering_vectors.SteeringVector({1: _vec(4)})
+    sv = SteeringVector({1: _vec(4)})
     from_obj = from_steering_vector(sv, multiplier=-2.0)
     torch.save({"layer_activations": sv.layer_activations, "layer_type": "decoder_block"}, tmp_path / "d.pt")
     torch.save(sv.layer_activations, tmp_path / "bare.pt")
@@ -66,18 +73,18 @@ def test_steering_vector_object_and_dict_files(tmp_path, model):
 
 def test_steering_vector_errors(tmp_path):
     with pytest.raises(PlanError, match="input_layernorm.*no steerfast site"):
-        from_steering_vector(steering_vectors.SteeringVector({1: _vec(1)}, "input_layernorm"))
+        from_steering_vector(SteeringVector({1: _vec(1)}, "input_layernorm"))
     with pytest.raises(PlanError, match="negative layer"):
-        from_steering_vector(steering_vectors.SteeringVector({-1: _vec(1)}))
+        from_steering_vector(SteeringVector({-1: _vec(1)}))
     with pytest.raises(PlanError, match="min_token_index"):
-        from_steering_vector(steering_vectors.SteeringVector({1: _vec(1)}), min_token_index=3)
+        from_steering_vector(SteeringVector({1: _vec(1)}), min_token_index=3)
     with pytest.raises(PlanError, match="not a SteeringVector"):
         from_steering_vector(object())
     (tmp_path / "junk.pt").write_bytes(b"PK\x03\x04 not a zip")
     with pytest.raises(PlanError, match="not a readable steering-vectors torch file"):
         load_steering_vector_file(tmp_path / "junk.pt")
     with pytest.raises(PlanError, match="direction 2 has size 8, the others 64"):
-        from_steering_vector(steering_vectors.SteeringVector({1: _vec(1), 2: torch.ones(8)}))
+        from_steering_vector(SteeringVector({1: _vec(1), 2: torch.ones(8)}))
 
 
 @dataclass

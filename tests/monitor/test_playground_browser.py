@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
+from helpers import required
 from playground_driver import connect, generate, launch
-from playwright.sync_api import sync_playwright
 
 from steerfast import Monitor, save_monitors
 from steerfast.plan import Intervention, SteeringPlan
@@ -61,6 +61,7 @@ def _api(server, prompt, steering, seed, temperature, max_tokens):
 
 def test_playground_in_chromium(server, tmp_path):
     assert Path("/usr/bin/chromium").exists(), "Debian's chromium is not installed: run `make browser`"
+    sync_playwright = required("playwright.sync_api", "`make browser` installs it").sync_playwright
     with sync_playwright() as p:
         browser = launch(p)
         try:

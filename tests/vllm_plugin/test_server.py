@@ -207,5 +207,39 @@ def test_server_returns_monitor_readings(hf, plan_files, monitor_paths, server_p
         (worker,) = stats.json()["workers"]
         assert worker["monitors"] == ["sentiment", "probe0", "probe9"]
         assert worker["readings_kept"] == 0, worker
+        _concurrent_streams_read_as_alone(server, client)
     finally:
         server.kill9()
+
+
+def _concurrent_streams_read_as_alone(server, client):
+    """Six streams at once (steered or not, different monitors), whose readings the frontend
+    takes together (one RPC for all who wait): each equals its request run alone, in full."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = []
+    for i, prompt in enumerate(PROMPTS):
+        body = {"model": "steerfast", "prompt": prompt, "max_tokens": N, "temperature": 0}
+        body["monitors"] = [["sentiment"], ["probe0", "probe9"], ["probe9"]][i % 3]
+        if i % 2:
+            body["steering"] = [{"plan": "caa", "strength": 4.0}]
+        jobs.append(body)
+    alone = []
+    for body in jobs:
+        extra = {k: body[k] for k in ("monitors", "steering") if k in body}
+        plain = {k: v for k, v in body.items() if k not in extra}
+        got = client.completions.create(**plain, extra_body=extra)
+        alone.append(
+            (got.choices[0].text, got.choices[0].model_extra["monitors"], got.usage.completion_tokens)
+        )
+    with ThreadPoolExecutor(len(jobs)) as pool:
+        together = list(pool.map(lambda b: _sse_monitors(server, "/v1/completions", b), jobs))
+    for body, (text, readings, n), (s_text, s_readings, _) in zip(jobs, alone, together):
+        assert s_text == text, body
+        assert set(s_readings) == set(body["monitors"]) == set(readings)
+        for name in readings:
+            assert len(s_readings[name]) == len(readings[name]) == n, (body, name)
+            for a, b in zip(s_readings[name], readings[name]):  # batched with others: the oracle's margin
+                assert abs(a - b) <= 1e-4 * max(1.0, abs(b)), (body, name, a, b)
+    stats = httpx.get(server.base + "/v1/steering/stats", headers={"Authorization": f"Bearer {API}"})
+    assert stats.json()["workers"][0]["readings_kept"] == 0
