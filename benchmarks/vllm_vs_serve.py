@@ -4,10 +4,11 @@ greedy, `new` tokens each: unsteered, with one CAA configuration, and with that 
 shipped sentiment monitor read per token (each chunk carries its tokens' readings);
 interleaved rounds, one server up at a time, the official openai client.
 
-    python benchmarks/vllm_vs_serve.py --serve-python .venv/bin/python \\
+    python -m benchmarks.vllm_vs_serve --serve-python .venv/bin/python \\
         --vllm-python .venv-vllm/bin/python [--rounds 2] [--new 64] [--out benchmarks/results/vllm-vs-serve.json]
 
-`--engines vllm` runs the vLLM server alone (the cost of streamed monitor readings there).
+`--engines vllm` runs the vLLM server alone (the cost of streamed monitor readings there). Run
+it from the repo root: the servers are started by the tests' launcher, tests.serve_proc.
 """
 
 from __future__ import annotations
@@ -16,48 +17,25 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
+from tests.serve_proc import RunningServer
 
 KEY = "sk-bench"
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(python: str, engine: str, plan: str, log: Path):
-    port = _port()
-    cmd = [python, "-m", "steerfast", "serve", "--port", str(port), "--api-key", KEY, "--plan", f"caa={plan}"]
-    cmd += ["--monitor", "sentiment"]
+def start(python: str, engine: str, plan: str, log: Path) -> RunningServer:
+    """The server of `engine` on `python`'s steerfast, by the tests' own launcher."""
+    flags = ["--api-key", KEY, "--plan", f"caa={plan}", "--monitor", "sentiment"]
     if engine == "vllm":
-        cmd += ["--engine", "vllm", "--vllm-max-num-seqs", "32"]
+        flags += ["--engine", "vllm", "--vllm-max-num-seqs", "32"]
     else:
-        cmd += ["--slots", "8", "--threads", "1", "--served-model-name", "steerfast"]
-    env = dict(os.environ, OMP_NUM_THREADS="1", VLLM_HOST_IP="127.0.0.1")
-    with open(log, "ab") as out:  # the child keeps its own descriptor
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    t0 = time.time()
-    while time.time() - t0 < 900:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{engine} server exited; see {log}")
-        try:
-            if httpx.get(url + "/health", timeout=2).status_code == 200:
-                return proc, url, time.time() - t0
-        except httpx.HTTPError:
-            pass
-        time.sleep(2)
-    raise RuntimeError(f"{engine} server did not start; see {log}")
+        flags += ["--slots", "8", "--threads", "1", "--served-model-name", "steerfast"]
+    cmd = [python, "-m", "steerfast", "serve", "--port", "{port}"]
+    return RunningServer(flags, log, env={"VLLM_HOST_IP": "127.0.0.1"}, timeout=900, cmd=cmd, poll=2)
 
 
 CELLS = {
@@ -138,15 +116,16 @@ def main() -> None:
         row = {"load": os.getloadavg()[0]}
         for engine in engines[::-1] if r % 2 else engines:
             python = args.vllm_python if engine == "vllm" else args.serve_python
-            proc, url, start_s = start(python, engine, plan, tmp / f"{engine}.log")
+            t0 = time.time()
+            server = start(python, engine, plan, tmp / f"{engine}.log")
+            start_s, url = time.time() - t0, server.base
             try:
                 asyncio.run(workload(url, prompts[:4], {}, 4))  # warm
                 row[engine] = {"start_s": start_s}
                 for cell, extra in CELLS.items():
                     row[engine][cell] = asyncio.run(workload(url, prompts, extra, args.new))
             finally:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(60)
+                server.stop()
         rounds.append(row)
         print(json.dumps(row), flush=True)
     summary = {}

@@ -4,18 +4,15 @@ driver of tests/monitor), one generation at strength +4, saved to docs/img/playg
 
     python -m scripts.playground_screenshot [OUT.png]
 
-(from the repo root: the driver is imported as the package tests.monitor.playground_driver,
-never by editing sys.path).
+(from the repo root: the driver and the tests' server launcher are imported as the packages
+tests.monitor.playground_driver and tests.serve_proc, never by editing sys.path).
 """
 
 from __future__ import annotations
 
-import subprocess
 import sys
-import time
+import tempfile
 from pathlib import Path
-
-import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "screenshot-key"
@@ -25,54 +22,32 @@ def main(out: Path) -> None:
     from playwright.sync_api import sync_playwright
 
     from tests.monitor.playground_driver import connect, generate, launch
+    from tests.serve_proc import RunningServer
 
     plan = ROOT / "steerfast" / "data" / "tuned" / "smollm2_caa_sentiment.safetensors"
-    port = 8765
-    cmd = [
-        sys.executable,
-        "-m",
-        "steerfast",
-        "serve",
-        "--port",
-        str(port),
-        "--api-key",
-        KEY,
-        "--plan",
-        f"sentiment={plan}",
-        "--monitor",
-        "sentiment",
-        "--threads",
-        "2",
-    ]
-    proc = subprocess.Popen(cmd)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(600):
-            try:
-                if httpx.get(base + "/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.5)
-        with sync_playwright() as p:
-            browser = launch(p)
-            page = browser.new_page(viewport={"width": 1280, "height": 860})
-            page.goto(base + "/playground")
-            connect(page, KEY)
-            generate(
-                page,
-                "I think the weather today",
-                "sentiment",
-                4.0,
-                "sentiment",
-                seed=1,
-                temperature=0.7,
-                max_tokens=32,
-            )
-            page.screenshot(path=str(out), full_page=True)
-            browser.close()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=60)
+    flags = ["--api-key", KEY, "--plan", f"sentiment={plan}", "--monitor", "sentiment", "--threads", "2"]
+    with tempfile.TemporaryDirectory() as tmp:
+        server = RunningServer(flags, Path(tmp) / "server.log", env={"OMP_NUM_THREADS": None}, timeout=600)
+        try:
+            with sync_playwright() as p:
+                browser = launch(p)
+                page = browser.new_page(viewport={"width": 1280, "height": 860})
+                page.goto(server.base + "/playground")
+                connect(page, KEY)
+                generate(
+                    page,
+                    "I think the weather today",
+                    "sentiment",
+                    4.0,
+                    "sentiment",
+                    seed=1,
+                    temperature=0.7,
+                    max_tokens=32,
+                )
+                page.screenshot(path=str(out), full_page=True)
+                browser.close()
+        finally:
+            server.stop()
     print(f"wrote {out}")
 
 
