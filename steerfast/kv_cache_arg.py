@@ -21,8 +21,10 @@ def _name(cls: type) -> str:
 
 
 def cache_arg(model, cache) -> dict:
-    """{keyword: cache} for `model(**cache_arg(model, cache), ...)`."""
-    return {_name(type(model)): cache}
+    """{keyword: cache} for `model(**cache_arg(model, cache), ...)`; a PEFT model hands its
+    keywords on to its base model, whose forward decides."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return {_name(type(base)): cache}
 
 
 def output_cache(out):

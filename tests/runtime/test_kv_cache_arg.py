@@ -36,3 +36,18 @@ def test_a_forward_without_cache_takes_past_key_values():
 
     assert _name(Old) == "past_key_values" and _name(New) == "cache"
     assert Old()(None, **cache_arg(Old(), "kv")) == "kv" and New()(None, **cache_arg(New(), "kv")) == "kv"
+
+
+def test_a_peft_model_takes_its_base_models_name():
+    from peft import LoraConfig, get_peft_model
+
+    base = tiny_model("llama").eval()
+    peft = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj"]))
+    assert cache_arg(peft, "kv") == cache_arg(base, "kv") == {_name(type(base)): "kv"}
+    ids = torch.randint(3, 100, (1, 6), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        full = peft(input_ids=ids).logits[:, -1]
+        out = peft(input_ids=ids[:, :-1], **cache_arg(peft, DynamicCache()), use_cache=True)
+        step = peft(input_ids=ids[:, -1:], **cache_arg(peft, output_cache(out)), use_cache=True).logits[:, -1]
+    assert torch.allclose(step, full, atol=1e-5)
