@@ -59,7 +59,7 @@ OLDEST_VENV  := .venv-oldest
 OLDEST_PY    := $(OLDEST_VENV)/bin/python
 OLDEST_STAMP := $(OLDEST_VENV)/.steerfast-transformers-$(OLDEST_TRANSFORMERS)
 CORE_TESTS   := tests/test_plan.py tests/test_architectures.py tests/runtime/test_runtime_tiny.py \
-                tests/recipes/test_ablation.py tests/recipes/test_condition.py
+                tests/recipes/test_ablation.py tests/recipes/test_condition.py tests/runtime/test_kv_cache_arg.py
 
 $(OLDEST_STAMP): pyproject.toml setup.py
 	test -x $(OLDEST_PY) || $(PYTHON) -m venv $(OLDEST_VENV)
