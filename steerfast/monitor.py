@@ -189,9 +189,6 @@ def shipped_monitor(name: str = "sentiment") -> Monitor:
     return Monitor.load(Path(str(path)), name)
 
 
-__all__ = ["Monitor", "save_monitors", "load_monitors", "shipped_monitor", "check_names"]
-
-
 class UnknownMonitor(SteeringError):
     """A request named a monitor the engine does not hold (400)."""
 
@@ -209,3 +206,14 @@ def requested(names, held, holder: str = "engine") -> list[str]:
     if unknown:
         raise UnknownMonitor(f"unknown monitor(s) {unknown}; this {holder} holds {sorted(held)}")
     return names
+
+
+__all__ = [
+    "Monitor",
+    "save_monitors",
+    "load_monitors",
+    "shipped_monitor",
+    "check_names",
+    "UnknownMonitor",
+    "requested",
+]

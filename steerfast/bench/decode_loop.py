@@ -34,17 +34,15 @@ class GreedySteps:
     def reset(self) -> None:
         if self.on_reset is not None:
             self.on_reset()
-        self.cache = DynamicCache(config=self.model.config)
-        out = self.model(
-            input_ids=self.prompt, **cache_arg(self.model, self.cache), use_cache=True, logits_to_keep=1
-        )
-        self.prefill_logits = out.logits[:, -1].float()
+        self.kv = cache_arg(self.model, DynamicCache(config=self.model.config))
+        out = self.model(input_ids=self.prompt, **self.kv, use_cache=True, logits_to_keep=1)
+        self.prefill_logits = out.logits[:, -1]
         self.next, self.n = out.logits[:, -1:].argmax(-1), 0
 
     def __call__(self) -> None:
         if self.reset_every is not None and self.n >= self.reset_every:
             self.reset()
-        out = self.model(input_ids=self.next, **cache_arg(self.model, self.cache), use_cache=True)
+        out = self.model(input_ids=self.next, **self.kv, use_cache=True)
         self.next, self.n = out.logits[:, -1:].argmax(-1), self.n + 1
 
 

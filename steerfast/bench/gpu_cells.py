@@ -168,7 +168,7 @@ def _eager_step(model, prompt):
     from .decode_loop import GreedySteps
 
     step = GreedySteps(model, prompt)
-    return step, step.prefill_logits
+    return step, step.prefill_logits.float()
 
 
 def _decode_cell(base, batch: int, engine: str, cfg: dict, interleaved_ms) -> dict:

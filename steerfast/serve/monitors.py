@@ -23,6 +23,20 @@ from ..runtime.packed import request_key
 READING_BUCKETS = (-20, -10, -5, -2, -1, -0.5, 0, 0.5, 1, 2, 5, 10, 20)
 
 
+def reading_histogram(**kw):
+    """`steerfast_monitor_reading{monitor}`, the readings handed to requests (this server's and
+    the vLLM plugin's); kw goes to prometheus_client's Histogram (registry=...)."""
+    from prometheus_client import Histogram
+
+    return Histogram(
+        "steerfast_monitor_reading",
+        "Monitor readings of generated tokens (requests that asked for the monitor)",
+        ["monitor"],
+        buckets=READING_BUCKETS,
+        **kw,
+    )
+
+
 class ServerMonitors:
     def __init__(self, engine, monitors: Sequence[Monitor]):
         monitors = list(monitors)
@@ -48,15 +62,7 @@ class ServerMonitors:
 
     # --- metrics ----------------------------------------------------------------------
     def bind_metrics(self, registry) -> None:
-        from prometheus_client import Histogram
-
-        self.histogram = Histogram(
-            "steerfast_monitor_reading",
-            "Monitor readings of generated tokens (requests that asked for the monitor)",
-            ["monitor"],
-            buckets=READING_BUCKETS,
-            registry=registry,
-        )
+        self.histogram = reading_histogram(registry=registry)
 
     # --- the seam's per-step calls ------------------------------------------------------
     def begin(self, states, batch_data, requests: dict) -> None:

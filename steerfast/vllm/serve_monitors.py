@@ -29,18 +29,9 @@ _HISTOGRAM = []  # created in the API server process at its first monitored requ
 
 def _observe(got: dict[str, list[float]]) -> None:
     if not _HISTOGRAM:
-        from prometheus_client import Histogram
+        from ..serve.monitors import reading_histogram
 
-        from ..serve.monitors import READING_BUCKETS
-
-        _HISTOGRAM.append(
-            Histogram(
-                "steerfast_monitor_reading",
-                "Monitor readings of generated tokens (requests that asked for the monitor)",
-                ["monitor"],
-                buckets=READING_BUCKETS,
-            )
-        )
+        _HISTOGRAM.append(reading_histogram())  # vLLM's /metrics serves the default registry
     for name, values in got.items():
         child = _HISTOGRAM[0].labels(monitor=name)
         for v in values:
