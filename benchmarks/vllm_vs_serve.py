@@ -128,19 +128,19 @@ def main() -> None:
                 server.stop()
         rounds.append(row)
         print(json.dumps(row), flush=True)
+
+    def tok_s(cell: dict) -> float:
+        return cell["tokens"] / cell["wall_s"]
+
     summary = {}
     for engine in engines:
         for cell in CELLS:
-            summary[f"{engine}/{cell}/tok_s"] = statistics.median(
-                row[engine][cell]["tokens"] / row[engine][cell]["wall_s"] for row in rounds
-            )
+            summary[f"{engine}/{cell}/tok_s"] = statistics.median(tok_s(row[engine][cell]) for row in rounds)
             summary[f"{engine}/{cell}/ttft_p50_s"] = statistics.median(
                 row[engine][cell]["ttft_p50_s"] for row in rounds
             )
         summary[f"{engine}/caa+monitor/tok_s_ratio_to_caa"] = statistics.median(
-            (row[engine]["caa+monitor"]["tokens"] / row[engine]["caa+monitor"]["wall_s"])
-            / (row[engine]["caa"]["tokens"] / row[engine]["caa"]["wall_s"])
-            for row in rounds
+            tok_s(row[engine]["caa+monitor"]) / tok_s(row[engine]["caa"]) for row in rounds
         )
     result = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),

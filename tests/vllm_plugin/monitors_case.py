@@ -92,6 +92,11 @@ def run_monitored(llm, hf, plan_files, monitor_paths, n: int = 16):
     return rows
 
 
+def within_margin(a: float, b: float, tol: float = 1e-4) -> bool:
+    """A reading `a` against its reference `b`: |a - b| <= tol, relative to |b| above 1."""
+    return abs(a - b) <= tol * max(1.0, abs(b))
+
+
 def reading_failures(rows, tol: float) -> tuple[float, list[str]]:
     """Largest |vLLM - HF| over the tokens both produced alike, and what breaks the rules."""
     worst, failures = 0.0, []
@@ -105,7 +110,7 @@ def reading_failures(rows, tol: float) -> tuple[float, list[str]]:
                 failures.append(f"{label}: {name} has {len(values)} readings for {len(got_tokens)} tokens")
             for a, b in zip(values[:same], ref[name][:same]):
                 worst = max(worst, abs(a - b))
-                if abs(a - b) > tol * max(1.0, abs(b)):
+                if not within_margin(a, b, tol):
                     failures.append(f"{label}: {name} {a} vs {b}")
     return worst, failures
 

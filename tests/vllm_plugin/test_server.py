@@ -7,6 +7,7 @@ import json
 import httpx
 import pytest
 from cases import PROMPTS
+from monitors_case import hf_readings, within_margin
 from oracle import hf_greedy
 from serve_proc import RunningServer
 
@@ -141,7 +142,6 @@ def _sse_monitors(server, path: str, body: dict) -> tuple[str, dict[str, list[fl
 def test_server_returns_monitor_readings(hf, plan_files, monitor_paths, server_paths, tmp_path):
     """choices[i].monitors on /v1/completions and /v1/chat/completions, streamed and not,
     equal to the HF hook oracle's readings; an unknown monitor is a 400 naming it."""
-    from monitors_case import hf_readings
     from openai import BadRequestError, OpenAI
 
     from steerfast.monitor import load_monitors
@@ -168,7 +168,7 @@ def test_server_returns_monitor_readings(hf, plan_files, monitor_paths, server_p
         for name in got:
             assert len(got[name]) == full.usage.completion_tokens == len(ref[name])
             for a, b in zip(got[name], ref[name]):
-                assert abs(a - b) <= 1e-4 * max(1.0, abs(b)), (name, a, b)
+                assert within_margin(a, b), (name, a, b)
         text, streamed, carrying = _sse_monitors(
             server, "/v1/completions", {**body, "steering": steer, "monitors": ["sentiment", "probe0"]}
         )
@@ -240,6 +240,6 @@ def _concurrent_streams_read_as_alone(server, client):
         for name in readings:
             assert len(s_readings[name]) == len(readings[name]) == n, (body, name)
             for a, b in zip(s_readings[name], readings[name]):  # batched with others: the oracle's margin
-                assert abs(a - b) <= 1e-4 * max(1.0, abs(b)), (body, name, a, b)
+                assert within_margin(a, b), (body, name, a, b)
     stats = httpx.get(server.base + "/v1/steering/stats", headers={"Authorization": f"Bearer {API}"})
     assert stats.json()["workers"][0]["readings_kept"] == 0

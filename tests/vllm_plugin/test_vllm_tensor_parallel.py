@@ -5,7 +5,7 @@ and monitor readings (rank 0's; the stream they read is replicated) equal the ho
 A Qwen2-shaped model (4 heads, 2 KV heads: the default model's 9 heads do not split in two)."""
 
 import torch
-from monitors_case import hf_readings
+from monitors_case import hf_readings, within_margin
 from test_vllm_architectures import _check, _engine, small_prompts, tiny_qwen2
 
 from steerfast.monitor import Monitor, save_monitors
@@ -26,7 +26,7 @@ def _check_monitors(llm, model, prompts_ids, plans, monitors, n=12):
         for name in names:
             assert len(got[name]) == len(ref_tokens)
             for a, b in zip(got[name], ref[name]):
-                assert abs(a - b) <= 1e-4 * max(1.0, abs(b)), (name, a, b)
+                assert within_margin(a, b), (name, a, b)
 
 
 def test_tp2_equals_the_oracle(tmp_path, monkeypatch):
